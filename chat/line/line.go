@@ -1,0 +1,87 @@
+// Package line reads newline-terminated text lines with a bound on their
+// length, so a peer can never make the reader allocate without limit.
+//
+// A line ends at "\n"; a "\r" before it is dropped too, so "\r\n" and "\n"
+// both end a line. A line that breaks a rule (too long, not UTF-8, or holding
+// a NUL byte) is reported as an error matching [ErrTooLong],
+// [ErrInvalidUTF8] or [ErrNUL], is consumed whole, and reading can go on with
+// the next line. It depends only on the standard library, so fuzzing it is
+// cheap.
+package line
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"unicode/utf8"
+)
+
+// Errors reported for a rejected line. Reading may continue after them.
+var (
+	ErrTooLong     = errors.New("line too long")
+	ErrInvalidUTF8 = errors.New("line is not valid UTF-8")
+	ErrNUL         = errors.New("line contains a NUL byte")
+)
+
+// IsRejected reports whether err is one of the errors for a rejected line,
+// after which reading may continue.
+func IsRejected(err error) bool {
+	return errors.Is(err, ErrTooLong) || errors.Is(err, ErrInvalidUTF8) || errors.Is(err, ErrNUL)
+}
+
+// Reader reads lines of at most a fixed number of bytes.
+type Reader struct {
+	br  *bufio.Reader
+	max int
+	// skipping is set once a line has been reported too long and the rest
+	// of it, up to its newline, has not yet been read and thrown away.
+	skipping bool
+}
+
+// NewReader returns a Reader of lines of at most max bytes, not counting the
+// line ending. It buffers at most max+2 bytes.
+func NewReader(r io.Reader, max int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, max+2), max: max}
+}
+
+// Next returns the next line without its ending. The slice is valid only until
+// the next call. A last line that ends at EOF without a newline is returned as
+// a line; EOF is reported by the call after it.
+//
+// A line longer than the limit is reported with ErrTooLong as soon as the
+// limit is passed, without waiting for its end; the next call first discards
+// the rest of it.
+func (r *Reader) Next() ([]byte, error) {
+	for r.skipping {
+		_, err := r.br.ReadSlice('\n')
+		switch err {
+		case nil:
+			r.skipping = false
+		case bufio.ErrBufferFull:
+		default:
+			return nil, err
+		}
+	}
+	b, err := r.br.ReadSlice('\n')
+	switch {
+	case err == bufio.ErrBufferFull:
+		r.skipping = true
+		return nil, ErrTooLong
+	case err == io.EOF && len(b) > 0:
+		// A final unterminated line; the next call reports io.EOF.
+	case err != nil:
+		return nil, err
+	}
+	b = bytes.TrimSuffix(b, []byte{'\n'})
+	b = bytes.TrimSuffix(b, []byte{'\r'})
+	switch {
+	case len(b) > r.max:
+		return nil, ErrTooLong
+	case bytes.IndexByte(b, 0) >= 0:
+		return nil, ErrNUL
+	case !utf8.Valid(b):
+		return nil, ErrInvalidUTF8
+	}
+	return b, nil
+}
