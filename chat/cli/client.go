@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/natter-chat/natter/chat"
+)
+
+// DefaultDialTimeout bounds the client's attempt to connect.
+const DefaultDialTimeout = 10 * time.Second
+
+// RunClient connects to a chat server and chats: lines from env.Stdin are
+// sent, lines from the server are printed to env.Stdout. It returns the
+// process exit code: 0 when stdin ends, 1 when the server can't be reached
+// or closes the connection, 130 when ctx is done first.
+func RunClient(ctx context.Context, args []string, env Env) int {
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	addr := fs.String("addr", DefaultAddr, "server `address`")
+	timeout := fs.Duration("dial-timeout", DefaultDialTimeout, "give up connecting after this `long`")
+	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
+		return code
+	}
+
+	var dialer chat.Dialer = &net.Dialer{}
+	if env.Dialer != nil {
+		dialer = env.Dialer
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, *timeout)
+	c, err := chat.Dial(dialCtx, dialer, *addr)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "Error: cannot connect to %s: %s\n", *addr, reason(err))
+		return ExitFailure
+	}
+	fmt.Fprintln(env.Stdout, "Connected to server")
+
+	err = c.Run(ctx, env.Stdin, env.Stdout)
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, chat.ErrServerClosed):
+		fmt.Fprintln(env.Stderr, "Connection closed by server")
+		return ExitFailure
+	case ctx.Err() != nil:
+		return ExitInterrupted
+	default:
+		fmt.Fprintf(env.Stderr, "Error: %s\n", reason(err))
+		return ExitFailure
+	}
+}

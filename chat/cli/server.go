@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+
+	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/logline"
+)
+
+// RunServer runs the chat server until ctx is done, then shuts it down
+// gracefully, and returns the process exit code. Logs go to env.Stderr.
+func RunServer(ctx context.Context, args []string, env Env) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	addr := fs.String("addr", DefaultAddr, "`address` to listen on")
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	format := fs.String("log-format", "text", "log `format`: text or json")
+	var opts chat.Options
+	fs.IntVar(&opts.MaxLineBytes, "max-line-bytes", chat.DefaultMaxLineBytes, "longest line a client may send, in `bytes`")
+	fs.IntVar(&opts.OutboundQueue, "outbound-queue", chat.DefaultOutboundQueue, "`messages` queued per client before the oldest are dropped")
+	fs.DurationVar(&opts.WriteTimeout, "write-timeout", chat.DefaultWriteTimeout, "disconnect a client that takes no data for this `long`")
+	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", chat.DefaultShutdownTimeout, "how `long` a shutdown waits to deliver queued messages")
+	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
+		return code
+	}
+
+	lvl, err := logline.ParseLevel(*level)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "server: -log-level: %v\n", err)
+		return ExitUsage
+	}
+	logger, err := logline.New(env.Stderr, *format, lvl)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "server: -log-format: %v\n", err)
+		return ExitUsage
+	}
+	opts.Logger = logger
+
+	listen := env.Listen
+	if listen == nil {
+		listen = net.Listen
+	}
+	ln, err := listen("tcp", *addr)
+	if err != nil {
+		logger.Error(fmt.Sprintf("Cannot listen on %s: %s", *addr, reason(err)))
+		return ExitFailure
+	}
+	if err := chat.NewServer(ln, opts).Serve(ctx); err != nil {
+		return ExitFailure
+	}
+	return ExitOK
+}

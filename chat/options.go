@@ -1,0 +1,68 @@
+package chat
+
+import (
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Defaults for the zero fields of [Options].
+const (
+	// DefaultMaxLineBytes bounds a line a client sends, not counting its
+	// line ending.
+	DefaultMaxLineBytes = 4096
+	// DefaultOutboundQueue is how many messages wait for a slow receiver
+	// before the oldest are dropped.
+	DefaultOutboundQueue = 256
+	// DefaultWriteTimeout is how long a receiver may take no bytes at all
+	// before it is disconnected.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultShutdownTimeout bounds a graceful shutdown: how long the server
+	// waits for queued messages to reach their clients.
+	DefaultShutdownTimeout = 5 * time.Second
+)
+
+// Options configures a [Server]. The zero value uses every default.
+type Options struct {
+	// MaxLineBytes is the longest line, in bytes, that a client may send;
+	// longer lines are discarded with an error to the sender. Zero means
+	// DefaultMaxLineBytes.
+	MaxLineBytes int
+
+	// OutboundQueue is the number of messages queued for one client; when
+	// it is full the oldest are dropped and the client is told how many it
+	// missed. Zero means DefaultOutboundQueue.
+	OutboundQueue int
+
+	// WriteTimeout is the deadline for each write to a client; a client
+	// that misses it is disconnected as a slow consumer. Zero means
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+
+	// ShutdownTimeout bounds how long a shutdown waits for queued messages
+	// to be written before closing connections regardless. Zero means
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+
+	// Logger receives the server's log. Nil means no logging.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if o.OutboundQueue <= 0 {
+		o.OutboundQueue = DefaultOutboundQueue
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}

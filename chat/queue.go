@@ -1,0 +1,52 @@
+package chat
+
+// queue is a bounded FIFO of messages for one receiver. When full, pushing
+// drops the oldest message. It grows on demand up to its limit, so an idle
+// connection holds no large array. It is not safe for concurrent use.
+type queue struct {
+	buf   [][]byte
+	head  int
+	n     int
+	limit int
+}
+
+// push appends m and reports whether the oldest message was dropped to make
+// room.
+func (q *queue) push(m []byte) (dropped bool) {
+	if q.n == len(q.buf) {
+		if len(q.buf) >= q.limit {
+			q.buf[q.head] = m
+			q.head = (q.head + 1) % len(q.buf)
+			return true
+		}
+		q.grow()
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = m
+	q.n++
+	return false
+}
+
+func (q *queue) grow() {
+	size := min(max(2*len(q.buf), 8), q.limit)
+	buf := make([][]byte, size)
+	q.appendTo(buf[:0])
+	q.buf, q.head = buf, 0
+}
+
+// appendTo appends the queued messages, oldest first, to dst.
+func (q *queue) appendTo(dst [][]byte) [][]byte {
+	for i := range q.n {
+		dst = append(dst, q.buf[(q.head+i)%len(q.buf)])
+	}
+	return dst
+}
+
+// drain moves every queued message, oldest first, onto dst and empties q.
+func (q *queue) drain(dst [][]byte) [][]byte {
+	dst = q.appendTo(dst)
+	clear(q.buf) // let the messages be collected once written
+	q.head, q.n = 0, 0
+	return dst
+}
+
+func (q *queue) len() int { return q.n }

@@ -1,0 +1,190 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Accept-error backoff, as nats-server does for EMFILE and the like.
+const (
+	acceptMinSleep = 10 * time.Millisecond
+	acceptMaxSleep = time.Second
+)
+
+// Server relays every line a client sends to every connected client. Create
+// one with [NewServer] and run it with [Server.Serve].
+type Server struct {
+	ln   net.Listener
+	opts Options
+	log  *slog.Logger
+
+	// mu guards sessions and closing. Broadcasting holds it while it queues
+	// a message for every session, which is what gives all receivers the
+	// same order; queueing never blocks, so neither does holding mu.
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closing  bool
+
+	wg sync.WaitGroup // every goroutine the server starts
+}
+
+// NewServer returns a server that will accept clients on ln. The server
+// owns ln from then on and closes it when it stops.
+func NewServer(ln net.Listener, opts Options) *Server {
+	opts = opts.withDefaults()
+	return &Server{
+		ln:       ln,
+		opts:     opts,
+		log:      opts.Logger,
+		sessions: make(map[*session]struct{}),
+	}
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Clients returns the number of connected clients.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Serve accepts clients until ctx is done, then shuts down gracefully: it
+// stops accepting, tells every client the server is going away, gives queued
+// messages up to Options.ShutdownTimeout to be written, closes every
+// connection, and returns once every goroutine it started has ended. It
+// returns nil after a shutdown asked for through ctx, or the listener's error
+// if accepting failed for good (after shutting down the same way).
+func (s *Server) Serve(ctx context.Context) error {
+	s.log.Info("Server running on " + s.ln.Addr().String())
+
+	acceptErr := make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		acceptErr <- s.acceptLoop(ctx)
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-acceptErr:
+		s.log.Error("Server stopped accepting", "err", err)
+	}
+	s.shutdown()
+	s.wg.Wait()
+	s.log.Info("Server stopped")
+	return err
+}
+
+// acceptLoop accepts connections until the listener is closed, backing off
+// on temporary errors such as running out of file descriptors.
+func (s *Server) acceptLoop(ctx context.Context) error {
+	sleep := time.Duration(0)
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				sleep = min(max(2*sleep, acceptMinSleep), acceptMaxSleep)
+				s.log.Warn("Accept failed; retrying", "err", err, "retry_in", sleep)
+				t := time.NewTimer(sleep)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return nil
+				}
+				continue
+			}
+			return err
+		}
+		sleep = 0
+		s.start(conn)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// start registers a new connection and starts its reader and writer.
+func (s *Server) start(conn net.Conn) {
+	ss := newSession(s, conn)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+
+	s.log.Info("New client connected: " + ss.addr)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		ss.writeLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		ss.readLoop()
+	}()
+}
+
+// broadcast queues msg, a complete line that is never modified afterwards,
+// for every client.
+func (s *Server) broadcast(msg []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		ss.enqueue(msg)
+	}
+}
+
+func (s *Server) remove(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, ss)
+}
+
+// shutdown closes the listener, says goodbye to every client, and, after
+// at most ShutdownTimeout, closes whatever connections are left.
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+
+	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Warn("Closing listener", "err", err)
+	}
+	for _, ss := range sessions {
+		ss.finish(noticeShutdown)
+	}
+	deadline := time.NewTimer(s.opts.ShutdownTimeout)
+	defer deadline.Stop()
+	for _, ss := range sessions {
+		select {
+		case <-ss.done:
+		case <-deadline.C:
+			s.log.Warn("Shutdown timeout; closing remaining connections")
+			for _, ss := range sessions {
+				ss.conn.Close()
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package chat
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/natter-chat/natter/chat/line"
+)
+
+// maxRetainedWriteBuffer is the largest write buffer a session keeps between
+// writes; a burst may grow it further, but it is let go afterwards.
+const maxRetainedWriteBuffer = 64 << 10
+
+// session is the server side of one client connection. Its reader goroutine
+// reads and broadcasts the client's lines; its writer goroutine owns every
+// write to the connection and closing it.
+type session struct {
+	srv  *Server
+	conn net.Conn
+	addr string
+
+	mu       sync.Mutex
+	out      queue
+	missed   int  // messages dropped from out since the last write
+	finished bool // no more messages will be queued; close once flushed
+
+	wake chan struct{} // tells the writer there is work; capacity 1
+	done chan struct{} // closed when the writer has closed the connection
+
+	// Writer-owned, reused between writes.
+	batch [][]byte
+	wbuf  []byte
+}
+
+func newSession(srv *Server, conn net.Conn) *session {
+	return &session{
+		srv:  srv,
+		conn: conn,
+		addr: conn.RemoteAddr().String(),
+		out:  queue{limit: srv.opts.OutboundQueue},
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+}
+
+// enqueue queues msg for this client without ever blocking. If the queue is
+// full the oldest message is dropped and counted.
+func (ss *session) enqueue(msg []byte) {
+	ss.mu.Lock()
+	if ss.finished {
+		ss.mu.Unlock()
+		return
+	}
+	if ss.out.push(msg) {
+		ss.missed++
+	}
+	ss.mu.Unlock()
+	ss.signal()
+}
+
+// finish queues last (if not nil) as the final message and tells the writer
+// to close the connection once everything queued has been written.
+func (ss *session) finish(last []byte) {
+	ss.mu.Lock()
+	if !ss.finished {
+		if last != nil && ss.out.push(last) {
+			ss.missed++
+		}
+		ss.finished = true
+	}
+	ss.mu.Unlock()
+	ss.signal()
+}
+
+func (ss *session) signal() {
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+}
+
+// readLoop reads the client's lines until the connection ends, then takes
+// the client out of the room and lets the writer finish.
+func (ss *session) readLoop() {
+	log := ss.srv.log
+	opts := ss.srv.opts
+	lr := line.NewReader(ss.conn, opts.MaxLineBytes)
+	for {
+		text, err := lr.Next()
+		switch {
+		case err == nil:
+			if len(bytes.TrimSpace(text)) == 0 {
+				continue
+			}
+			log.Info("Received from client: " + string(text))
+			msg := make([]byte, len(text)+1)
+			copy(msg, text)
+			msg[len(text)] = '\n'
+			ss.srv.broadcast(msg)
+			continue
+		case errors.Is(err, line.ErrTooLong):
+			ss.reject(errorTooLong(opts.MaxLineBytes), err)
+			continue
+		case errors.Is(err, line.ErrInvalidUTF8):
+			ss.reject(errorInvalidUTF8, err)
+			continue
+		case errors.Is(err, line.ErrNUL):
+			ss.reject(errorNUL, err)
+			continue
+		case err == io.EOF:
+			log.Info("Client disconnected: " + ss.addr)
+		case errors.Is(err, net.ErrClosed):
+			// The server closed the connection; it logged why.
+		default:
+			log.Info("Client disconnected: "+ss.addr, "err", err)
+		}
+		break
+	}
+	ss.srv.remove(ss)
+	ss.finish(nil)
+}
+
+func (ss *session) reject(reply []byte, err error) {
+	ss.srv.log.Warn("Rejected line from client "+ss.addr, "err", err)
+	ss.enqueue(reply)
+}
+
+// writeLoop writes queued messages, everything queued at once in one Write,
+// until the session is finished and flushed or a write fails.
+func (ss *session) writeLoop() {
+	defer close(ss.done)
+	defer ss.conn.Close()
+	for range ss.wake {
+		ss.mu.Lock()
+		ss.batch = ss.out.drain(ss.batch[:0])
+		missed, finished := ss.missed, ss.finished
+		ss.missed = 0
+		ss.mu.Unlock()
+
+		if err := ss.write(missed); err != nil {
+			switch {
+			case finished:
+				// The client is leaving anyway; a failed goodbye is normal.
+				ss.srv.log.Debug("Final write to client failed: "+ss.addr, "err", err)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				ss.srv.log.Warn("Disconnecting slow client " + ss.addr + ": write deadline exceeded")
+			case !errors.Is(err, net.ErrClosed):
+				ss.srv.log.Info("Write to client failed; disconnecting "+ss.addr, "err", err)
+			}
+			return
+		}
+		if finished {
+			return
+		}
+	}
+}
+
+// write sends the batch, preceded by a notice if messages were missed, as
+// one Write with a deadline.
+func (ss *session) write(missed int) error {
+	b := ss.wbuf[:0]
+	if missed > 0 {
+		b = appendMissed(b, missed)
+	}
+	for i, m := range ss.batch {
+		b = append(b, m...)
+		ss.batch[i] = nil
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if cap(b) <= maxRetainedWriteBuffer {
+		ss.wbuf = b
+	} else {
+		ss.wbuf = nil
+	}
+	if err := ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.opts.WriteTimeout)); err != nil {
+		return err
+	}
+	_, err := ss.conn.Write(b)
+	return err
+}
