@@ -1,0 +1,161 @@
+package specs_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+
+	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/line"
+	"github.com/natter-chat/natter/chat/logline"
+)
+
+// readTimeout bounds every blocking read a spec makes.
+const readTimeout = 10 * time.Second
+
+// runningServer is a chat.Server serving in the background for one spec.
+type runningServer struct {
+	*chat.Server
+	Addr string
+	Log  *gbytes.Buffer // what the server logged, in its text format
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startServer starts a server on nw and registers its shutdown as a cleanup.
+func startServer(nw Network, opts chat.Options) *runningServer {
+	GinkgoHelper()
+	ln, err := nw.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	log := gbytes.NewBuffer()
+	opts.Logger = slog.New(logline.NewHandler(io.MultiWriter(log, GinkgoWriter), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &runningServer{
+		Server: chat.NewServer(ln, opts),
+		Addr:   ln.Addr().String(),
+		Log:    log,
+		cancel: cancel,
+		done:   make(chan error, 1),
+	}
+	go func() { s.done <- s.Serve(ctx) }()
+	DeferCleanup(s.Stop)
+	return s
+}
+
+// Stop shuts the server down and waits for Serve to return, returning its
+// result. It may be called more than once.
+func (s *runningServer) Stop() error {
+	s.cancel()
+	select {
+	case err := <-s.done:
+		s.done <- err // keep it for the next call
+		return err
+	case <-time.After(readTimeout):
+		return errors.New("server did not stop in time")
+	}
+}
+
+// testClient is a raw connection used the way nc would use it: lines written
+// as bytes, lines read synchronously. It starts no goroutine.
+type testClient struct {
+	conn  net.Conn
+	lines *line.Reader
+}
+
+// connect dials the server and registers closing the connection as a
+// cleanup.
+func connect(nw Network, addr string) *testClient {
+	GinkgoHelper()
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	conn, err := nw.DialContext(ctx, "tcp", addr)
+	Expect(err).NotTo(HaveOccurred())
+	// The spec may have closed it already; a second Close just fails.
+	DeferCleanup(func() { _ = conn.Close() })
+	return &testClient{conn: conn, lines: line.NewReader(conn, 1<<20)}
+}
+
+// connectAll connects n clients and waits until the server has registered
+// them all, so each of them receives everything broadcast from then on.
+func connectAll(srv *runningServer, nw Network, n int) []*testClient {
+	GinkgoHelper()
+	before := srv.Clients()
+	clients := make([]*testClient, n)
+	for i := range clients {
+		clients[i] = connect(nw, srv.Addr)
+	}
+	Eventually(srv.Clients).Should(Equal(before + n))
+	return clients
+}
+
+// Name is the client's address as the server sees and logs it.
+func (c *testClient) Name() string { return c.conn.LocalAddr().String() }
+
+// Send writes raw bytes, which should include their line endings.
+func (c *testClient) Send(raw string) {
+	GinkgoHelper()
+	Expect(c.conn.SetWriteDeadline(time.Now().Add(readTimeout))).To(Succeed())
+	_, err := io.WriteString(c.conn, raw)
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// ReadLine returns the next line from the server, waiting at most
+// readTimeout.
+func (c *testClient) ReadLine() (string, error) {
+	if err := c.conn.SetReadDeadline(time.Now().Add(readTimeout)); err != nil {
+		return "", err
+	}
+	b, err := c.lines.Next()
+	return string(b), err
+}
+
+// ExpectLines asserts the next lines from the server are exactly want.
+func (c *testClient) ExpectLines(want ...string) {
+	GinkgoHelper()
+	for _, w := range want {
+		got, err := c.ReadLine()
+		Expect(err).NotTo(HaveOccurred(), "waiting for %q", w)
+		Expect(got).To(Equal(w))
+	}
+}
+
+// ExpectDisconnected reads until the connection ends and asserts that it
+// ended because the other side closed it, not because of a timeout. It
+// returns the lines read on the way.
+func (c *testClient) ExpectDisconnected() []string {
+	GinkgoHelper()
+	var lines []string
+	for {
+		l, err := c.ReadLine()
+		if err == nil || line.IsRejected(err) {
+			lines = append(lines, l)
+			continue
+		}
+		Expect(err).To(BeADisconnection())
+		return lines
+	}
+}
+
+// BeADisconnection matches the errors a reader sees when its peer closes:
+// io.EOF, a reset, a broken pipe, or use of a connection already closed.
+// Which one appears depends on timing and on the transport, so specs accept
+// any of them.
+func BeADisconnection() OmegaMatcher {
+	return Satisfy(func(err error) bool {
+		return err == io.EOF || errors.Is(err, syscall.ECONNRESET) ||
+			errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+	})
+}
+
+// isTimeout reports whether err is a deadline expiring.
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }

@@ -1,0 +1,323 @@
+package specs_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+
+	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/netfake"
+)
+
+var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
+	var (
+		nw  Network
+		srv *runningServer
+	)
+
+	Context("with one client connected", func() {
+		var alice *testClient
+
+		BeforeEach(func() {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{})
+			alice = connectAll(srv, nw, 1)[0]
+		})
+
+		It("sends each line back to its sender, content unchanged", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			alice.Send("hello, natter ✓\n")
+			alice.ExpectLines("hello, natter ✓")
+		})
+
+		It("logs the connection and every line it receives", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			alice.Send("log me\n")
+			alice.ExpectLines("log me")
+			Expect(srv.Log).To(gbytes.Say(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on 127\.0\.0\.1:\d+\n`))
+			Expect(srv.Log).To(gbytes.Say(`INFO New client connected: ` + alice.Name() + `\n`))
+			Expect(srv.Log).To(gbytes.Say(`INFO Received from client: log me\n`))
+		})
+
+		It("ignores empty and blank lines", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			alice.Send("\n\r\n   \n\t\nafter the blanks\n")
+			alice.ExpectLines("after the blanks")
+		})
+
+		It("ends a line at \\n or at \\r\\n alike", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			alice.Send("unix\nwindows\r\n")
+			alice.ExpectLines("unix", "windows")
+		})
+
+		It("delivers several lines in the order they were sent", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			var want []string
+			for i := range 50 {
+				want = append(want, fmt.Sprintf("line %02d", i))
+			}
+			alice.Send(strings.Join(want, "\n") + "\n")
+			alice.ExpectLines(want...)
+		})
+
+		It("forgets a client that leaves", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			name := alice.Name()
+			Expect(alice.conn.Close()).To(Succeed())
+			Eventually(srv.Clients).Should(BeZero())
+			Eventually(srv.Log).Should(gbytes.Say(`INFO Client disconnected: ` + name + `\n`))
+		})
+	})
+
+	Context("with several clients connected", func() {
+		var clients []*testClient
+
+		BeforeEach(func() {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{})
+			clients = connectAll(srv, nw, 4)
+		})
+
+		It("delivers every line to every client, the sender included", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			clients[1].Send("from the second client\n")
+			for _, c := range clients {
+				c.ExpectLines("from the second client")
+			}
+		})
+
+		It("gives every client the same order when all of them send at once", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			const perClient = 50
+			var wg sync.WaitGroup
+			for i, c := range clients {
+				wg.Go(func() {
+					defer GinkgoRecover()
+					var b strings.Builder
+					for j := range perClient {
+						fmt.Fprintf(&b, "client %d says %02d\n", i, j)
+					}
+					// One line per Write, so the server sees them interleaved.
+					for l := range strings.Lines(b.String()) {
+						c.Send(l)
+					}
+				})
+			}
+			wg.Wait()
+
+			var first []string
+			for i, c := range clients {
+				got := make([]string, 0, perClient*len(clients))
+				for range perClient * len(clients) {
+					l, err := c.ReadLine()
+					Expect(err).NotTo(HaveOccurred())
+					got = append(got, l)
+				}
+				if i == 0 {
+					first = got
+					continue
+				}
+				Expect(got).To(Equal(first), "client %d saw another order than client 0", i)
+			}
+			By("keeping each sender's own lines in the order it sent them")
+			for i := range clients {
+				var mine []string
+				for _, l := range first {
+					if strings.HasPrefix(l, fmt.Sprintf("client %d ", i)) {
+						mine = append(mine, l)
+					}
+				}
+				Expect(mine).To(HaveLen(perClient))
+				Expect(slices.IsSorted(mine)).To(BeTrue(), "client %d's lines out of order: %v", i, mine)
+			}
+		})
+
+		It("keeps the others chatting when one client leaves", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			Expect(clients[0].conn.Close()).To(Succeed())
+			Eventually(srv.Clients).Should(Equal(3))
+			clients[1].Send("still here\n")
+			for _, c := range clients[1:] {
+				c.ExpectLines("still here")
+			}
+		})
+	})
+
+	Context("when a client sends a line that breaks the rules", func() {
+		var sender, other *testClient
+
+		BeforeEach(func() {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{MaxLineBytes: 64})
+			cs := connectAll(srv, nw, 2)
+			sender, other = cs[0], cs[1]
+		})
+
+		It("relays a line of exactly the limit", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			full := strings.Repeat("é", 32) // 64 bytes
+			sender.Send(full + "\r\n")
+			sender.ExpectLines(full)
+			other.ExpectLines(full)
+		})
+
+		DescribeTable("rejects it with an error to the sender only, relays none of it, and keeps the connection",
+			func(ctx SpecContext, bad, wantError string) {
+				sender.Send(bad + "\n")
+				sender.Send("next line\n")
+				sender.ExpectLines(wantError, "next line")
+				other.ExpectLines("next line")
+			},
+			Entry("a line over the length limit", SpecTimeout(specTimeout), strings.Repeat("x", 65),
+				"*** error: line longer than 64 bytes; it was discarded"),
+			Entry("a line far over the length limit", SpecTimeout(specTimeout), strings.Repeat("long ", 10000),
+				"*** error: line longer than 64 bytes; it was discarded"),
+			Entry("invalid UTF-8", SpecTimeout(specTimeout), "caf\xe9 au lait",
+				"*** error: line is not valid UTF-8; it was discarded"),
+			Entry("a NUL byte", SpecTimeout(specTimeout), "nul\x00byte",
+				"*** error: line contains a NUL byte; it was discarded"),
+		)
+	})
+
+	Context("when a client stops reading", func() {
+		// Each spec uses a network with small buffers, so the stuck
+		// client's connection backs up after a few kilobytes.
+		const lineSize = 1000
+
+		payload := func(i int) string {
+			head := fmt.Sprintf("msg %04d ", i)
+			return head + strings.Repeat(".", lineSize-len(head))
+		}
+
+		It("never delays the others: they receive every line while it is stuck", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(true)
+			srv = startServer(nw, chat.Options{})
+			cs := connectAll(srv, nw, 3)
+			sender, reader, stuck := cs[0], cs[1], cs[2]
+			_ = stuck // connected, never reads
+
+			const n = 200 // under the default queue, so no healthy client drops anything
+			var b strings.Builder
+			for i := range n {
+				b.WriteString(payload(i) + "\n")
+			}
+			go func() {
+				defer GinkgoRecover()
+				sender.Send(b.String())
+			}()
+			for i := range n {
+				reader.ExpectLines(payload(i))
+			}
+			for i := range n {
+				sender.ExpectLines(payload(i))
+			}
+		})
+
+		It("drops its oldest queued lines and tells it how many it missed", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(true)
+			srv = startServer(nw, chat.Options{OutboundQueue: 16})
+			cs := connectAll(srv, nw, 2)
+			sender, slow := cs[0], cs[1]
+
+			const n = 400 // far more than the slow client's buffers and queue hold
+			By("sending in step with the sender's own echo, so only the slow client falls behind")
+			for i := range n {
+				sender.Send(payload(i) + "\n")
+				sender.ExpectLines(payload(i))
+			}
+
+			By("reading everything the slow client was sent, once it reads again")
+			received, missed := 0, 0
+			last := -1
+			for received+missed < n {
+				l, err := slow.ReadLine()
+				Expect(err).NotTo(HaveOccurred())
+				var k int
+				if _, err := fmt.Sscanf(l, "*** notice: you missed %d messages because your connection could not keep up", &k); err == nil {
+					missed += k
+					continue
+				}
+				var i int
+				_, err = fmt.Sscanf(l, "msg %04d", &i)
+				Expect(err).NotTo(HaveOccurred(), "unexpected line %q", l)
+				Expect(i).To(BeNumerically(">", last), "lines out of order")
+				Expect(i).To(Equal(received+missed), "a gap in the lines without a notice")
+				last = i
+				received++
+			}
+			Expect(missed).To(BeNumerically(">", 0), "the slow client missed nothing; the spec did not back it up")
+			Expect(last).To(Equal(n-1), "the newest line must survive")
+			Expect(srv.Clients()).To(Equal(2), "the slow client stays connected")
+		})
+
+		It("disconnects it once a write to it has waited for the write timeout, and the others go on", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(true)
+			srv = startServer(nw, chat.Options{WriteTimeout: 200 * time.Millisecond, OutboundQueue: 16})
+			cs := connectAll(srv, nw, 2)
+			sender, stuck := cs[0], cs[1]
+
+			By("chatting until the server gives up on the stuck client")
+			for i := 0; srv.Clients() == 2; i++ {
+				Expect(ctx.Err()).NotTo(HaveOccurred())
+				sender.Send(payload(i) + "\n")
+				sender.ExpectLines(payload(i))
+			}
+			Eventually(srv.Log).Should(gbytes.Say(`WARN Disconnecting slow client ` + stuck.Name() + `: write deadline exceeded\n`))
+			stuck.ExpectDisconnected()
+
+			sender.Send("life goes on\n")
+			sender.ExpectLines("life goes on")
+		})
+	})
+
+	Context("when it shuts down", func() {
+		It("stops accepting, tells every client it is going away, and closes their connections", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{})
+			clients := connectAll(srv, nw, 3)
+			clients[0].Send("before the end\n")
+			for _, c := range clients {
+				c.ExpectLines("before the end")
+			}
+
+			Expect(srv.Stop()).To(Succeed())
+			for _, c := range clients {
+				Expect(c.ExpectDisconnected()).To(Equal([]string{"*** notice: server shutting down"}))
+			}
+			_, err := nw.DialContext(ctx, "tcp", srv.Addr)
+			Expect(err).To(HaveOccurred())
+			Expect(srv.Log).To(gbytes.Say(`INFO Server stopped\n`))
+		})
+	})
+}, transports)
+
+var _ = Describe("The chat server on a network whose buffers hold 1 byte (netfake only: real sockets can't be made that small)", Label("netfake"), func() {
+	It("still relays every line intact, in one order, to every client", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		nw := &netfake.Network{BufferSize: 1}
+		srv := startServer(nw, chat.Options{})
+		clients := connectAll(srv, nw, 3)
+
+		const perClient = 20
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				for j := range perClient {
+					c.Send(fmt.Sprintf("client %d, line %02d: every byte waits for its reader\n", i, j))
+				}
+			})
+		}
+		var first []string
+		for i, c := range clients {
+			var got []string
+			for range perClient * len(clients) {
+				l, err := c.ReadLine()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(l).To(MatchRegexp(`^client \d, line \d\d: every byte waits for its reader$`))
+				got = append(got, l)
+			}
+			if i == 0 {
+				first = got
+			}
+			Expect(got).To(Equal(first))
+		}
+		wg.Wait()
+	})
+})

@@ -1,0 +1,91 @@
+package specs_test
+
+import (
+	"context"
+	"net"
+	"syscall"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/natter-chat/natter/netfake"
+)
+
+// Network is what a spec needs of a transport: somewhere to listen and a way
+// to dial. *netfake.Network is one; loopback is the other.
+type Network interface {
+	Listen(network, address string) (net.Listener, error)
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Transport makes a fresh Network for each spec.
+type Transport struct {
+	// New returns a network whose connections buffer as little as the
+	// transport allows when small is set, so that a client that stops
+	// reading backs up quickly.
+	New func(small bool) Network
+}
+
+// transports are the table entries every behavioural spec runs over.
+var transports = []TableEntry{
+	Entry("over netfake", Label("netfake"), Transport{New: func(small bool) Network {
+		if small {
+			return &netfake.Network{BufferSize: smallBuffer}
+		}
+		return &netfake.Network{}
+	}}),
+	Entry("over loopback TCP", Label("loopback"), Transport{New: func(small bool) Network {
+		return &loopback{small: small}
+	}}),
+}
+
+// smallBuffer is the socket buffer size asked for on small networks. Linux
+// doubles it and enforces a minimum, so kernel buffering stays in the tens
+// of kilobytes.
+const smallBuffer = 4096
+
+// loopback is real TCP on 127.0.0.1.
+type loopback struct {
+	small bool
+}
+
+func (l *loopback) Listen(network, address string) (net.Listener, error) {
+	ln, err := net.Listen(network, address)
+	if err != nil || !l.small {
+		return ln, err
+	}
+	return smallListener{ln.(*net.TCPListener)}, nil
+}
+
+func (l *loopback) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	d := &net.Dialer{}
+	if l.small {
+		// The receive buffer must be set before connecting to limit the
+		// window the peer is offered.
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, smallBuffer)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	return d.DialContext(ctx, network, address)
+}
+
+// smallListener gives accepted connections a small send buffer.
+type smallListener struct{ *net.TCPListener }
+
+func (s smallListener) Accept() (net.Conn, error) {
+	c, err := s.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetWriteBuffer(smallBuffer); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
