@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"syscall"
 	"time"
 
@@ -82,8 +81,12 @@ func connect(nw Network, addr string) *testClient {
 	Expect(err).NotTo(HaveOccurred())
 	// The spec may have closed it already; a second Close just fails.
 	DeferCleanup(func() { _ = conn.Close() })
-	return &testClient{conn: conn, lines: line.NewReader(conn, 1<<20)}
+	return &testClient{conn: conn, lines: newLineReader(conn)}
 }
+
+// newLineReader reads lines from the server with a bound far above any
+// line it sends.
+func newLineReader(r io.Reader) *line.Reader { return line.NewReader(r, 1<<20) }
 
 // connectAll connects n clients and waits until the server has registered
 // them all, so each of them receives everything broadcast from then on.
@@ -156,6 +159,3 @@ func BeADisconnection() OmegaMatcher {
 			errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 	})
 }
-
-// isTimeout reports whether err is a deadline expiring.
-func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }

@@ -66,6 +66,10 @@ func reason(err error) string {
 	if errors.As(err, &se) {
 		return se.Err.Error()
 	}
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return ae.Err
+	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
 		return oe.Err.Error()

@@ -1,0 +1,183 @@
+package specs_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+
+	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/cli"
+)
+
+// runningCommand is cli.RunClient or cli.RunServer running in the
+// background with pipes for its standard streams.
+type runningCommand struct {
+	stdin          *io.PipeWriter
+	stdout, stderr *gbytes.Buffer
+	cancel         context.CancelFunc
+	exited         chan struct{} // closed once run has returned
+	code           int           // run's result, once exited is closed
+}
+
+// ExitCode returns the command's exit code, or -1 while it is running.
+func (rc *runningCommand) ExitCode() int {
+	select {
+	case <-rc.exited:
+		return rc.code
+	default:
+		return -1
+	}
+}
+
+// runCommand starts run with args and registers a cleanup that closes its
+// stdin, interrupts it and waits for it to return.
+func runCommand(run func(context.Context, []string, cli.Env) int, nw Network, args ...string) *runningCommand {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	rc := &runningCommand{
+		stdin:  pw,
+		stdout: gbytes.NewBuffer(),
+		stderr: gbytes.NewBuffer(),
+		cancel: cancel,
+		exited: make(chan struct{}),
+	}
+	env := cli.Env{
+		Stdin:  pr,
+		Stdout: io.MultiWriter(rc.stdout, GinkgoWriter),
+		Stderr: io.MultiWriter(rc.stderr, GinkgoWriter),
+		Listen: nw.Listen,
+		Dialer: nw,
+	}
+	go func() {
+		defer close(rc.exited)
+		rc.code = run(ctx, args, env)
+	}()
+	DeferCleanup(func() {
+		pw.Close()
+		cancel()
+		Eventually(rc.exited).Should(BeClosed())
+	})
+	return rc
+}
+
+// Type writes to the command's stdin, as a user typing.
+func (rc *runningCommand) Type(s string) {
+	GinkgoHelper()
+	_, err := io.WriteString(rc.stdin, s)
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// closedPort returns an address on nw where nothing listens.
+func closedPort(nw Network) string {
+	GinkgoHelper()
+	ln, err := nw.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	addr := ln.Addr().String()
+	Expect(ln.Close()).To(Succeed())
+	return addr
+}
+
+var _ = DescribeTableSubtree("The client command", func(tr Transport) {
+	var (
+		nw  Network
+		srv *runningServer
+	)
+
+	BeforeEach(func() {
+		nw = tr.New(false)
+		srv = startServer(nw, chat.Options{})
+	})
+
+	It("says it is connected, sends what is typed and prints what the server sends", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr)
+		Eventually(client.stdout).Should(gbytes.Say("^Connected to server\n"))
+		Eventually(srv.Clients).Should(Equal(1))
+		other := connectAll(srv, nw, 1)[0]
+
+		client.Type("hi from the client\n")
+		Eventually(client.stdout).Should(gbytes.Say("hi from the client\n"))
+		other.ExpectLines("hi from the client")
+
+		other.Send("hi from nc\n")
+		Eventually(client.stdout).Should(gbytes.Say("hi from nc\n"))
+	})
+
+	It("leaves cleanly and exits 0 when its input ends, after printing the replies to piped lines", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr)
+		client.Type("first\nsecond\n")
+		Expect(client.stdin.Close()).To(Succeed())
+		Eventually(client.ExitCode).Should(Equal(cli.ExitOK))
+		Expect(client.stdout).To(gbytes.Say("Connected to server\nfirst\nsecond\n"))
+		Eventually(srv.Clients).Should(BeZero())
+		Expect(srv.Log).To(gbytes.Say(`INFO Client disconnected: `))
+	})
+
+	It("says so and exits non-zero when the server closes the connection", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr)
+		Eventually(srv.Clients).Should(Equal(1))
+		Expect(srv.Stop()).To(Succeed())
+		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
+		Expect(client.stdout).To(gbytes.Say("\\*\\*\\* notice: server shutting down\n"))
+		Expect(client.stderr).To(gbytes.Say("^Connection closed by server\n"))
+	})
+
+	DescribeTable("explains an address it cannot connect to, and exits non-zero",
+		func(ctx SpecContext, addr func() string, why string) {
+			a := addr()
+			client := runCommand(cli.RunClient, nw, "-addr", a)
+			Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
+			Expect(client.stderr).To(gbytes.Say("^Error: cannot connect to %s: %s\n$", a, why))
+			Expect(client.stdout.Contents()).To(BeEmpty())
+		},
+		Entry("nothing listening", SpecTimeout(specTimeout), func() string { return closedPort(nw) }, "connection refused"),
+		Entry("no port", SpecTimeout(specTimeout), func() string { return "127.0.0.1" }, "missing port in address"),
+	)
+}, transports)
+
+var _ = DescribeTableSubtree("The server command", func(tr Transport) {
+	var nw Network
+
+	BeforeEach(func() { nw = tr.New(false) })
+
+	It("logs the address it runs on, serves clients, and exits 0 after a graceful shutdown", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0")
+		Eventually(server.stderr).Should(gbytes.Say(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on (127\.0\.0\.1:\d+)\n`))
+		addr := string(server.stderr.Contents())
+		addr = addr[len("2006-01-02T15:04:05.000Z INFO Server running on ") : len(addr)-1]
+
+		c := connect(nw, addr)
+		c.Send("anyone?\n")
+		c.ExpectLines("anyone?")
+		Eventually(server.stderr).Should(gbytes.Say(`INFO New client connected: ` + c.Name() + `\n`))
+		Eventually(server.stderr).Should(gbytes.Say(`INFO Received from client: anyone\?\n`))
+
+		server.cancel()
+		Eventually(server.ExitCode).Should(Equal(cli.ExitOK))
+		Expect(c.ExpectDisconnected()).To(Equal([]string{"*** notice: server shutting down"}))
+	})
+
+	It("logs JSON lines when asked to", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0", "-log-format", "json")
+		Eventually(server.stderr).Should(gbytes.Say(`^\{"time":"[^"]+Z","level":"INFO","msg":"Server running on 127\.0\.0\.1:\d+"\}\n`))
+	})
+
+	It("explains an address already in use and exits non-zero", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		ln, err := nw.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = ln.Close() })
+
+		server := runCommand(cli.RunServer, nw, "-addr", ln.Addr().String())
+		Eventually(server.ExitCode).Should(Equal(cli.ExitFailure))
+		Expect(server.stderr).To(gbytes.Say(fmt.Sprintf(`ERROR Cannot listen on %s: address already in use\n`, ln.Addr())))
+	})
+
+	It("rejects a bad flag with usage and exit code 2", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		server := runCommand(cli.RunServer, nw, "-log-format", "xml")
+		Eventually(server.ExitCode).Should(Equal(cli.ExitUsage))
+		Expect(server.stderr).To(gbytes.Say(`unknown log format "xml"`))
+	})
+}, transports)
