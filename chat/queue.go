@@ -48,5 +48,3 @@ func (q *queue) drain(dst [][]byte) [][]byte {
 	q.head, q.n = 0, 0
 	return dst
 }
-
-func (q *queue) len() int { return q.n }

@@ -2,7 +2,13 @@
 // run every behaviour over two transports, the in-memory netfake network
 // (label "netfake") and real loopback TCP (label "loopback"), with a
 // goroutine-leak check around every spec. `make test` runs them and renders
-// the results into SPECS.md beside this file.
+// the results into SPECS.md beside this file. Files are numbered in the
+// order the report presents them.
+//
+// Behaviours run once per transport through DescribeTableSubtree over
+// [transports], whose entries carry the labels. A spec that makes sense on one
+// transport only says so in its text and carries that transport's label on
+// its It, not on a container, so the report keeps the container's heading.
 package specs_test
 
 import (

@@ -13,7 +13,7 @@ import (
 	"github.com/onsi/gomega/gexec"
 )
 
-var _ = Describe("The server and client binaries, run as a user runs them (loopback only: real processes need real sockets)", Label("loopback"), Ordered, func() {
+var _ = Describe("The server and client binaries, run as a user runs them (loopback only: real processes need real sockets)", Ordered, func() {
 	var serverBin, clientBin string
 
 	BeforeAll(func() {
@@ -40,7 +40,7 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		return s, running.FindStringSubmatch(string(s.Err.Contents()))[1]
 	}
 
-	It("chat: the server logs where it runs, a client and a raw TCP (nc-style) connection talk, and SIGTERM stops it with exit 0", SpecTimeout(specTimeout), func(ctx SpecContext) {
+	It("chat: the server logs where it runs, a client and a raw TCP (nc-style) connection talk, and SIGTERM stops it with exit 0", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
 		server, addr := startServer()
 
 		cmd := exec.Command(clientBin, "-addr", addr)
@@ -73,7 +73,7 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		Expect(client.Err).To(gbytes.Say("^Connection closed by server\n"))
 	})
 
-	It("client: leaves with exit 0 when stdin ends (Ctrl-D or a finished pipe)", SpecTimeout(specTimeout), func(ctx SpecContext) {
+	It("client: leaves with exit 0 when stdin ends (Ctrl-D or a finished pipe)", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
 		_, addr := startServer()
 		cmd := exec.Command(clientBin, "-addr", addr)
 		stdin, err := cmd.StdinPipe()
@@ -86,7 +86,7 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		Expect(client.Out).To(gbytes.Say("^Connected to server\npiped line\n$"))
 	})
 
-	It("client: explains an unreachable server in one line, with no Go stack trace, and exits 1", SpecTimeout(specTimeout), func(ctx SpecContext) {
+	It("client: explains an unreachable server in one line, with no Go stack trace, and exits 1", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
 		addr := closedPort(&loopback{})
 		client := start(exec.Command(clientBin, "-addr", addr))
 		Eventually(client).Should(gexec.Exit(1))

@@ -288,8 +288,8 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 	})
 }, transports)
 
-var _ = Describe("The chat server on a network whose buffers hold 1 byte (netfake only: real sockets can't be made that small)", Label("netfake"), func() {
-	It("still relays every line intact, in one order, to every client", SpecTimeout(specTimeout), func(ctx SpecContext) {
+var _ = Describe("The chat server on a network whose buffers hold 1 byte (netfake only: real sockets can't be made that small)", func() {
+	It("still relays every line intact, in one order, to every client", Label("netfake"), SpecTimeout(specTimeout), func(ctx SpecContext) {
 		nw := &netfake.Network{BufferSize: 1}
 		srv := startServer(nw, chat.Options{})
 		clients := connectAll(srv, nw, 3)

@@ -1,0 +1,44 @@
+# natter: `make test` is the one command that checks everything.
+
+GINKGO      := go tool ginkgo
+STATICCHECK := go tool staticcheck
+REPORT      := report.json
+SPECS_DOC   := specs/SPECS.md
+GINKGO_FLAGS := -r --race --randomize-all --timeout=15m --poll-progress-after=60s
+
+.PHONY: test test-netfake test-loopback vet lint cover run specs-doc check-specs-doc clean
+
+## test: vet, run every spec and test over both transports with -race, and regenerate the spec report
+test: vet
+	$(GINKGO) $(GINKGO_FLAGS) --json-report=$(REPORT) --output-dir=.
+	go run ./cmd/specdoc -in $(REPORT) -out $(SPECS_DOC)
+
+## test-netfake, test-loopback: one transport only (for a CI matrix); the report is not regenerated
+test-netfake: vet
+	$(GINKGO) $(GINKGO_FLAGS) --label-filter=netfake
+test-loopback: vet
+	$(GINKGO) $(GINKGO_FLAGS) --label-filter=loopback
+
+vet:
+	go vet ./...
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+## lint: staticcheck
+lint:
+	$(STATICCHECK) ./...
+
+## cover: coverage of the chat and netfake packages by the whole suite
+cover:
+	$(GINKGO) -r --race --cover --coverpkg=./chat/...,./netfake/... --output-dir=. --coverprofile=coverage.out
+	go tool cover -func=coverage.out | tail -1
+
+## check-specs-doc: fail if the committed spec report differs from the one just generated
+check-specs-doc:
+	@git diff --exit-code -- $(SPECS_DOC) || { echo "$(SPECS_DOC) is stale: run make test and commit it"; exit 1; }
+
+## run: the server on 127.0.0.1:8080
+run:
+	go run ./cmd/server
+
+clean:
+	rm -f $(REPORT) coverage.out
