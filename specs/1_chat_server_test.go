@@ -188,26 +188,20 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 
 		It("never delays the others: they receive every line while it is stuck", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			nw = tr.New(true)
-			srv = startServer(nw, chat.Options{})
+			srv = startServer(nw, chat.Options{OutboundQueue: 16})
 			cs := connectAll(srv, nw, 3)
 			sender, reader, stuck := cs[0], cs[1], cs[2]
 			_ = stuck // connected, never reads
 
-			const n = 200 // under the default queue, so no healthy client drops anything
-			var b strings.Builder
+			// Far more than the stuck client's buffers and queue hold: a
+			// server that waited for it would stall part-way.
+			const n = 400
 			for i := range n {
-				b.WriteString(payload(i) + "\n")
-			}
-			go func() {
-				defer GinkgoRecover()
-				sender.Send(b.String())
-			}()
-			for i := range n {
+				sender.Send(payload(i) + "\n")
 				reader.ExpectLines(payload(i))
-			}
-			for i := range n {
 				sender.ExpectLines(payload(i))
 			}
+			Expect(srv.Clients()).To(Equal(3))
 		})
 
 		It("drops its oldest queued lines and tells it how many it missed", SpecTimeout(specTimeout), func(ctx SpecContext) {
