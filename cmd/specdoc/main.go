@@ -123,7 +123,35 @@ func generate(in, out, title string, extra []string, stdout io.Writer) error {
 		_, err := stdout.Write(buf.Bytes())
 		return err
 	}
-	return os.WriteFile(out, buf.Bytes(), 0o644)
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	// One closing line for people and CI log readers, counting spec runs
+	// (a behaviour run on two transports counts twice).
+	_, err = fmt.Fprintln(stdout, tally(reports))
+	return err
+}
+
+// tally counts the It specs of reports by outcome, as
+// "specs: N passed, N failed, N skipped".
+func tally(reports []types.Report) string {
+	var passed, failed, skipped int
+	for _, r := range reports {
+		for _, s := range r.SpecReports {
+			if s.LeafNodeType != types.NodeTypeIt {
+				continue
+			}
+			switch markOf(s.State) {
+			case markPassed:
+				passed++
+			case markSkipped:
+				skipped++
+			default:
+				failed++
+			}
+		}
+	}
+	return fmt.Sprintf("specs: %d passed, %d failed, %d skipped", passed, failed, skipped)
 }
 
 // readReports decodes a Ginkgo JSON report file. The file normally holds an
