@@ -261,6 +261,17 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 		})
 	})
 
+	Context("when accepting a connection fails", func() {
+		It("logs it, backs off and keeps accepting (e.g. when out of file descriptors)", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = &failingAccepts{Network: tr.New(false), failures: 3}
+			srv = startServer(nw, chat.Options{})
+			c := connectAll(srv, nw, 1)[0]
+			c.Send("still accepting\n")
+			c.ExpectLines("still accepting")
+			Expect(srv.Log).To(gbytes.Say(`WARN Accept failed; retrying err=.*too many open files`))
+		})
+	})
+
 	Context("when it shuts down", func() {
 		It("stops accepting, tells every client it is going away, and closes their connections", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			nw = tr.New(false)
@@ -278,6 +289,22 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			_, err := nw.DialContext(ctx, "tcp", srv.Addr)
 			Expect(err).To(HaveOccurred())
 			Expect(srv.Log).To(gbytes.Say(`INFO Server stopped\n`))
+		})
+
+		It("closes a client that won't take its last messages once the shutdown timeout passes", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(true)
+			srv = startServer(nw, chat.Options{ShutdownTimeout: 300 * time.Millisecond, OutboundQueue: 16})
+			cs := connectAll(srv, nw, 2)
+			sender, stuck := cs[0], cs[1]
+			for i := range 100 {
+				line := fmt.Sprintf("%04d %s", i, strings.Repeat("x", 1000))
+				sender.Send(line + "\n")
+				sender.ExpectLines(line)
+			}
+
+			Expect(srv.Stop()).To(Succeed())
+			Expect(srv.Log).To(gbytes.Say(`WARN Shutdown timeout; closing remaining connections\n`))
+			stuck.ExpectDisconnected()
 		})
 	})
 }, transports)

@@ -3,6 +3,8 @@ package specs_test
 import (
 	"context"
 	"net"
+	"os"
+	"sync/atomic"
 	"syscall"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -88,4 +90,32 @@ func (s smallListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// failingAccepts fails a listener's first few Accept calls with EMFILE, the
+// error a server sees when it runs out of file descriptors.
+type failingAccepts struct {
+	Network
+	failures int32
+}
+
+func (f *failingAccepts) Listen(network, address string) (net.Listener, error) {
+	ln, err := f.Network.Listen(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &failingListener{Listener: ln, failures: &f.failures}, nil
+}
+
+type failingListener struct {
+	net.Listener
+	failures *int32
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if atomic.AddInt32(l.failures, -1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(),
+			Err: os.NewSyscallError("accept", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
 }
