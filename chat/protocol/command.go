@@ -1,0 +1,248 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Command names, shared by the text form ("/join games") and the JSON form
+// ({"type":"join","room":"games"}). Say is a plain chat line.
+const (
+	CmdSay    = "say"
+	CmdMe     = "me"
+	CmdMsg    = "msg"
+	CmdNick   = "nick"
+	CmdJoin   = "join"
+	CmdPart   = "part"
+	CmdRooms  = "rooms"
+	CmdWho    = "who"
+	CmdTopic  = "topic"
+	CmdQuit   = "quit"
+	CmdHelp   = "help"
+	CmdFormat = "format"
+)
+
+// Command is one request from a client, parsed from either format.
+type Command struct {
+	Name string // one of the Cmd constants
+
+	Room   string // join, part, who, topic; say and me (empty: the current room)
+	Nick   string // nick; msg (the recipient)
+	Text   string // say, me, msg, topic (the new topic), quit and part (the reason)
+	Format string // format
+
+	// SetTopic tells "/topic" (show it) from "/topic TEXT" (set it).
+	SetTopic bool
+}
+
+// usage is each command's text form and what it does, in /help order.
+var usage = []struct{ name, syntax, help string }{
+	{CmdNick, "/nick NAME", "change your nickname"},
+	{CmdJoin, "/join ROOM", "join a room (created if new) and talk in it; joining a room you are in switches to it"},
+	{CmdPart, "/part [ROOM] [REASON]", "leave a room (default: the current one)"},
+	{CmdRooms, "/rooms", "list rooms with their member counts"},
+	{CmdWho, "/who [ROOM]", "list the members of a room (default: the current one)"},
+	{CmdTopic, "/topic [TEXT]", "show, or set, the current room's topic"},
+	{CmdMsg, "/msg NICK TEXT", "send a private message"},
+	{CmdMe, "/me ACTION", "describe what you are doing"},
+	{CmdQuit, "/quit [REASON]", "leave the chat"},
+	{CmdHelp, "/help", "list the commands"},
+	{CmdFormat, "/format text|json", "switch between text and JSON events"},
+}
+
+// Usage returns the text syntax of the named command, such as
+// "/msg NICK TEXT".
+func Usage(name string) string {
+	for _, u := range usage {
+		if u.name == name {
+			return u.syntax
+		}
+	}
+	return ""
+}
+
+// CommandNames returns every command's text form ("/nick", ...), in /help
+// order.
+func CommandNames() []string {
+	names := make([]string, len(usage))
+	for i, u := range usage {
+		names[i] = "/" + u.name
+	}
+	return names
+}
+
+// HelpLines returns one line per command: its syntax and what it does.
+func HelpLines() []string {
+	lines := make([]string, 0, len(usage)+1)
+	for _, u := range usage {
+		lines = append(lines, u.syntax+" - "+u.help)
+	}
+	return append(lines, "//TEXT - send a line that starts with /")
+}
+
+// Errors returned by the parsers. A *UsageError also matches ErrUsage.
+var (
+	ErrUnknownCommand = errors.New("unknown command")
+	ErrUsage          = errors.New("wrong arguments")
+	ErrBadJSON        = errors.New("not a valid JSON command")
+)
+
+// UsageError reports a command with wrong arguments, and its usage.
+type UsageError struct {
+	Command string // the command name
+}
+
+func (e *UsageError) Error() string {
+	return fmt.Sprintf("usage: %s", Usage(e.Command))
+}
+
+// Is makes errors.Is(err, ErrUsage) true.
+func (e *UsageError) Is(target error) bool { return target == ErrUsage }
+
+// UnknownCommandError reports a command name the server does not know.
+type UnknownCommandError struct {
+	Name string
+}
+
+func (e *UnknownCommandError) Error() string {
+	return fmt.Sprintf("unknown command /%s; /help lists the commands", e.Name)
+}
+
+// Is makes errors.Is(err, ErrUnknownCommand) true.
+func (e *UnknownCommandError) Is(target error) bool { return target == ErrUnknownCommand }
+
+// ParseText parses a line in the text format. A line that does not start
+// with "/" is a chat line; "//" starts a chat line that begins with "/".
+func ParseText(line string) (Command, error) {
+	if !strings.HasPrefix(line, "/") {
+		return Command{Name: CmdSay, Text: line}, nil
+	}
+	if strings.HasPrefix(line, "//") {
+		return Command{Name: CmdSay, Text: line[1:]}, nil
+	}
+	name, rest, _ := strings.Cut(line[1:], " ")
+	name = strings.ToLower(name)
+	rest = strings.TrimSpace(rest)
+	first, tail, _ := strings.Cut(rest, " ")
+	tail = strings.TrimSpace(tail)
+	bad := func() (Command, error) { return Command{}, &UsageError{Command: name} }
+
+	switch name {
+	case CmdNick:
+		if first == "" || tail != "" {
+			return bad()
+		}
+		return Command{Name: name, Nick: first}, nil
+	case CmdJoin:
+		if first == "" || tail != "" {
+			return bad()
+		}
+		return Command{Name: name, Room: roomArg(first)}, nil
+	case CmdPart:
+		// "/part", "/part #room", "/part #room reason", "/part #room" and
+		// also "/part reason..." is ambiguous, so a reason needs a room.
+		return Command{Name: name, Room: roomArg(first), Text: tail}, nil
+	case CmdWho:
+		if tail != "" {
+			return bad()
+		}
+		return Command{Name: name, Room: roomArg(first)}, nil
+	case CmdRooms, CmdHelp:
+		if rest != "" {
+			return bad()
+		}
+		return Command{Name: name}, nil
+	case CmdTopic:
+		return Command{Name: name, Text: rest, SetTopic: rest != ""}, nil
+	case CmdMsg:
+		if first == "" || tail == "" {
+			return bad()
+		}
+		return Command{Name: name, Nick: first, Text: tail}, nil
+	case CmdMe:
+		if rest == "" {
+			return bad()
+		}
+		return Command{Name: name, Text: rest}, nil
+	case CmdQuit:
+		return Command{Name: name, Text: rest}, nil
+	case CmdFormat:
+		if _, ok := ParseFormat(strings.ToLower(first)); !ok || tail != "" {
+			return bad()
+		}
+		return Command{Name: name, Format: strings.ToLower(first)}, nil
+	}
+	return Command{}, &UnknownCommandError{Name: name}
+}
+
+// roomArg accepts a room written with or without its "#".
+func roomArg(s string) string { return strings.TrimPrefix(s, "#") }
+
+// jsonCommand is the JSON form of a command.
+type jsonCommand struct {
+	Type   string  `json:"type"`
+	Room   string  `json:"room"`
+	Nick   string  `json:"nick"`
+	To     string  `json:"to"`
+	Text   string  `json:"text"`
+	Reason string  `json:"reason"`
+	Format string  `json:"format"`
+	Topic  *string `json:"topic"`
+}
+
+// DecodeJSON parses a command in the JSON format: one object with a "type"
+// naming the command, and its arguments as fields (see chat/PROTOCOL.md).
+// Unknown fields are ignored, so clients may send newer fields.
+func DecodeJSON(line []byte) (Command, error) {
+	var j jsonCommand
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if err := dec.Decode(&j); err != nil {
+		return Command{}, fmt.Errorf("%w: %v", ErrBadJSON, err)
+	}
+	if dec.More() {
+		return Command{}, fmt.Errorf("%w: more than one value on the line", ErrBadJSON)
+	}
+	bad := func() (Command, error) { return Command{}, &UsageError{Command: j.Type} }
+	c := Command{Name: j.Type, Room: roomArg(j.Room)}
+	switch j.Type {
+	case CmdSay, CmdMe:
+		if strings.TrimSpace(j.Text) == "" {
+			return bad()
+		}
+		c.Text = j.Text
+	case CmdMsg:
+		if j.To == "" || strings.TrimSpace(j.Text) == "" {
+			return bad()
+		}
+		c.Nick, c.Text = j.To, j.Text
+	case CmdNick:
+		if j.Nick == "" {
+			return bad()
+		}
+		c.Nick = j.Nick
+	case CmdJoin:
+		if c.Room == "" {
+			return bad()
+		}
+	case CmdPart, CmdQuit:
+		c.Text = j.Reason
+	case CmdWho, CmdRooms, CmdHelp:
+	case CmdTopic:
+		if j.Topic != nil {
+			c.Text, c.SetTopic = *j.Topic, true
+		}
+	case CmdFormat:
+		if _, ok := ParseFormat(j.Format); !ok {
+			return bad()
+		}
+		c.Format = j.Format
+	case "":
+		return Command{}, fmt.Errorf("%w: missing \"type\"", ErrBadJSON)
+	default:
+		return Command{}, &UnknownCommandError{Name: j.Type}
+	}
+	return c, nil
+}

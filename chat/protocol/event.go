@@ -1,0 +1,192 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event types.
+const (
+	TypeWelcome = "welcome" // on connecting, and after switching format
+	TypeMessage = "message" // a chat line in a room
+	TypeAction  = "action"  // a /me line in a room
+	TypePrivate = "private" // a private message, to its recipient and echoed to its sender
+	TypeJoin    = "join"    // someone joined a room
+	TypePart    = "part"    // someone left a room
+	TypeQuit    = "quit"    // someone left the server
+	TypeNick    = "nick"    // someone changed nickname
+	TypeTopic   = "topic"   // a room's topic, when set or asked for
+	TypeCurrent = "current" // your current room changed
+	TypeRooms   = "rooms"   // reply to /rooms
+	TypeWho     = "who"     // reply to /who
+	TypeHelp    = "help"    // reply to /help
+	TypeFormat  = "format"  // your format changed
+	TypeMissed  = "missed"  // messages were dropped because you read too slowly
+	TypeNotice  = "notice"  // any other news from the server
+	TypeError   = "error"   // a command or line was refused
+)
+
+// TimeLayout is the layout of Event.Time.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Event is one thing the server tells a client. Which fields are set depends
+// on Type; see chat/PROTOCOL.md. Events are immutable once sent.
+type Event struct {
+	Type     string     `json:"type"`
+	Time     string     `json:"time,omitempty"`
+	Room     string     `json:"room,omitempty"`
+	From     string     `json:"from,omitempty"`
+	To       string     `json:"to,omitempty"`
+	Nick     string     `json:"nick,omitempty"`
+	Old      string     `json:"old,omitempty"`
+	Text     string     `json:"text,omitempty"`
+	Reason   string     `json:"reason,omitempty"`
+	Code     string     `json:"code,omitempty"`
+	Count    int        `json:"count,omitempty"`
+	Format   string     `json:"format,omitempty"`
+	Rooms    []RoomInfo `json:"rooms,omitempty"`
+	Members  []string   `json:"members,omitempty"`
+	Commands []string   `json:"commands,omitempty"`
+	Limits   *Limits    `json:"limits,omitempty"`
+}
+
+// RoomInfo describes a room in a rooms event.
+type RoomInfo struct {
+	Name    string `json:"name"`
+	Members int    `json:"members"`
+	Topic   string `json:"topic,omitempty"`
+}
+
+// Limits are the server's limits, announced in the welcome event.
+type Limits struct {
+	LineBytes      int `json:"line_bytes"`
+	NickLength     int `json:"nick_length"`
+	RoomNameLength int `json:"room_name_length"`
+	TopicBytes     int `json:"topic_bytes"`
+	RoomsPerClient int `json:"rooms_per_client"`
+	RoomMembers    int `json:"room_members"`
+	Rooms          int `json:"rooms"`
+}
+
+// Stamp returns t in the Event.Time layout, in UTC.
+func Stamp(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// AppendJSON appends e as one JSON object and a newline.
+func (e *Event) AppendJSON(b []byte) []byte {
+	data, err := json.Marshal(e)
+	if err != nil {
+		// Every field is a string, number or slice of them: Marshal can't fail.
+		panic(fmt.Sprintf("protocol: encoding %s event: %v", e.Type, err))
+	}
+	return append(append(b, data...), '\n')
+}
+
+// View is what the text rendering of an event depends on: who reads it and
+// which room they are talking in.
+type View struct {
+	Me      string // the reader's nickname
+	Current string // the reader's current room
+}
+
+// AppendText appends e rendered for people, one or more lines each ending
+// in "\n". Chat lines start with the sender's nickname ("alice: hi"), or
+// with "[#room] " when the room is not the reader's current room; private
+// messages start with "[pm] " or "[pm to NICK] "; everything from the server
+// itself starts with SystemPrefix. Nicknames and room names cannot contain
+// spaces, colons or brackets, so no client text can pass for another sender
+// or for the server.
+func (e *Event) AppendText(b []byte, v View) []byte {
+	sys := func(format string, args ...any) {
+		b = append(b, SystemPrefix...)
+		b = fmt.Appendf(b, format, args...)
+		b = append(b, '\n')
+	}
+	inRoom := func() {
+		if e.Room != "" && !strings.EqualFold(e.Room, v.Current) {
+			b = append(b, "[#"...)
+			b = append(b, e.Room...)
+			b = append(b, "] "...)
+		}
+	}
+	switch e.Type {
+	case TypeMessage:
+		inRoom()
+		b = append(b, e.From...)
+		b = append(b, ": "...)
+		b = append(b, e.Text...)
+		b = append(b, '\n')
+	case TypeAction:
+		inRoom()
+		b = append(b, "* "...)
+		b = append(b, e.From...)
+		b = append(b, ' ')
+		b = append(b, e.Text...)
+		b = append(b, '\n')
+	case TypePrivate:
+		if strings.EqualFold(e.From, v.Me) {
+			b = append(b, "[pm to "...)
+			b = append(b, e.To...)
+			b = append(b, "] "...)
+		} else {
+			b = append(b, "[pm] "...)
+		}
+		b = append(b, e.From...)
+		b = append(b, ": "...)
+		b = append(b, e.Text...)
+		b = append(b, '\n')
+	case TypeWelcome:
+		l := e.Limits
+		sys("Welcome, %s! You are in #%s. Type a line to chat; commands: %s. Limits: lines of %d bytes, nicknames of %d characters, room names of %d characters, %d rooms per client, %d members per room.",
+			e.Nick, e.Room, strings.Join(e.Commands, " "), l.LineBytes, l.NickLength, l.RoomNameLength, l.RoomsPerClient, l.RoomMembers)
+	case TypeJoin:
+		sys("%s joined #%s", e.Nick, e.Room)
+	case TypePart:
+		sys("%s left #%s%s", e.Nick, e.Room, because(e.Reason))
+	case TypeQuit:
+		sys("%s quit%s", e.Nick, because(e.Reason))
+	case TypeNick:
+		sys("%s is now %s", e.Old, e.Nick)
+	case TypeTopic:
+		switch {
+		case e.From != "":
+			sys("%s set the topic of #%s: %s", e.From, e.Room, e.Text)
+		case e.Text == "":
+			sys("#%s has no topic", e.Room)
+		default:
+			sys("topic of #%s: %s", e.Room, e.Text)
+		}
+	case TypeCurrent:
+		sys("you are now talking in #%s", e.Room)
+	case TypeRooms:
+		parts := make([]string, len(e.Rooms))
+		for i, r := range e.Rooms {
+			parts[i] = "#" + r.Name + " (" + strconv.Itoa(r.Members) + ")"
+		}
+		sys("rooms: %s", strings.Join(parts, ", "))
+	case TypeWho:
+		sys("in #%s (%d): %s", e.Room, len(e.Members), strings.Join(e.Members, ", "))
+	case TypeHelp:
+		for _, c := range e.Commands {
+			sys("%s", c)
+		}
+	case TypeFormat:
+		sys("format is now %s", e.Format)
+	case TypeMissed:
+		sys("you missed %d messages because your connection could not keep up", e.Count)
+	case TypeError:
+		sys("error: %s", e.Text)
+	default: // TypeNotice, and any type this version does not know
+		sys("%s", e.Text)
+	}
+	return b
+}
+
+func because(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (" + reason + ")"
+}

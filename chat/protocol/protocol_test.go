@@ -1,0 +1,151 @@
+package protocol
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseText(t *testing.T) {
+	tests := []struct {
+		line string
+		want Command
+		err  error
+	}{
+		{"hello", Command{Name: CmdSay, Text: "hello"}, nil},
+		{"//etc/passwd is a path", Command{Name: CmdSay, Text: "/etc/passwd is a path"}, nil},
+		{"/nick alice", Command{Name: CmdNick, Nick: "alice"}, nil},
+		{"/NICK alice", Command{Name: CmdNick, Nick: "alice"}, nil},
+		{"/nick", Command{}, ErrUsage},
+		{"/nick two words", Command{}, ErrUsage},
+		{"/join #games", Command{Name: CmdJoin, Room: "games"}, nil},
+		{"/join", Command{}, ErrUsage},
+		{"/part", Command{Name: CmdPart}, nil},
+		{"/part games see you", Command{Name: CmdPart, Room: "games", Text: "see you"}, nil},
+		{"/rooms", Command{Name: CmdRooms}, nil},
+		{"/rooms now", Command{}, ErrUsage},
+		{"/who", Command{Name: CmdWho}, nil},
+		{"/who #lobby", Command{Name: CmdWho, Room: "lobby"}, nil},
+		{"/topic", Command{Name: CmdTopic}, nil},
+		{"/topic Rust vs Go", Command{Name: CmdTopic, Text: "Rust vs Go", SetTopic: true}, nil},
+		{"/msg bob hi there", Command{Name: CmdMsg, Nick: "bob", Text: "hi there"}, nil},
+		{"/msg bob", Command{}, ErrUsage},
+		{"/me waves", Command{Name: CmdMe, Text: "waves"}, nil},
+		{"/me", Command{}, ErrUsage},
+		{"/quit", Command{Name: CmdQuit}, nil},
+		{"/quit off to bed", Command{Name: CmdQuit, Text: "off to bed"}, nil},
+		{"/help", Command{Name: CmdHelp}, nil},
+		{"/format json", Command{Name: CmdFormat, Format: "json"}, nil},
+		{"/format xml", Command{}, ErrUsage},
+		{"/dance", Command{}, ErrUnknownCommand},
+		{"/", Command{}, ErrUnknownCommand},
+	}
+	for _, tt := range tests {
+		got, err := ParseText(tt.line)
+		if !errors.Is(err, tt.err) || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseText(%q) = %+v, %v; want %+v, %v", tt.line, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestUsageErrorsCarryTheUsage(t *testing.T) {
+	_, err := ParseText("/msg bob")
+	if got, want := err.Error(), "usage: /msg NICK TEXT"; got != want {
+		t.Fatalf("error = %q; want %q", got, want)
+	}
+}
+
+func TestDecodeJSON(t *testing.T) {
+	tests := []struct {
+		line string
+		want Command
+		err  error
+	}{
+		{`{"type":"say","text":"hi"}`, Command{Name: CmdSay, Text: "hi"}, nil},
+		{`{"type":"say","room":"#games","text":"hi"}`, Command{Name: CmdSay, Room: "games", Text: "hi"}, nil},
+		{`{"type":"say"}`, Command{}, ErrUsage},
+		{`{"type":"msg","to":"bob","text":"psst"}`, Command{Name: CmdMsg, Nick: "bob", Text: "psst"}, nil},
+		{`{"type":"topic","room":"lobby"}`, Command{Name: CmdTopic, Room: "lobby"}, nil},
+		{`{"type":"topic","topic":""}`, Command{Name: CmdTopic, SetTopic: true}, nil},
+		{`{"type":"quit","reason":"bye"}`, Command{Name: CmdQuit, Text: "bye"}, nil},
+		{`{"type":"format","format":"text"}`, Command{Name: CmdFormat, Format: "text"}, nil},
+		{`{"type":"nick","nick":"alice","future":true}`, Command{Name: CmdNick, Nick: "alice"}, nil},
+		{`{"type":"fly"}`, Command{}, ErrUnknownCommand},
+		{`{"text":"no type"}`, Command{}, ErrBadJSON},
+		{`{"type":"say",`, Command{}, ErrBadJSON},
+		{`{"type":"say","text":"a"} {}`, Command{}, ErrBadJSON},
+		{`{"type":7}`, Command{}, ErrBadJSON},
+	}
+	for _, tt := range tests {
+		got, err := DecodeJSON([]byte(tt.line))
+		if !errors.Is(err, tt.err) || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("DecodeJSON(%s) = %+v, %v; want %+v, %v", tt.line, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestCheckNick(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"alice", nil},
+		{"Bob_the-2nd", nil},
+		{"", ErrNameLength},
+		{strings.Repeat("a", 25), ErrNameLength},
+		{"al ice", ErrNameChars},
+		{"alice:", ErrNameChars},
+		{"[pm]", ErrNameChars},
+		{"élise", ErrNameChars},
+		{"2pac", ErrNameChars},
+		{"guest-7", ErrNameReserved},
+		{"Server", ErrNameReserved},
+		{"n4tter", ErrNameReserved},
+		{"Adrnin", ErrNameReserved},
+		{"SERV3R", ErrNameReserved},
+		{"adm1n", ErrNameReserved},
+		{"sys_tem", ErrNameReserved},
+	}
+	for _, tt := range tests {
+		if err := CheckNick(tt.name, 24); !errors.Is(err, tt.err) {
+			t.Errorf("CheckNick(%q) = %v; want %v", tt.name, err, tt.err)
+		}
+	}
+}
+
+func TestAppendText(t *testing.T) {
+	v := View{Me: "bob", Current: "lobby"}
+	tests := []struct {
+		ev   Event
+		want string
+	}{
+		{Event{Type: TypeMessage, Room: "lobby", From: "alice", Text: "hi"}, "alice: hi\n"},
+		{Event{Type: TypeMessage, Room: "games", From: "alice", Text: "gg"}, "[#games] alice: gg\n"},
+		{Event{Type: TypeAction, Room: "LOBBY", From: "alice", Text: "waves"}, "* alice waves\n"},
+		{Event{Type: TypePrivate, From: "alice", To: "bob", Text: "psst"}, "[pm] alice: psst\n"},
+		{Event{Type: TypePrivate, From: "bob", To: "alice", Text: "psst"}, "[pm to alice] bob: psst\n"},
+		{Event{Type: TypeJoin, Room: "games", Nick: "alice"}, "*** alice joined #games\n"},
+		{Event{Type: TypePart, Room: "games", Nick: "alice", Reason: "bye"}, "*** alice left #games (bye)\n"},
+		{Event{Type: TypeQuit, Nick: "alice"}, "*** alice quit\n"},
+		{Event{Type: TypeNick, Old: "guest-7", Nick: "alice"}, "*** guest-7 is now alice\n"},
+		{Event{Type: TypeRooms, Rooms: []RoomInfo{{Name: "lobby", Members: 2}, {Name: "games", Members: 1}}}, "*** rooms: #lobby (2), #games (1)\n"},
+		{Event{Type: TypeWho, Room: "lobby", Members: []string{"alice", "bob"}}, "*** in #lobby (2): alice, bob\n"},
+		{Event{Type: TypeError, Text: "usage: /me ACTION"}, "*** error: usage: /me ACTION\n"},
+		{Event{Type: TypeHelp, Commands: []string{"/a - x", "/b - y"}}, "*** /a - x\n*** /b - y\n"},
+	}
+	for _, tt := range tests {
+		if got := string(tt.ev.AppendText(nil, v)); got != tt.want {
+			t.Errorf("AppendText(%+v) = %q; want %q", tt.ev, got, tt.want)
+		}
+	}
+}
+
+func TestAppendJSONIsOneLine(t *testing.T) {
+	ev := Event{Type: TypeMessage, Room: "lobby", From: "alice", Text: "a \"quoted\"\nline"}
+	got := string(ev.AppendJSON(nil))
+	want := `{"type":"message","room":"lobby","from":"alice","text":"a \"quoted\"\nline"}` + "\n"
+	if got != want {
+		t.Fatalf("AppendJSON = %s; want %s", got, want)
+	}
+}
