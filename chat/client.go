@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/chat/line"
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // Dialer opens connections. Both *net.Dialer and *netfake.Network satisfy
@@ -30,23 +32,65 @@ const DefaultClientMaxLineBytes = 64 << 10
 // server to send what is still on its way and close.
 const drainTimeout = 2 * time.Second
 
-// Client is a connection to a chat server. Send may be called concurrently
-// with Receive; neither may be called concurrently with itself.
+// Client is natter's own client. It speaks the JSON format and renders
+// events for people. Send may be called concurrently with Receive; neither
+// may be called concurrently with itself.
 type Client struct {
 	conn      net.Conn
 	lines     *line.Reader
+	view      protocol.View // who we are and where we talk; updated by Receive
 	closeOnce sync.Once
 	closeErr  error
+
+	// Color, if set before Run, makes Run colour its output with ANSI
+	// escapes: for a terminal, not for a pipe.
+	Color bool
 }
 
-// Dial connects to the chat server at addr over TCP through d.
-func Dial(ctx context.Context, d Dialer, addr string) (*Client, error) {
+// Dial connects to the chat server at addr through d and switches the
+// connection to the JSON format. If nick is not empty it then asks for that
+// nickname; the server's answer arrives as an event.
+func Dial(ctx context.Context, d Dialer, addr, nick string) (*Client, error) {
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{conn: conn, lines: line.NewReader(conn, DefaultClientMaxLineBytes)}, nil
+	c := &Client{conn: conn, lines: line.NewReader(conn, DefaultClientMaxLineBytes)}
+	if err := c.negotiate(ctx, nick); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
 }
+
+// negotiate switches to JSON and waits for the welcome that follows, which
+// says who and where we are. Text lines before it (the text-format welcome)
+// are skipped.
+func (c *Client) negotiate(ctx context.Context, nick string) error {
+	if dl, ok := ctx.Deadline(); ok {
+		c.conn.SetDeadline(dl)
+		defer c.conn.SetDeadline(time.Time{})
+	}
+	if err := c.Send("/format json"); err != nil {
+		return err
+	}
+	for {
+		ev, err := c.Receive()
+		if err != nil {
+			return fmt.Errorf("negotiate: %w", err)
+		}
+		if ev.Type == protocol.TypeWelcome {
+			break
+		}
+	}
+	if nick != "" {
+		return c.Send("/nick " + nick)
+	}
+	return nil
+}
+
+// Nick returns the client's current nickname.
+func (c *Client) Nick() string { return c.view.Me }
 
 // LocalAddr returns the client's end of the connection.
 func (c *Client) LocalAddr() net.Addr { return c.conn.LocalAddr() }
@@ -64,21 +108,46 @@ func (c *Client) Send(text string) error {
 	return nil
 }
 
-// Receive returns the next line from the server, without its line ending.
-// It returns ErrServerClosed when the server has closed the connection.
-func (c *Client) Receive() (string, error) {
+// Receive returns the next event from the server, and keeps track of the
+// client's nickname and current room from the events it sees. A line that is
+// not a JSON event comes back as a notice carrying the line. It returns
+// ErrServerClosed when the server has closed the connection.
+func (c *Client) Receive() (protocol.Event, error) {
 	for {
 		b, err := c.lines.Next()
 		switch {
 		case err == nil:
-			return string(b), nil
 		case line.IsRejected(err):
 			// A line this client can't show; skip it rather than hang up.
 			continue
 		case err == io.EOF:
-			return "", ErrServerClosed
+			return protocol.Event{}, ErrServerClosed
 		default:
-			return "", fmt.Errorf("receive: %w", err)
+			return protocol.Event{}, fmt.Errorf("receive: %w", err)
+		}
+		var ev protocol.Event
+		if len(b) == 0 || b[0] != '{' || json.Unmarshal(b, &ev) != nil || ev.Type == "" {
+			ev = protocol.Event{Type: protocol.TypeNotice, Text: string(b)}
+		}
+		c.track(&ev)
+		return ev, nil
+	}
+}
+
+// track updates the client's view of itself from ev.
+func (c *Client) track(ev *protocol.Event) {
+	switch ev.Type {
+	case protocol.TypeWelcome:
+		c.view = protocol.View{Me: ev.Nick, Current: ev.Room}
+	case protocol.TypeNick:
+		if strings.EqualFold(ev.Old, c.view.Me) {
+			c.view.Me = ev.Nick
+		}
+	case protocol.TypeCurrent:
+		c.view.Current = ev.Room
+	case protocol.TypeNotice:
+		if ev.Code == "no_current_room" {
+			c.view.Current = ""
 		}
 	}
 }
@@ -150,15 +219,56 @@ func (c *Client) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 }
 
 func (c *Client) printAll(out io.Writer) error {
+	var buf []byte
 	for {
-		text, err := c.Receive()
+		ev, err := c.Receive()
 		if err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintln(out, text); err != nil {
+		buf = c.render(buf[:0], &ev)
+		if _, err := out.Write(buf); err != nil {
 			return fmt.Errorf("print: %w", err)
 		}
 	}
+}
+
+// ANSI colours for the kinds of line the client prints.
+const (
+	colorSystem  = "\x1b[36m" // cyan: news from the server
+	colorError   = "\x1b[31m" // red
+	colorPrivate = "\x1b[35m" // magenta
+	colorReset   = "\x1b[0m"
+)
+
+// render appends ev as text for people, coloured if c.Color.
+func (c *Client) render(b []byte, ev *protocol.Event) []byte {
+	if !c.Color {
+		return ev.AppendText(b, c.view)
+	}
+	color := colorSystem
+	switch ev.Type {
+	case protocol.TypeMessage, protocol.TypeAction:
+		return ev.AppendText(b, c.view)
+	case protocol.TypeError:
+		color = colorError
+	case protocol.TypePrivate:
+		color = colorPrivate
+	}
+	start := len(b)
+	b = ev.AppendText(b, c.view)
+	// Colour each line on its own, so a terminal never carries a colour
+	// past a line end.
+	lines := strings.SplitAfter(string(b[start:]), "\n")
+	b = b[:start]
+	for _, l := range lines {
+		if l == "" {
+			continue
+		}
+		b = append(b, color...)
+		b = append(b, strings.TrimSuffix(l, "\n")...)
+		b = append(b, colorReset+"\n"...)
+	}
+	return b
 }
 
 func (c *Client) sendAll(in io.Reader, out io.Writer) error {
@@ -170,7 +280,7 @@ func (c *Client) sendAll(in io.Reader, out io.Writer) error {
 			return nil
 		case line.IsRejected(err):
 			// The server would refuse it too; say so here, and go on.
-			fmt.Fprintf(out, "%slocal error: %v; not sent\n", NoticePrefix, err)
+			fmt.Fprintf(out, "%slocal error: %v; not sent\n", protocol.SystemPrefix, err)
 			continue
 		case err != nil:
 			return fmt.Errorf("read input: %w", err)

@@ -20,7 +20,26 @@ const (
 	// DefaultShutdownTimeout bounds a graceful shutdown: how long the server
 	// waits for queued messages to reach their clients.
 	DefaultShutdownTimeout = 5 * time.Second
+
+	// DefaultMaxNickLength bounds nicknames, in characters.
+	DefaultMaxNickLength = 24
+	// DefaultMaxRoomNameLength bounds room names, in characters.
+	DefaultMaxRoomNameLength = 32
+	// DefaultMaxTopicBytes bounds a room's topic.
+	DefaultMaxTopicBytes = 300
+	// DefaultMaxRoomsPerClient is how many rooms one client may be in.
+	DefaultMaxRoomsPerClient = 10
+	// DefaultMaxRoomMembers is how many clients a room other than the
+	// default room may hold. The default room has no limit, so that every
+	// client has somewhere to be.
+	DefaultMaxRoomMembers = 1000
+	// DefaultMaxRooms is how many rooms may exist at once.
+	DefaultMaxRooms = 1000
 )
+
+// DefaultRoom is the room every client is in when it connects. It always
+// exists.
+const DefaultRoom = "lobby"
 
 // Options configures a [Server]. The zero value uses every default.
 type Options struct {
@@ -44,6 +63,24 @@ type Options struct {
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 
+	// MaxNickLength bounds nicknames, in characters. Zero means
+	// DefaultMaxNickLength.
+	MaxNickLength int
+	// MaxRoomNameLength bounds room names, in characters. Zero means
+	// DefaultMaxRoomNameLength.
+	MaxRoomNameLength int
+	// MaxTopicBytes bounds a room's topic. Zero means DefaultMaxTopicBytes.
+	MaxTopicBytes int
+	// MaxRoomsPerClient is how many rooms one client may be in at once,
+	// the default room included. Zero means DefaultMaxRoomsPerClient.
+	MaxRoomsPerClient int
+	// MaxRoomMembers is how many clients a room may hold; the default room
+	// is exempt. Zero means DefaultMaxRoomMembers.
+	MaxRoomMembers int
+	// MaxRooms is how many rooms may exist at once, the default room
+	// included. Zero means DefaultMaxRooms.
+	MaxRooms int
+
 	// Logger receives the server's log. Nil means no logging.
 	Logger *slog.Logger
 }
@@ -60,6 +97,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	for _, f := range []struct {
+		v   *int
+		def int
+	}{
+		{&o.MaxNickLength, DefaultMaxNickLength},
+		{&o.MaxRoomNameLength, DefaultMaxRoomNameLength},
+		{&o.MaxTopicBytes, DefaultMaxTopicBytes},
+		{&o.MaxRoomsPerClient, DefaultMaxRoomsPerClient},
+		{&o.MaxRoomMembers, DefaultMaxRoomMembers},
+		{&o.MaxRooms, DefaultMaxRooms},
+	} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // Accept-error backoff, as nats-server does for EMFILE and the like.
@@ -15,18 +17,24 @@ const (
 	acceptMaxSleep = time.Second
 )
 
-// Server relays every line a client sends to every connected client. Create
-// one with [NewServer] and run it with [Server.Serve].
+// Server is a chat server: clients with nicknames talk in rooms. Create one
+// with [NewServer] and run it with [Server.Serve].
 type Server struct {
 	ln   net.Listener
 	opts Options
 	log  *slog.Logger
 
-	// mu guards sessions and closing. Broadcasting holds it while it queues
-	// a message for every session, which is what gives all receivers the
-	// same order; queueing never blocks, so neither does holding mu.
+	// mu guards all chat state: the sessions, their nicknames, rooms and
+	// formats, and closing. Every command runs under it, and delivering an
+	// event holds it while the event is queued for every receiver, which
+	// gives all receivers one order; queueing never blocks, so neither does
+	// holding mu.
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	nicks    map[string]*session // by protocol.Fold(nick)
+	rooms    map[string]*room    // by protocol.Fold(name)
+	lobby    *room
+	guests   int // the last guest number given out
 	closing  bool
 
 	wg sync.WaitGroup // every goroutine the server starts
@@ -36,11 +44,15 @@ type Server struct {
 // owns ln from then on and closes it when it stops.
 func NewServer(ln net.Listener, opts Options) *Server {
 	opts = opts.withDefaults()
+	lobby := newRoom(DefaultRoom)
 	return &Server{
 		ln:       ln,
 		opts:     opts,
 		log:      opts.Logger,
 		sessions: make(map[*session]struct{}),
+		nicks:    make(map[string]*session),
+		rooms:    map[string]*room{protocol.Fold(DefaultRoom): lobby},
+		lobby:    lobby,
 	}
 }
 
@@ -117,7 +129,8 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// start registers a new connection and starts its reader and writer.
+// start registers a new connection, greets it, and starts its reader and
+// writer.
 func (s *Server) start(conn net.Conn) {
 	ss := newSession(s, conn)
 	s.mu.Lock()
@@ -127,6 +140,7 @@ func (s *Server) start(conn net.Conn) {
 		return
 	}
 	s.sessions[ss] = struct{}{}
+	s.arrive(ss)
 	s.mu.Unlock()
 
 	s.log.Info("New client connected: " + ss.addr)
@@ -141,39 +155,22 @@ func (s *Server) start(conn net.Conn) {
 	}()
 }
 
-// broadcast queues msg, a complete line that is never modified afterwards,
-// for every client.
-func (s *Server) broadcast(msg []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ss := range s.sessions {
-		ss.enqueue(msg)
-	}
-}
-
-func (s *Server) remove(ss *session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.sessions, ss)
-}
-
 // shutdown closes the listener, says goodbye to every client, and, after
 // at most ShutdownTimeout, closes whatever connections are left.
 func (s *Server) shutdown() {
+	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Warn("Closing listener", "err", err)
+	}
+	goodbye := &delivery{ev: &protocol.Event{Type: protocol.TypeNotice, Code: "shutdown", Text: "server shutting down"}}
 	s.mu.Lock()
 	s.closing = true
 	sessions := make([]*session, 0, len(s.sessions))
 	for ss := range s.sessions {
 		sessions = append(sessions, ss)
+		ss.finish(goodbye.bytesFor(ss))
 	}
 	s.mu.Unlock()
 
-	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Warn("Closing listener", "err", err)
-	}
-	for _, ss := range sessions {
-		ss.finish(noticeShutdown)
-	}
 	deadline := time.NewTimer(s.opts.ShutdownTimeout)
 	defer deadline.Stop()
 	for _, ss := range sessions {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/natter-chat/natter/chat/protocol"
 	"github.com/natter-chat/natter/netfake"
 )
 
@@ -18,26 +19,42 @@ func newIdleSessions(tb testing.TB, n int) *Server {
 	}
 	tb.Cleanup(func() { ln.Close() })
 	s := NewServer(ln, Options{})
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for range n {
 		c, _ := netfake.Pipe(0)
 		tb.Cleanup(func() { c.Close() })
-		s.sessions[newSession(s, c)] = struct{}{}
+		ss := newSession(s, c)
+		s.sessions[ss] = struct{}{}
+		s.arrive(ss)
 	}
 	return s
 }
 
-// TestBroadcastAllocatesNothingPerRecipient pins the hot path's promise: a
-// message is one shared value, and queueing it for a receiver allocates
-// nothing.
+// broadcast delivers a chat line from the first guest to the lobby, as a
+// client's line is.
+func (s *Server) broadcast(ev *protocol.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deliverRoom(s.lobby, ev)
+}
+
+// TestBroadcastAllocatesNothingPerRecipient pins the hot path's promise: an
+// event is encoded once per format, the receivers share the bytes, and
+// queueing them for a receiver allocates nothing.
 func TestBroadcastAllocatesNothingPerRecipient(t *testing.T) {
-	s := newIdleSessions(t, 100)
-	msg := []byte("hello\n")
-	// Fill every queue first: queues grow on demand up to their limit.
-	for range DefaultOutboundQueue {
-		s.broadcast(msg)
+	ev := &protocol.Event{Type: protocol.TypeMessage, Room: DefaultRoom, From: "alice", Text: "hello"}
+	allocs := func(n int) float64 {
+		s := newIdleSessions(t, n)
+		// Fill every queue first: queues grow on demand up to their limit.
+		for range DefaultOutboundQueue {
+			s.broadcast(ev)
+		}
+		return testing.AllocsPerRun(100, func() { s.broadcast(ev) })
 	}
-	if allocs := testing.AllocsPerRun(100, func() { s.broadcast(msg) }); allocs != 0 {
-		t.Fatalf("broadcast to 100 receivers: %v allocations; want 0", allocs)
+	few, many := allocs(10), allocs(1000)
+	if few != many || few > 2 {
+		t.Fatalf("allocations per broadcast: %v to 10 receivers, %v to 1000; want the same small number", few, many)
 	}
 }
 
@@ -58,19 +75,20 @@ func TestQueueDropsOldestWhenFull(t *testing.T) {
 	}
 }
 
-// BenchmarkBroadcast measures queueing one message for n receivers; divide
-// ns/op by n for the cost per recipient.
+// BenchmarkBroadcast measures encoding one chat event and queueing it for n
+// text-format receivers; ns/recipient is the cost per receiver.
 func BenchmarkBroadcast(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("receivers=%d", n), func(b *testing.B) {
 			s := newIdleSessions(b, n)
-			msg := []byte("a chat line of a typical length, say sixty bytes or so\n")
+			ev := &protocol.Event{Type: protocol.TypeMessage, Room: DefaultRoom, From: "alice",
+				Text: "a chat line of a typical length, say sixty bytes or so"}
 			for range DefaultOutboundQueue {
-				s.broadcast(msg)
+				s.broadcast(ev)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				s.broadcast(msg)
+				s.broadcast(ev)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/recipient")
 		})

@@ -3,13 +3,16 @@ package chat
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/natter-chat/natter/chat/line"
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // maxRetainedWriteBuffer is the largest write buffer a session keeps between
@@ -24,10 +27,23 @@ type session struct {
 	conn net.Conn
 	addr string
 
+	// Chat state, guarded by srv.mu.
+	nick    string
+	rooms   []*room // in the order joined
+	current *room   // where plain lines go; nil if in no room
+	format  protocol.Format
+
+	// jsonOut mirrors format == JSON for the writer, which does not hold
+	// srv.mu when it writes its own notices.
+	jsonOut atomic.Bool
+
 	mu       sync.Mutex
 	out      queue
 	missed   int  // messages dropped from out since the last write
 	finished bool // no more messages will be queued; close once flushed
+	// closeReason says why the server closed the connection, for the quit
+	// announcement.
+	closeReason string
 
 	wake chan struct{} // tells the writer there is work; capacity 1
 	done chan struct{} // closed when the writer has closed the connection
@@ -84,50 +100,78 @@ func (ss *session) signal() {
 	}
 }
 
-// readLoop reads the client's lines until the connection ends, then takes
-// the client out of the room and lets the writer finish.
+// readLoop reads and carries out the client's lines until the connection
+// ends or the client quits, then takes the client out of the chat and lets
+// the writer finish.
 func (ss *session) readLoop() {
-	log := ss.srv.log
-	opts := ss.srv.opts
-	lr := line.NewReader(ss.conn, opts.MaxLineBytes)
+	srv := ss.srv
+	log := srv.log
+	lr := line.NewReader(ss.conn, srv.opts.MaxLineBytes)
+	reason := "connection closed"
 	for {
 		text, err := lr.Next()
-		switch {
-		case err == nil:
+		if err == nil {
 			if len(bytes.TrimSpace(text)) == 0 {
 				continue
 			}
-			log.Info("Received from client: " + string(text))
-			msg := make([]byte, len(text)+1)
-			copy(msg, text)
-			msg[len(text)] = '\n'
-			ss.srv.broadcast(msg)
+			srv.mu.Lock()
+			quit := srv.handle(ss, string(text))
+			srv.mu.Unlock()
+			if quit {
+				log.Info("Client quit: " + ss.addr)
+				ss.finish(nil)
+				return
+			}
 			continue
-		case errors.Is(err, line.ErrTooLong):
-			ss.reject(errorTooLong(opts.MaxLineBytes), err)
+		}
+		if code, ok := rejectCode(err); ok {
+			log.Warn("Rejected line from client "+ss.addr, "err", err)
+			msg := err.Error()
+			if errors.Is(err, line.ErrTooLong) {
+				msg = fmt.Sprintf("line longer than %d bytes", srv.opts.MaxLineBytes)
+			}
+			srv.mu.Lock()
+			srv.fail(ss, code, "%s; it was discarded", msg)
+			srv.mu.Unlock()
 			continue
-		case errors.Is(err, line.ErrInvalidUTF8):
-			ss.reject(errorInvalidUTF8, err)
-			continue
-		case errors.Is(err, line.ErrNUL):
-			ss.reject(errorNUL, err)
-			continue
+		}
+		switch {
 		case err == io.EOF:
 			log.Info("Client disconnected: " + ss.addr)
 		case errors.Is(err, net.ErrClosed):
-			// The server closed the connection; it logged why.
+			// The server closed the connection and logged why.
+			ss.mu.Lock()
+			reason = ss.closeReason
+			ss.mu.Unlock()
 		default:
 			log.Info("Client disconnected: "+ss.addr, "err", err)
 		}
 		break
 	}
-	ss.srv.remove(ss)
+	srv.mu.Lock()
+	srv.depart(ss, reason)
+	srv.mu.Unlock()
 	ss.finish(nil)
 }
 
-func (ss *session) reject(reply []byte, err error) {
-	ss.srv.log.Warn("Rejected line from client "+ss.addr, "err", err)
-	ss.enqueue(reply)
+// rejectCode returns the error code for a line the line reader rejected.
+func rejectCode(err error) (string, bool) {
+	switch {
+	case errors.Is(err, line.ErrTooLong):
+		return codeLineTooLong, true
+	case errors.Is(err, line.ErrInvalidUTF8):
+		return codeInvalidUTF8, true
+	case errors.Is(err, line.ErrNUL):
+		return codeNULByte, true
+	}
+	return "", false
+}
+
+// setFormat switches the format of ss's events. srv.mu must be held.
+func (ss *session) setFormat(name string) {
+	f, _ := protocol.ParseFormat(name)
+	ss.format = f
+	ss.jsonOut.Store(f == protocol.JSON)
 }
 
 // writeLoop writes queued messages, everything queued at once in one Write,
@@ -149,6 +193,9 @@ func (ss *session) writeLoop() {
 				ss.srv.log.Debug("Final write to client failed: "+ss.addr, "err", err)
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				ss.srv.log.Warn("Disconnecting slow client " + ss.addr + ": write deadline exceeded")
+				ss.mu.Lock()
+				ss.closeReason = "too slow to receive messages"
+				ss.mu.Unlock()
 			case !errors.Is(err, net.ErrClosed):
 				ss.srv.log.Info("Write to client failed; disconnecting "+ss.addr, "err", err)
 			}
@@ -165,7 +212,12 @@ func (ss *session) writeLoop() {
 func (ss *session) write(missed int) error {
 	b := ss.wbuf[:0]
 	if missed > 0 {
-		b = appendMissed(b, missed)
+		ev := protocol.Event{Type: protocol.TypeMissed, Count: missed}
+		if ss.jsonOut.Load() {
+			b = ev.AppendJSON(b)
+		} else {
+			b = ev.AppendText(b, protocol.View{})
+		}
 	}
 	for i, m := range ss.batch {
 		b = append(b, m...)

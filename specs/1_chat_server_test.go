@@ -32,12 +32,12 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 
 		It("sends each line back to its sender, content unchanged", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			alice.Send("hello, natter ✓\n")
-			alice.ExpectLines("hello, natter ✓")
+			alice.ExpectLines(alice.Says("hello, natter ✓"))
 		})
 
 		It("logs the connection and every line it receives", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			alice.Send("log me\n")
-			alice.ExpectLines("log me")
+			alice.ExpectLines(alice.Says("log me"))
 			Expect(srv.Log).To(gbytes.Say(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on 127\.0\.0\.1:\d+\n`))
 			Expect(srv.Log).To(gbytes.Say(`INFO New client connected: ` + alice.Name() + `\n`))
 			Expect(srv.Log).To(gbytes.Say(`INFO Received from client: log me\n`))
@@ -45,12 +45,12 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 
 		It("ignores empty and blank lines", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			alice.Send("\n\r\n   \n\t\nafter the blanks\n")
-			alice.ExpectLines("after the blanks")
+			alice.ExpectLines(alice.Says("after the blanks"))
 		})
 
 		It("ends a line at \\n or at \\r\\n alike", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			alice.Send("unix\nwindows\r\n")
-			alice.ExpectLines("unix", "windows")
+			alice.ExpectLines(alice.Says("unix"), alice.Says("windows"))
 		})
 
 		It("delivers several lines in the order they were sent", SpecTimeout(specTimeout), func(ctx SpecContext) {
@@ -59,7 +59,9 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 				want = append(want, fmt.Sprintf("line %02d", i))
 			}
 			alice.Send(strings.Join(want, "\n") + "\n")
-			alice.ExpectLines(want...)
+			for _, w := range want {
+				alice.ExpectLines(alice.Says(w))
+			}
 		})
 
 		It("forgets a client that leaves", SpecTimeout(specTimeout), func(ctx SpecContext) {
@@ -82,7 +84,7 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 		It("delivers every line to every client, the sender included", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			clients[1].Send("from the second client\n")
 			for _, c := range clients {
-				c.ExpectLines("from the second client")
+				c.ExpectLines(clients[1].Says("from the second client"))
 			}
 		})
 
@@ -108,9 +110,10 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			for i, c := range clients {
 				got := make([]string, 0, perClient*len(clients))
 				for range perClient * len(clients) {
-					l, err := c.ReadLine()
+					l, err := c.NextLine()
 					Expect(err).NotTo(HaveOccurred())
-					got = append(got, l)
+					_, text, _ := strings.Cut(l, ": ")
+					got = append(got, text)
 				}
 				if i == 0 {
 					first = got
@@ -136,7 +139,7 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			Eventually(srv.Clients).Should(Equal(3))
 			clients[1].Send("still here\n")
 			for _, c := range clients[1:] {
-				c.ExpectLines("still here")
+				c.ExpectLines(clients[1].Says("still here"))
 			}
 		})
 	})
@@ -154,16 +157,16 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 		It("relays a line of exactly the limit", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			full := strings.Repeat("é", 32) // 64 bytes
 			sender.Send(full + "\r\n")
-			sender.ExpectLines(full)
-			other.ExpectLines(full)
+			sender.ExpectLines(sender.Says(full))
+			other.ExpectLines(sender.Says(full))
 		})
 
 		DescribeTable("rejects it with an error to the sender only, relays none of it, and keeps the connection",
 			func(ctx SpecContext, bad, wantError string) {
 				sender.Send(bad + "\n")
 				sender.Send("next line\n")
-				sender.ExpectLines(wantError, "next line")
-				other.ExpectLines("next line")
+				sender.ExpectLines(wantError, sender.Says("next line"))
+				other.ExpectLines(sender.Says("next line"))
 			},
 			Entry("a line over the length limit", SpecTimeout(specTimeout), strings.Repeat("x", 65),
 				"*** error: line longer than 64 bytes; it was discarded"),
@@ -198,8 +201,8 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			const n = 400
 			for i := range n {
 				sender.Send(payload(i) + "\n")
-				reader.ExpectLines(payload(i))
-				sender.ExpectLines(payload(i))
+				reader.ExpectLines(sender.Says(payload(i)))
+				sender.ExpectLines(sender.Says(payload(i)))
 			}
 			Expect(srv.Clients()).To(Equal(3))
 		})
@@ -214,22 +217,22 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			By("sending in step with the sender's own echo, so only the slow client falls behind")
 			for i := range n {
 				sender.Send(payload(i) + "\n")
-				sender.ExpectLines(payload(i))
+				sender.ExpectLines(sender.Says(payload(i)))
 			}
 
 			By("reading everything the slow client was sent, once it reads again")
 			received, missed := 0, 0
 			last := -1
 			for received+missed < n {
-				l, err := slow.ReadLine()
+				l, err := slow.NextLine()
 				Expect(err).NotTo(HaveOccurred())
 				var k int
-				if _, err := fmt.Sscanf(l, "*** notice: you missed %d messages because your connection could not keep up", &k); err == nil {
+				if _, err := fmt.Sscanf(l, "*** you missed %d messages because your connection could not keep up", &k); err == nil {
 					missed += k
 					continue
 				}
 				var i int
-				_, err = fmt.Sscanf(l, "msg %04d", &i)
+				_, err = fmt.Sscanf(l, sender.Nick+": msg %04d", &i)
 				Expect(err).NotTo(HaveOccurred(), "unexpected line %q", l)
 				Expect(i).To(BeNumerically(">", last), "lines out of order")
 				Expect(i).To(Equal(received+missed), "a gap in the lines without a notice")
@@ -251,13 +254,13 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			for i := 0; srv.Clients() == 2; i++ {
 				Expect(ctx.Err()).NotTo(HaveOccurred())
 				sender.Send(payload(i) + "\n")
-				sender.ExpectLines(payload(i))
+				sender.ExpectLines(sender.Says(payload(i)))
 			}
 			Eventually(srv.Log).Should(gbytes.Say(`WARN Disconnecting slow client ` + stuck.Name() + `: write deadline exceeded\n`))
 			stuck.ExpectDisconnected()
 
 			sender.Send("life goes on\n")
-			sender.ExpectLines("life goes on")
+			sender.ExpectLines(sender.Says("life goes on"))
 		})
 	})
 
@@ -267,7 +270,7 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			srv = startServer(nw, chat.Options{})
 			c := connectAll(srv, nw, 1)[0]
 			c.Send("still accepting\n")
-			c.ExpectLines("still accepting")
+			c.ExpectLines(c.Says("still accepting"))
 			Expect(srv.Log).To(gbytes.Say(`WARN Accept failed; retrying err=.*too many open files`))
 		})
 	})
@@ -279,12 +282,12 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			clients := connectAll(srv, nw, 3)
 			clients[0].Send("before the end\n")
 			for _, c := range clients {
-				c.ExpectLines("before the end")
+				c.ExpectLines(clients[0].Says("before the end"))
 			}
 
 			Expect(srv.Stop()).To(Succeed())
 			for _, c := range clients {
-				Expect(c.ExpectDisconnected()).To(Equal([]string{"*** notice: server shutting down"}))
+				Expect(c.ExpectDisconnected()).To(Equal([]string{"*** server shutting down"}))
 			}
 			_, err := nw.DialContext(ctx, "tcp", srv.Addr)
 			Expect(err).To(HaveOccurred())
@@ -299,7 +302,7 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			for i := range 100 {
 				line := fmt.Sprintf("%04d %s", i, strings.Repeat("x", 1000))
 				sender.Send(line + "\n")
-				sender.ExpectLines(line)
+				sender.ExpectLines(sender.Says(line))
 			}
 
 			Expect(srv.Stop()).To(Succeed())
@@ -329,9 +332,9 @@ var _ = Describe("The chat server on a network whose buffers hold 1 byte (netfak
 		for i, c := range clients {
 			var got []string
 			for range perClient * len(clients) {
-				l, err := c.ReadLine()
+				l, err := c.NextLine()
 				Expect(err).NotTo(HaveOccurred())
-				Expect(l).To(MatchRegexp(`^client \d, line \d\d: every byte waits for its reader$`))
+				Expect(l).To(MatchRegexp(`^guest-\d+: client \d, line \d\d: every byte waits for its reader$`))
 				got = append(got, l)
 			}
 			if i == 0 {

@@ -93,17 +93,17 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	})
 
 	It("says it is connected, sends what is typed and prints what the server sends", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr)
+		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-nick", "alice")
 		Eventually(client.stdout).Should(gbytes.Say("^Connected to server\n"))
-		Eventually(srv.Clients).Should(Equal(1))
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* guest-1 is now alice\n`))
 		other := connectAll(srv, nw, 1)[0]
 
 		client.Type("hi from the client\n")
-		Eventually(client.stdout).Should(gbytes.Say("hi from the client\n"))
-		other.ExpectLines("hi from the client")
+		Eventually(client.stdout).Should(gbytes.Say("alice: hi from the client\n"))
+		other.ExpectLines("alice: hi from the client")
 
 		other.Send("hi from nc\n")
-		Eventually(client.stdout).Should(gbytes.Say("hi from nc\n"))
+		Eventually(client.stdout).Should(gbytes.Say(other.Says("hi from nc") + "\n"))
 	})
 
 	It("leaves cleanly and exits 0 when its input ends, after printing the replies to piped lines", SpecTimeout(specTimeout), func(ctx SpecContext) {
@@ -111,7 +111,8 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		client.Type("first\nsecond\n")
 		Expect(client.stdin.Close()).To(Succeed())
 		Eventually(client.ExitCode).Should(Equal(cli.ExitOK))
-		Expect(client.stdout).To(gbytes.Say("Connected to server\nfirst\nsecond\n"))
+		Expect(client.stdout).To(gbytes.Say("^Connected to server\n"))
+		Expect(client.stdout).To(gbytes.Say(`guest-1: first\nguest-1: second\n`))
 		Eventually(srv.Clients).Should(BeZero())
 		Expect(srv.Log).To(gbytes.Say(`INFO Client disconnected: `))
 	})
@@ -121,7 +122,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		Eventually(srv.Clients).Should(Equal(1))
 		Expect(srv.Stop()).To(Succeed())
 		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
-		Expect(client.stdout).To(gbytes.Say("\\*\\*\\* notice: server shutting down\n"))
+		Expect(client.stdout).To(gbytes.Say("\\*\\*\\* server shutting down\n"))
 		Expect(client.stderr).To(gbytes.Say("^Connection closed by server\n"))
 	})
 
@@ -151,13 +152,13 @@ var _ = DescribeTableSubtree("The server command", func(tr Transport) {
 
 		c := connect(nw, addr)
 		c.Send("anyone?\n")
-		c.ExpectLines("anyone?")
+		c.ExpectLines(c.Says("anyone?"))
 		Eventually(server.stderr).Should(gbytes.Say(`INFO New client connected: ` + c.Name() + `\n`))
 		Eventually(server.stderr).Should(gbytes.Say(`INFO Received from client: anyone\?\n`))
 
 		server.cancel()
 		Eventually(server.ExitCode).Should(Equal(cli.ExitOK))
-		Expect(c.ExpectDisconnected()).To(Equal([]string{"*** notice: server shutting down"}))
+		Expect(c.ExpectDisconnected()).To(Equal([]string{"*** server shutting down"}))
 	})
 
 	It("logs JSON lines when asked to", SpecTimeout(specTimeout), func(ctx SpecContext) {

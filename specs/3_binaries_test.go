@@ -43,33 +43,33 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 	It("chat: the server logs where it runs, a client and a raw TCP (nc-style) connection talk, and SIGTERM stops it with exit 0", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
 		server, addr := startServer()
 
-		cmd := exec.Command(clientBin, "-addr", addr)
+		cmd := exec.Command(clientBin, "-addr", addr, "-nick", "alice")
 		stdin, err := cmd.StdinPipe()
 		Expect(err).NotTo(HaveOccurred())
 		client := start(cmd)
 		Eventually(client.Out).Should(gbytes.Say("^Connected to server\n"))
+		Eventually(client.Out).Should(gbytes.Say(`\*\*\* guest-1 is now alice\n`))
 
 		nc, err := net.Dial("tcp", addr)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _ = nc.Close() })
 		Eventually(server.Err).Should(gbytes.Say(`INFO New client connected: 127\.0\.0\.1:\d+\n`))
 		Eventually(server.Err).Should(gbytes.Say(`INFO New client connected: ` + nc.LocalAddr().String() + `\n`))
-		raw := &testClient{conn: nc}
-		raw.lines = newLineReader(nc)
+		raw := newTestClient(nc)
 
 		_, err = io.WriteString(stdin, "hello from the client binary\n")
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(client.Out).Should(gbytes.Say("hello from the client binary\n"))
-		raw.ExpectLines("hello from the client binary")
+		Eventually(client.Out).Should(gbytes.Say("alice: hello from the client binary\n"))
+		raw.ExpectLines("alice: hello from the client binary")
 		Eventually(server.Err).Should(gbytes.Say(`INFO Received from client: hello from the client binary\n`))
 
 		raw.Send("hello from nc\r\n")
-		Eventually(client.Out).Should(gbytes.Say("hello from nc\n"))
+		Eventually(client.Out).Should(gbytes.Say(raw.Says("hello from nc") + "\n"))
 
 		server.Signal(syscall.SIGTERM)
 		Eventually(server).Should(gexec.Exit(0))
 		Eventually(client).Should(gexec.Exit(1))
-		Expect(client.Out).To(gbytes.Say(`\*\*\* notice: server shutting down\n`))
+		Expect(client.Out).To(gbytes.Say(`\*\*\* server shutting down\n`))
 		Expect(client.Err).To(gbytes.Say("^Connection closed by server\n"))
 	})
 
@@ -83,7 +83,8 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		Expect(err).NotTo(HaveOccurred())
 		Expect(stdin.Close()).To(Succeed())
 		Eventually(client).Should(gexec.Exit(0))
-		Expect(client.Out).To(gbytes.Say("^Connected to server\npiped line\n$"))
+		Expect(client.Out).To(gbytes.Say("^Connected to server\n"))
+		Expect(client.Out).To(gbytes.Say("guest-1: piped line\n$"))
 	})
 
 	It("client: explains an unreachable server in one line, with no Go stack trace, and exits 1", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {

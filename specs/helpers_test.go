@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -69,7 +70,32 @@ func (s *runningServer) Stop() error {
 type testClient struct {
 	conn  net.Conn
 	lines *line.Reader
+	Nick  string // as the welcome line said
 }
+
+// welcomeLine is the first line of every text-format connection.
+var welcomeLine = regexp.MustCompile(`^\*\*\* Welcome, ([A-Za-z][\w-]*)! You are in #lobby\. `)
+
+// presenceLine matches the announcements of people arriving, leaving and
+// renaming themselves, which most specs are not about.
+var presenceLine = regexp.MustCompile(`^\*\*\* \S+ (joined #|left #|quit|is now )`)
+
+// newTestClient takes over a connection to the server and reads its
+// welcome line.
+func newTestClient(conn net.Conn) *testClient {
+	GinkgoHelper()
+	c := &testClient{conn: conn, lines: newLineReader(conn)}
+	l, err := c.ReadLine()
+	Expect(err).NotTo(HaveOccurred())
+	m := welcomeLine.FindStringSubmatch(l)
+	Expect(m).NotTo(BeNil(), "the first line %q is not a welcome", l)
+	c.Nick = m[1]
+	return c
+}
+
+// Says returns text as the others see it when c says it in their current
+// room.
+func (c *testClient) Says(text string) string { return c.Nick + ": " + text }
 
 // connect dials the server and registers closing the connection as a
 // cleanup.
@@ -81,7 +107,7 @@ func connect(nw Network, addr string) *testClient {
 	Expect(err).NotTo(HaveOccurred())
 	// The spec may have closed it already; a second Close just fails.
 	DeferCleanup(func() { _ = conn.Close() })
-	return &testClient{conn: conn, lines: newLineReader(conn)}
+	return newTestClient(conn)
 }
 
 // newLineReader reads lines from the server with a bound far above any
@@ -122,8 +148,31 @@ func (c *testClient) ReadLine() (string, error) {
 	return string(b), err
 }
 
-// ExpectLines asserts the next lines from the server are exactly want.
+// NextLine returns the next line from the server that is not a presence
+// announcement (see presenceLine), waiting at most readTimeout.
+func (c *testClient) NextLine() (string, error) {
+	for {
+		l, err := c.ReadLine()
+		if err != nil || !presenceLine.MatchString(l) {
+			return l, err
+		}
+	}
+}
+
+// ExpectLines asserts the next lines from the server, presence
+// announcements aside, are exactly want.
 func (c *testClient) ExpectLines(want ...string) {
+	GinkgoHelper()
+	for _, w := range want {
+		got, err := c.NextLine()
+		Expect(err).NotTo(HaveOccurred(), "waiting for %q", w)
+		Expect(got).To(Equal(w))
+	}
+}
+
+// ExpectExactly asserts the next lines from the server are exactly want,
+// presence announcements included.
+func (c *testClient) ExpectExactly(want ...string) {
 	GinkgoHelper()
 	for _, w := range want {
 		got, err := c.ReadLine()
@@ -134,12 +183,12 @@ func (c *testClient) ExpectLines(want ...string) {
 
 // ExpectDisconnected reads until the connection ends and asserts that it
 // ended because the other side closed it, not because of a timeout. It
-// returns the lines read on the way.
+// returns the lines read on the way, presence announcements aside.
 func (c *testClient) ExpectDisconnected() []string {
 	GinkgoHelper()
 	var lines []string
 	for {
-		l, err := c.ReadLine()
+		l, err := c.NextLine()
 		if err == nil || line.IsRejected(err) {
 			lines = append(lines, l)
 			continue

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/natter-chat/natter/chat"
@@ -22,8 +24,14 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	addr := fs.String("addr", DefaultAddr, "server `address`")
 	timeout := fs.Duration("dial-timeout", DefaultDialTimeout, "give up connecting after this `long`")
+	nick := fs.String("nick", "", "`nickname` to take on connecting")
+	color := fs.String("color", "auto", "colour the output: auto (if stdout is a terminal), always or never")
 	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
+	}
+	if *color != "auto" && *color != "always" && *color != "never" {
+		fmt.Fprintf(env.Stderr, "client: -color: want auto, always or never, not %q\n", *color)
+		return ExitUsage
 	}
 
 	var dialer chat.Dialer = &net.Dialer{}
@@ -31,13 +39,19 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 		dialer = env.Dialer
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, *timeout)
-	c, err := chat.Dial(dialCtx, dialer, *addr)
+	c, err := chat.Dial(dialCtx, dialer, *addr, *nick)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "Error: cannot connect to %s: %s\n", *addr, reason(err))
 		return ExitFailure
 	}
 	fmt.Fprintln(env.Stdout, "Connected to server")
+	switch *color {
+	case "always":
+		c.Color = true
+	case "auto":
+		c.Color = isTerminal(env.Stdout)
+	}
 
 	err = c.Run(ctx, env.Stdin, env.Stdout)
 	switch {
@@ -52,4 +66,14 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "Error: %s\n", reason(err))
 		return ExitFailure
 	}
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -139,8 +139,12 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 		b = append(b, '\n')
 	case TypeWelcome:
 		l := e.Limits
-		sys("Welcome, %s! You are in #%s. Type a line to chat; commands: %s. Limits: lines of %d bytes, nicknames of %d characters, room names of %d characters, %d rooms per client, %d members per room.",
-			e.Nick, e.Room, strings.Join(e.Commands, " "), l.LineBytes, l.NickLength, l.RoomNameLength, l.RoomsPerClient, l.RoomMembers)
+		where := "in no room"
+		if e.Room != "" {
+			where = "in #" + e.Room
+		}
+		sys("Welcome, %s! You are %s. Type a line to chat; commands: %s. Limits: lines of %d bytes, nicknames of %d characters, room names of %d characters, %d rooms per client, %d members per room.",
+			e.Nick, where, strings.Join(e.Commands, " "), l.LineBytes, l.NickLength, l.RoomNameLength, l.RoomsPerClient, l.RoomMembers)
 	case TypeJoin:
 		sys("%s joined #%s", e.Nick, e.Room)
 	case TypePart:

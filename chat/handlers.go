@@ -1,0 +1,364 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// This file holds what the server does for each command. Every function
+// here runs with s.mu held.
+
+// Error codes sent in error events; chat/PROTOCOL.md lists them.
+const (
+	codeUnknownCommand = "unknown_command"
+	codeUsage          = "usage"
+	codeBadJSON        = "bad_json"
+	codeBadNick        = "bad_nick"
+	codeNickTaken      = "nick_taken"
+	codeNoSuchNick     = "no_such_nick"
+	codeBadRoom        = "bad_room"
+	codeNoSuchRoom     = "no_such_room"
+	codeNotInRoom      = "not_in_room"
+	codeNoRoom         = "no_current_room"
+	codeTopicTooLong   = "topic_too_long"
+	codeTooManyJoined  = "too_many_rooms_joined"
+	codeRoomFull       = "room_full"
+	codeTooManyRooms   = "too_many_rooms"
+	codeLineTooLong    = "line_too_long"
+	codeInvalidUTF8    = "invalid_utf8"
+	codeNULByte        = "nul_byte"
+)
+
+func now() string { return protocol.Stamp(time.Now()) }
+
+// sendTo queues ev for ss alone.
+func (s *Server) sendTo(ss *session, ev *protocol.Event) {
+	d := delivery{ev: ev}
+	ss.enqueue(d.bytesFor(ss))
+}
+
+// fail sends ss an error event.
+func (s *Server) fail(ss *session, code, format string, args ...any) {
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeError, Code: code, Text: fmt.Sprintf(format, args...)})
+}
+
+// deliverRoom queues ev for every member of r.
+func (s *Server) deliverRoom(r *room, ev *protocol.Event) {
+	d := delivery{ev: ev}
+	for ss := range r.members {
+		ss.enqueue(d.bytesFor(ss))
+	}
+}
+
+// deliverAround queues ev once for everyone who shares a room with ss, and
+// for ss itself unless skipSelf.
+func (s *Server) deliverAround(ss *session, ev *protocol.Event, skipSelf bool) {
+	d := delivery{ev: ev}
+	seen := map[*session]bool{ss: skipSelf}
+	if !skipSelf {
+		ss.enqueue(d.bytesFor(ss))
+	}
+	for _, r := range ss.rooms {
+		for m := range r.members {
+			if !seen[m] {
+				seen[m] = true
+				m.enqueue(d.bytesFor(m))
+			}
+		}
+	}
+}
+
+// arrive gives a new session a guest name, puts it in the default room and
+// welcomes it.
+func (s *Server) arrive(ss *session) {
+	for {
+		s.guests++
+		ss.nick = protocol.GuestPrefix + strconv.Itoa(s.guests)
+		if s.nicks[protocol.Fold(ss.nick)] == nil {
+			break
+		}
+	}
+	s.nicks[protocol.Fold(ss.nick)] = ss
+	// Announced to the others only: the welcome, the first line ss
+	// receives, tells ss itself.
+	s.deliverRoom(s.lobby, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: s.lobby.name, Nick: ss.nick})
+	s.lobby.members[ss] = struct{}{}
+	ss.rooms = []*room{s.lobby}
+	ss.current = s.lobby
+	s.sendTo(ss, s.welcome(ss))
+}
+
+func (s *Server) welcome(ss *session) *protocol.Event {
+	room := ""
+	if ss.current != nil {
+		room = ss.current.name
+	}
+	o := s.opts
+	return &protocol.Event{
+		Type:     protocol.TypeWelcome,
+		Time:     now(),
+		Nick:     ss.nick,
+		Room:     room,
+		Commands: protocol.CommandNames(),
+		Limits: &protocol.Limits{
+			LineBytes:      o.MaxLineBytes,
+			NickLength:     o.MaxNickLength,
+			RoomNameLength: o.MaxRoomNameLength,
+			TopicBytes:     o.MaxTopicBytes,
+			RoomsPerClient: o.MaxRoomsPerClient,
+			RoomMembers:    o.MaxRoomMembers,
+			Rooms:          o.MaxRooms,
+		},
+	}
+}
+
+// depart takes ss out of every room and announces that it quit.
+func (s *Server) depart(ss *session, reason string) {
+	if _, ok := s.sessions[ss]; !ok {
+		return
+	}
+	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeQuit, Time: now(), Nick: ss.nick, Reason: reason}, true)
+	for _, r := range ss.rooms {
+		s.leaveRoom(ss, r)
+	}
+	ss.rooms, ss.current = nil, nil
+	delete(s.nicks, protocol.Fold(ss.nick))
+	delete(s.sessions, ss)
+}
+
+// leaveRoom takes ss out of r, and r away if it is left empty and is not
+// the default room.
+func (s *Server) leaveRoom(ss *session, r *room) {
+	delete(r.members, ss)
+	if len(r.members) == 0 && r != s.lobby {
+		delete(s.rooms, protocol.Fold(r.name))
+	}
+}
+
+// handle carries out one line from ss. It reports whether ss has quit.
+func (s *Server) handle(ss *session, line string) (quit bool) {
+	var (
+		c   protocol.Command
+		err error
+	)
+	if ss.format == protocol.JSON && strings.HasPrefix(line, "{") {
+		c, err = protocol.DecodeJSON([]byte(line))
+	} else {
+		c, err = protocol.ParseText(line)
+	}
+	switch {
+	case errors.Is(err, protocol.ErrUnknownCommand):
+		s.fail(ss, codeUnknownCommand, "%v", err)
+		return false
+	case errors.Is(err, protocol.ErrUsage):
+		s.fail(ss, codeUsage, "%v", err)
+		return false
+	case err != nil:
+		s.fail(ss, codeBadJSON, "%v", err)
+		return false
+	}
+
+	switch c.Name {
+	case protocol.CmdSay, protocol.CmdMe:
+		s.say(ss, c)
+	case protocol.CmdMsg:
+		s.msg(ss, c)
+	case protocol.CmdNick:
+		s.nick(ss, c.Nick)
+	case protocol.CmdJoin:
+		s.join(ss, c.Room)
+	case protocol.CmdPart:
+		s.part(ss, c.Room, c.Text)
+	case protocol.CmdRooms:
+		s.listRooms(ss)
+	case protocol.CmdWho:
+		s.who(ss, c.Room)
+	case protocol.CmdTopic:
+		s.topic(ss, c)
+	case protocol.CmdHelp:
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeHelp, Commands: protocol.HelpLines()})
+	case protocol.CmdFormat:
+		ss.setFormat(c.Format)
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeFormat, Format: c.Format})
+		s.sendTo(ss, s.welcome(ss))
+	case protocol.CmdQuit:
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "bye", Text: "bye"})
+		s.depart(ss, c.Text)
+		return true
+	}
+	return false
+}
+
+// joined returns the room named name that ss is in, or the current room if
+// name is empty, or fails with a reason sent to ss.
+func (s *Server) joined(ss *session, name string) (*room, bool) {
+	if name == "" {
+		if ss.current == nil {
+			s.fail(ss, codeNoRoom, "you are in no room; /join one")
+			return nil, false
+		}
+		return ss.current, true
+	}
+	for _, r := range ss.rooms {
+		if strings.EqualFold(r.name, name) {
+			return r, true
+		}
+	}
+	s.fail(ss, codeNotInRoom, "you are not in #%s", name)
+	return nil, false
+}
+
+func (s *Server) say(ss *session, c protocol.Command) {
+	if strings.TrimSpace(c.Text) == "" {
+		return // a blank line is not a message
+	}
+	r, ok := s.joined(ss, c.Room)
+	if !ok {
+		return
+	}
+	typ := protocol.TypeMessage
+	if c.Name == protocol.CmdMe {
+		typ = protocol.TypeAction
+	}
+	s.log.Info("Received from client: " + c.Text)
+	s.deliverRoom(r, &protocol.Event{Type: typ, Time: now(), Room: r.name, From: ss.nick, Text: c.Text})
+}
+
+func (s *Server) msg(ss *session, c protocol.Command) {
+	to := s.nicks[protocol.Fold(c.Nick)]
+	if to == nil {
+		s.fail(ss, codeNoSuchNick, "no one is called %s", c.Nick)
+		return
+	}
+	ev := &protocol.Event{Type: protocol.TypePrivate, Time: now(), From: ss.nick, To: to.nick, Text: c.Text}
+	s.sendTo(to, ev)
+	if to != ss {
+		s.sendTo(ss, ev)
+	}
+}
+
+func (s *Server) nick(ss *session, name string) {
+	if err := protocol.CheckNick(name, s.opts.MaxNickLength); err != nil {
+		s.fail(ss, codeBadNick, "can't use %q as a nickname: %v", name, err)
+		return
+	}
+	if other := s.nicks[protocol.Fold(name)]; other != nil && other != ss {
+		s.fail(ss, codeNickTaken, "the nickname %s is taken", other.nick)
+		return
+	}
+	old := ss.nick
+	delete(s.nicks, protocol.Fold(old))
+	ss.nick = name
+	s.nicks[protocol.Fold(name)] = ss
+	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeNick, Time: now(), Old: old, Nick: name}, false)
+}
+
+func (s *Server) join(ss *session, name string) {
+	if err := protocol.CheckRoom(name, s.opts.MaxRoomNameLength); err != nil {
+		s.fail(ss, codeBadRoom, "can't use %q as a room name: %v", name, err)
+		return
+	}
+	r := s.rooms[protocol.Fold(name)]
+	switch {
+	case r != nil && slices.Contains(ss.rooms, r):
+		// Already in it: make it the current room.
+	case len(ss.rooms) >= s.opts.MaxRoomsPerClient:
+		s.fail(ss, codeTooManyJoined, "you are in %d rooms, the most allowed; /part one first", len(ss.rooms))
+		return
+	case r == nil && len(s.rooms) >= s.opts.MaxRooms:
+		s.fail(ss, codeTooManyRooms, "the server has %d rooms, the most allowed; join an existing one", len(s.rooms))
+		return
+	case r != nil && r != s.lobby && len(r.members) >= s.opts.MaxRoomMembers:
+		s.fail(ss, codeRoomFull, "#%s is full (%d members)", r.name, len(r.members))
+		return
+	default:
+		if r == nil {
+			r = newRoom(name)
+			s.rooms[protocol.Fold(name)] = r
+		}
+		r.members[ss] = struct{}{}
+		ss.rooms = append(ss.rooms, r)
+		s.deliverRoom(r, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: r.name, Nick: ss.nick})
+		if r.topic != "" {
+			s.sendTo(ss, &protocol.Event{Type: protocol.TypeTopic, Room: r.name, Text: r.topic})
+		}
+	}
+	ss.current = r
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: r.name})
+}
+
+func (s *Server) part(ss *session, name, reason string) {
+	r, ok := s.joined(ss, name)
+	if !ok {
+		return
+	}
+	s.deliverRoom(r, &protocol.Event{Type: protocol.TypePart, Time: now(), Room: r.name, Nick: ss.nick, Reason: reason})
+	s.leaveRoom(ss, r)
+	ss.rooms = slices.DeleteFunc(ss.rooms, func(x *room) bool { return x == r })
+	if ss.current != r {
+		return
+	}
+	if len(ss.rooms) == 0 {
+		ss.current = nil
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeNoRoom, Text: "you are in no room now; /join one to talk"})
+		return
+	}
+	ss.current = ss.rooms[len(ss.rooms)-1]
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: ss.current.name})
+}
+
+func (s *Server) listRooms(ss *session) {
+	infos := make([]protocol.RoomInfo, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		infos = append(infos, protocol.RoomInfo{Name: r.name, Members: len(r.members), Topic: r.topic})
+	}
+	slices.SortFunc(infos, func(a, b protocol.RoomInfo) int {
+		return strings.Compare(protocol.Fold(a.Name), protocol.Fold(b.Name))
+	})
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeRooms, Rooms: infos})
+}
+
+// room returns the existing room named name, or ss's current room if name
+// is empty, or fails with a reason sent to ss.
+func (s *Server) room(ss *session, name string) (*room, bool) {
+	if name == "" {
+		return s.joined(ss, "")
+	}
+	r := s.rooms[protocol.Fold(name)]
+	if r == nil {
+		s.fail(ss, codeNoSuchRoom, "there is no room #%s", name)
+		return nil, false
+	}
+	return r, true
+}
+
+func (s *Server) who(ss *session, name string) {
+	if r, ok := s.room(ss, name); ok {
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeWho, Room: r.name, Members: r.nicks()})
+	}
+}
+
+func (s *Server) topic(ss *session, c protocol.Command) {
+	if !c.SetTopic {
+		if r, ok := s.room(ss, c.Room); ok {
+			s.sendTo(ss, &protocol.Event{Type: protocol.TypeTopic, Room: r.name, Text: r.topic})
+		}
+		return
+	}
+	r, ok := s.joined(ss, c.Room)
+	if !ok {
+		return
+	}
+	if len(c.Text) > s.opts.MaxTopicBytes {
+		s.fail(ss, codeTopicTooLong, "a topic is at most %d bytes", s.opts.MaxTopicBytes)
+		return
+	}
+	r.topic = c.Text
+	s.deliverRoom(r, &protocol.Event{Type: protocol.TypeTopic, Time: now(), Room: r.name, From: ss.nick, Text: c.Text})
+}
