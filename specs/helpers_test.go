@@ -2,11 +2,13 @@ package specs_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"regexp"
+	"slices"
 	"syscall"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/line"
 	"github.com/natter-chat/natter/chat/logline"
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // readTimeout bounds every blocking read a spec makes.
@@ -207,4 +210,51 @@ func BeADisconnection() OmegaMatcher {
 		return err == io.EOF || errors.Is(err, syscall.ECONNRESET) ||
 			errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 	})
+}
+
+// Event reads the next line and decodes it as a JSON event, skipping
+// events whose type is in skip.
+func (c *testClient) Event(skip ...string) protocol.Event {
+	GinkgoHelper()
+	for {
+		l, err := c.ReadLine()
+		Expect(err).NotTo(HaveOccurred())
+		var ev protocol.Event
+		Expect(json.Unmarshal([]byte(l), &ev)).To(Succeed(), "not a JSON event: %q", l)
+		Expect(ev.Type).NotTo(BeEmpty(), "event without a type: %q", l)
+		if !slices.Contains(skip, ev.Type) {
+			return ev
+		}
+	}
+}
+
+// presenceEvents are the JSON counterparts of presenceLine.
+var presenceEvents = []string{protocol.TypeJoin, protocol.TypePart, protocol.TypeQuit, protocol.TypeNick}
+
+// ExpectEvent asserts the next event other than a presence event equals
+// want, apart from its time, which must be set on chat events.
+func (c *testClient) ExpectEvent(want protocol.Event) protocol.Event {
+	GinkgoHelper()
+	got := c.Event(presenceEvents...)
+	stamped := got
+	stamped.Time = ""
+	Expect(stamped).To(Equal(want))
+	return got
+}
+
+// Command sends one JSON command object.
+func (c *testClient) Command(fields map[string]any) {
+	GinkgoHelper()
+	b, err := json.Marshal(fields)
+	Expect(err).NotTo(HaveOccurred())
+	c.Send(string(b) + "\n")
+}
+
+// SwitchToJSON asks for the JSON format and reads the confirmation and the
+// welcome that follow.
+func (c *testClient) SwitchToJSON() {
+	GinkgoHelper()
+	c.Send("/format json\n")
+	Expect(c.Event(presenceEvents...).Type).To(Equal(protocol.TypeFormat))
+	Expect(c.Event(presenceEvents...).Type).To(Equal(protocol.TypeWelcome))
 }

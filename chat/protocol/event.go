@@ -177,7 +177,7 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 			sys("%s", c)
 		}
 	case TypeFormat:
-		sys("format is now %s", e.Format)
+		sys("switched to the %s format", e.Format)
 	case TypeMissed:
 		sys("you missed %d messages because your connection could not keep up", e.Count)
 	case TypeError:
