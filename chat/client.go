@@ -39,6 +39,7 @@ type Client struct {
 	conn      net.Conn
 	lines     *line.Reader
 	view      protocol.View // who we are and where we talk; updated by Receive
+	welcome   *protocol.Event // read while negotiating, printed first by Run
 	closeOnce sync.Once
 	closeErr  error
 
@@ -80,6 +81,7 @@ func (c *Client) negotiate(ctx context.Context, nick string) error {
 			return fmt.Errorf("negotiate: %w", err)
 		}
 		if ev.Type == protocol.TypeWelcome {
+			c.welcome = &ev
 			break
 		}
 	}
@@ -220,6 +222,11 @@ func (c *Client) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 
 func (c *Client) printAll(out io.Writer) error {
 	var buf []byte
+	if c.welcome != nil {
+		if _, err := out.Write(c.render(buf, c.welcome)); err != nil {
+			return fmt.Errorf("print: %w", err)
+		}
+	}
 	for {
 		ev, err := c.Receive()
 		if err != nil {

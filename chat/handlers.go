@@ -60,7 +60,7 @@ func (s *Server) deliverRoom(r *room, ev *protocol.Event) {
 // for ss itself unless skipSelf.
 func (s *Server) deliverAround(ss *session, ev *protocol.Event, skipSelf bool) {
 	d := delivery{ev: ev}
-	seen := map[*session]bool{ss: skipSelf}
+	seen := map[*session]bool{ss: true}
 	if !skipSelf {
 		ss.enqueue(d.bytesFor(ss))
 	}
@@ -246,6 +246,10 @@ func (s *Server) msg(ss *session, c protocol.Command) {
 func (s *Server) nick(ss *session, name string) {
 	if err := protocol.CheckNick(name, s.opts.MaxNickLength); err != nil {
 		s.fail(ss, codeBadNick, "can't use %q as a nickname: %v", name, err)
+		return
+	}
+	if name == ss.nick {
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "same_nick", Text: "you are already " + name})
 		return
 	}
 	if other := s.nicks[protocol.Fold(name)]; other != nil && other != ss {

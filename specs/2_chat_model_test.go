@@ -82,6 +82,7 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			b.ExpectExactly("*** " + old + " is now alice")
 			a.Nick = "alice"
 			a.Send("hi\n")
+			a.ExpectExactly("alice: hi") // the rename reached a once, not once per shared room
 			b.ExpectLines("alice: hi")
 		})
 

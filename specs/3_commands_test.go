@@ -106,6 +106,36 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		Eventually(client.stdout).Should(gbytes.Say(other.Says("hi from nc") + "\n"))
 	})
 
+	It("renders events for people: rooms, private messages and notices, with /commands passed through", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-nick", "alice")
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* Welcome, guest-1! You are in #lobby\. `))
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* guest-1 is now alice\n`))
+		bob := connectAll(srv, nw, 1)[0]
+
+		client.Type("/join games\n")
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* alice joined #games\n\*\*\* you are now talking in #games\n`))
+		bob.Send("in the lobby\n")
+		Eventually(client.stdout).Should(gbytes.Say(`\[#lobby\] ` + bob.Says("in the lobby") + `\n`))
+		bob.Send("/msg alice psst\n")
+		Eventually(client.stdout).Should(gbytes.Say(`\[pm\] ` + bob.Says("psst") + `\n`))
+		client.Type("/msg " + bob.Nick + " hi\n")
+		Eventually(client.stdout).Should(gbytes.Say(`\[pm to ` + bob.Nick + `\] alice: hi\n`))
+		client.Type("/bogus\n")
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* error: unknown command /bogus; /help lists the commands\n`))
+
+		By("printing no colour codes when its output is not a terminal")
+		Expect(string(client.stdout.Contents())).NotTo(ContainSubstring("\x1b["))
+	})
+
+	It("colours notices, errors and private messages when asked to, one line at a time", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-nick", "alice", "-color", "always")
+		Eventually(client.stdout).Should(gbytes.Say("\x1b\\[36m\\*\\*\\* guest-1 is now alice\x1b\\[0m\n"))
+		client.Type("/bogus\n")
+		Eventually(client.stdout).Should(gbytes.Say("\x1b\\[31m\\*\\*\\* error: unknown command /bogus; /help lists the commands\x1b\\[0m\n"))
+		client.Type("plain words\n")
+		Eventually(client.stdout).Should(gbytes.Say("^alice: plain words\n"))
+	})
+
 	It("leaves cleanly and exits 0 when its input ends, after printing the replies to piped lines", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr)
 		client.Type("first\nsecond\n")
