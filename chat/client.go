@@ -38,7 +38,7 @@ const drainTimeout = 2 * time.Second
 type Client struct {
 	conn      net.Conn
 	lines     *line.Reader
-	view      protocol.View // who we are and where we talk; updated by Receive
+	view      protocol.View   // who we are and where we talk; updated by Receive
 	welcome   *protocol.Event // read while negotiating, printed first by Run
 	closeOnce sync.Once
 	closeErr  error
