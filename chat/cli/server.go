@@ -22,6 +22,12 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.IntVar(&opts.OutboundQueue, "outbound-queue", chat.DefaultOutboundQueue, "`messages` queued per client before the oldest are dropped")
 	fs.DurationVar(&opts.WriteTimeout, "write-timeout", chat.DefaultWriteTimeout, "disconnect a client that takes no data for this `long`")
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", chat.DefaultShutdownTimeout, "how `long` a shutdown waits to deliver queued messages")
+	fs.IntVar(&opts.MaxNickLength, "max-nick-length", chat.DefaultMaxNickLength, "longest nickname, in `characters`")
+	fs.IntVar(&opts.MaxRoomNameLength, "max-room-name-length", chat.DefaultMaxRoomNameLength, "longest room name, in `characters`")
+	fs.IntVar(&opts.MaxTopicBytes, "max-topic-bytes", chat.DefaultMaxTopicBytes, "longest room topic, in `bytes`")
+	fs.IntVar(&opts.MaxRoomsPerClient, "max-rooms-per-client", chat.DefaultMaxRoomsPerClient, "`rooms` one client may be in at once")
+	fs.IntVar(&opts.MaxRoomMembers, "max-room-members", chat.DefaultMaxRoomMembers, "`clients` a room may hold (the lobby has no limit)")
+	fs.IntVar(&opts.MaxRooms, "max-rooms", chat.DefaultMaxRooms, "`rooms` that may exist at once")
 	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
 	}
