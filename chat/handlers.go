@@ -11,8 +11,8 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// This file holds what the server does for each command. Every function
-// here runs with s.mu held.
+// This file holds what the server does for each command. Every method of
+// Server here runs with s.mu held.
 
 // Error codes sent in error events; chat/PROTOCOL.md lists them.
 const (
@@ -141,17 +141,18 @@ func (s *Server) leaveRoom(ss *session, r *room) {
 	}
 }
 
-// handle carries out one line from ss. It reports whether ss has quit.
-func (s *Server) handle(ss *session, line string) (quit bool) {
-	var (
-		c   protocol.Command
-		err error
-	)
-	if ss.format == protocol.JSON && strings.HasPrefix(line, "{") {
-		c, err = protocol.DecodeJSON([]byte(line))
-	} else {
-		c, err = protocol.ParseText(line)
+// parse parses one line from ss as a command in ss's format. It needs no
+// lock, so the server's lock is not held while JSON is decoded.
+func parse(ss *session, line string) (protocol.Command, error) {
+	if ss.jsonOut.Load() && strings.HasPrefix(line, "{") {
+		return protocol.DecodeJSON([]byte(line))
 	}
+	return protocol.ParseText(line)
+}
+
+// handle carries out a command from ss, or reports why the line it came
+// from was not one. It reports whether ss has quit.
+func (s *Server) handle(ss *session, c protocol.Command, err error) (quit bool) {
 	switch {
 	case errors.Is(err, protocol.ErrUnknownCommand):
 		s.fail(ss, codeUnknownCommand, "%v", err)

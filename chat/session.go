@@ -114,8 +114,9 @@ func (ss *session) readLoop() {
 			if len(bytes.TrimSpace(text)) == 0 {
 				continue
 			}
+			cmd, err := parse(ss, string(text))
 			srv.mu.Lock()
-			quit := srv.handle(ss, string(text))
+			quit := srv.handle(ss, cmd, err)
 			srv.mu.Unlock()
 			if quit {
 				log.Info("Client quit: " + ss.addr)

@@ -245,6 +245,8 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			Entry("an unknown command", SpecTimeout(specTimeout), "/dance", "*** error: unknown command /dance; /help lists the commands"),
 			Entry("missing arguments", SpecTimeout(specTimeout), "/msg bob", "*** error: usage: /msg NICK TEXT"),
 			Entry("too many arguments", SpecTimeout(specTimeout), "/join a b", "*** error: usage: /join ROOM"),
+			Entry("an action without words", SpecTimeout(specTimeout), "/me", "*** error: usage: /me ACTION"),
+			Entry("a format that does not exist", SpecTimeout(specTimeout), "/format xml", "*** error: usage: /format text|json"),
 			Entry("a private message to no one", SpecTimeout(specTimeout), "/msg nobody-here hi", "*** error: no one is called nobody-here"),
 			Entry("leaving a room one is not in", SpecTimeout(specTimeout), "/part games", "*** error: you are not in #games"),
 			Entry("asking who is in a room that does not exist", SpecTimeout(specTimeout), "/who #nowhere", "*** error: there is no room #nowhere"),
