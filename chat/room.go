@@ -44,7 +44,7 @@ type delivery struct {
 // bytesFor returns the encoding of the event for ss. Server.mu must be
 // held.
 func (d *delivery) bytesFor(ss *session) []byte {
-	if ss.format == protocol.JSON {
+	if ss.jsonOut.Load() {
 		if d.json == nil {
 			d.json = d.ev.AppendJSON(nil)
 		}

@@ -31,10 +31,10 @@ type session struct {
 	nick    string
 	rooms   []*room // in the order joined
 	current *room   // where plain lines go; nil if in no room
-	format  protocol.Format
 
-	// jsonOut mirrors format == JSON for the writer, which does not hold
-	// srv.mu when it writes its own notices.
+	// jsonOut is whether the client takes events as JSON. It changes under
+	// srv.mu but is atomic, so that the reader (parsing) and the writer
+	// (its own notices) can read it without srv.mu.
 	jsonOut atomic.Bool
 
 	mu       sync.Mutex
@@ -171,7 +171,6 @@ func rejectCode(err error) (string, bool) {
 // setFormat switches the format of ss's events. srv.mu must be held.
 func (ss *session) setFormat(name string) {
 	f, _ := protocol.ParseFormat(name)
-	ss.format = f
 	ss.jsonOut.Store(f == protocol.JSON)
 }
 
