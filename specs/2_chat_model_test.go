@@ -394,6 +394,12 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 				protocol.Event{Type: protocol.TypeError, Code: "nick_taken", Text: "the nickname bob is taken"}),
 		)
 
+		It("announces a shutdown as a typed notice before closing", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			Expect(srv.Stop()).To(Succeed())
+			alice.ExpectEvent(protocol.Event{Type: protocol.TypeNotice, Code: "shutdown", Text: "server shutting down"})
+			alice.ExpectDisconnected()
+		})
+
 		It("goes back to text with /format text", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			alice.Command(map[string]any{"type": "format", "format": "text"})
 			alice.ExpectLines("*** switched to the text format")
