@@ -1,0 +1,222 @@
+package history
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// FileName is the name of the database file in a data directory.
+const FileName = "history.db"
+
+// BoltStore is a Store in a bbolt database file: one bucket per room, keyed
+// by the message number in big-endian order, so appends go to the end of the
+// B+tree and range reads are cursor walks.
+type BoltStore struct {
+	db        *bolt.DB
+	retention Retention
+}
+
+var _ Store = (*BoltStore)(nil)
+
+// OpenBolt opens (creating if needed) the store in dir. It fails rather than
+// wait if another process has the store open.
+func OpenBolt(dir string, r Retention) (*BoltStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("history: %s is in use by another process", path)
+		}
+		return nil, fmt.Errorf("history: opening %s: %w", path, err)
+	}
+	return &BoltStore{db: db, retention: r}, nil
+}
+
+func bucketName(room string) []byte { return []byte(strings.ToLower(room)) }
+
+func key(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// Append implements Store.
+func (s *BoltStore) Append(msgs []Message) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for i := range msgs {
+			m := &msgs[i]
+			b, err := tx.CreateBucketIfNotExists(bucketName(m.Room))
+			if err != nil {
+				return err
+			}
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			m.Seq = seq
+			v, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(key(seq), v); err != nil {
+				return err
+			}
+		}
+		if max := s.retention.MaxMessages; max > 0 {
+			// Count retention costs at most one deletion per message
+			// appended, so it never holds up the commit for long.
+			for _, m := range msgs {
+				if m.Seq > uint64(max) {
+					if err := tx.Bucket(bucketName(m.Room)).Delete(key(m.Seq - uint64(max))); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range msgs {
+			msgs[i].Seq = 0
+		}
+		return fmt.Errorf("history: append: %w", err)
+	}
+	return nil
+}
+
+// Before implements Store.
+func (s *BoltStore) Before(room string, before uint64, n int) ([]Message, error) {
+	var out []Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketName(room))
+		if b == nil || n <= 0 {
+			return nil
+		}
+		c := b.Cursor()
+		var k, v []byte
+		if before == 0 {
+			k, v = c.Last()
+		} else {
+			k, v = c.Seek(key(before))
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		for ; k != nil && len(out) < n; k, v = c.Prev() {
+			m, err := decode(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history: read: %w", err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// After implements Store.
+func (s *BoltStore) After(room string, after uint64, n int) ([]Message, error) {
+	var out []Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketName(room))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(key(after + 1)); k != nil && len(out) < n; k, v = c.Next() {
+			m, err := decode(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history: read: %w", err)
+	}
+	return out, nil
+}
+
+// Bounds implements Store.
+func (s *BoltStore) Bounds(room string) (oldest, newest uint64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketName(room))
+		if b == nil {
+			return nil
+		}
+		newest = b.Sequence()
+		if k, _ := b.Cursor().First(); k != nil {
+			oldest = binary.BigEndian.Uint64(k)
+		} else {
+			oldest = newest + 1 // everything was trimmed
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("history: read: %w", err)
+	}
+	return oldest, newest, nil
+}
+
+// Trim implements Store. It removes messages older than the retention's
+// MaxAge, oldest first, at most limit of them in one transaction, so a
+// caller can trim in small steps between appends.
+func (s *BoltStore) Trim(now time.Time, limit int) (int, error) {
+	if s.retention.MaxAge <= 0 {
+		return 0, nil
+	}
+	cutoff := now.Add(-s.retention.MaxAge)
+	removed := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			c := b.Cursor()
+			for k, v := c.First(); k != nil && removed < limit; k, v = c.First() {
+				m, err := decode(v)
+				if err != nil {
+					return err
+				}
+				if !m.Time.Before(cutoff) {
+					break
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				removed++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("history: trim: %w", err)
+	}
+	return removed, nil
+}
+
+// Close implements Store.
+func (s *BoltStore) Close() error { return s.db.Close() }
+
+func decode(v []byte) (Message, error) {
+	var m Message
+	dec := json.NewDecoder(bytes.NewReader(v))
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, fmt.Errorf("corrupt record: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,182 @@
+package history
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// stores runs a test against both implementations.
+func stores(t *testing.T, r Retention, test func(t *testing.T, open func() Store)) {
+	t.Run("bolt", func(t *testing.T) {
+		dir := t.TempDir()
+		test(t, func() Store {
+			s, err := OpenBolt(dir, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+	t.Run("memory", func(t *testing.T) {
+		s := NewMemory(r)
+		test(t, func() Store { return s })
+	})
+}
+
+func appendN(t testing.TB, s Store, room string, n int, at time.Time) {
+	t.Helper()
+	msgs := make([]Message, n)
+	for i := range msgs {
+		msgs[i] = Message{Room: room, Time: at, Kind: "message", From: "alice", Text: fmt.Sprint("m", i)}
+	}
+	if err := s.Append(msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func seqs(msgs []Message) []uint64 {
+	out := make([]uint64, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.Seq
+	}
+	return out
+}
+
+func TestNumbersArePerRoomAndGapless(t *testing.T) {
+	stores(t, Retention{}, func(t *testing.T, open func() Store) {
+		s := open()
+		defer s.Close()
+		msgs := []Message{{Room: "lobby"}, {Room: "games"}, {Room: "Lobby"}, {Room: "lobby"}}
+		if err := s.Append(msgs); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(seqs(msgs)); got != "[1 1 2 3]" {
+			t.Fatalf("seqs = %s; want [1 1 2 3] (rooms are case-insensitive)", got)
+		}
+		oldest, newest, err := s.Bounds("LOBBY")
+		if err != nil || oldest != 1 || newest != 3 {
+			t.Fatalf("Bounds = %d, %d, %v; want 1, 3, nil", oldest, newest, err)
+		}
+	})
+}
+
+func TestBeforeAndAfterPage(t *testing.T) {
+	stores(t, Retention{}, func(t *testing.T, open func() Store) {
+		s := open()
+		defer s.Close()
+		appendN(t, s, "lobby", 10, time.Now())
+		tests := []struct {
+			name string
+			got  func() ([]Message, error)
+			want string
+		}{
+			{"last 3", func() ([]Message, error) { return s.Before("lobby", 0, 3) }, "[8 9 10]"},
+			{"3 before 5", func() ([]Message, error) { return s.Before("lobby", 5, 3) }, "[2 3 4]"},
+			{"3 before 2", func() ([]Message, error) { return s.Before("lobby", 2, 3) }, "[1]"},
+			{"before past the end", func() ([]Message, error) { return s.Before("lobby", 99, 2) }, "[9 10]"},
+			{"after 7", func() ([]Message, error) { return s.After("lobby", 7, 10) }, "[8 9 10]"},
+			{"2 after 0", func() ([]Message, error) { return s.After("lobby", 0, 2) }, "[1 2]"},
+			{"unknown room", func() ([]Message, error) { return s.After("nowhere", 0, 2) }, "[]"},
+		}
+		for _, tt := range tests {
+			msgs, err := tt.got()
+			if got := fmt.Sprint(seqs(msgs)); err != nil || got != tt.want {
+				t.Errorf("%s = %s, %v; want %s", tt.name, got, err, tt.want)
+			}
+		}
+	})
+}
+
+func TestCountRetentionKeepsTheNewest(t *testing.T) {
+	stores(t, Retention{MaxMessages: 3}, func(t *testing.T, open func() Store) {
+		s := open()
+		defer s.Close()
+		appendN(t, s, "lobby", 5, time.Now())
+		appendN(t, s, "lobby", 2, time.Now())
+		msgs, err := s.After("lobby", 0, 100)
+		if got := fmt.Sprint(seqs(msgs)); err != nil || got != "[5 6 7]" {
+			t.Fatalf("kept %s, %v; want [5 6 7]", got, err)
+		}
+		if oldest, newest, _ := s.Bounds("lobby"); oldest != 5 || newest != 7 {
+			t.Fatalf("Bounds = %d, %d; want 5, 7", oldest, newest)
+		}
+	})
+}
+
+func TestAgeRetentionTrimsInSteps(t *testing.T) {
+	stores(t, Retention{MaxAge: time.Hour}, func(t *testing.T, open func() Store) {
+		s := open()
+		defer s.Close()
+		now := time.Now()
+		appendN(t, s, "lobby", 5, now.Add(-2*time.Hour))
+		appendN(t, s, "lobby", 2, now)
+		if n, err := s.Trim(now, 3); n != 3 || err != nil {
+			t.Fatalf("first Trim = %d, %v; want 3, nil (limited)", n, err)
+		}
+		if n, err := s.Trim(now, 3); n != 2 || err != nil {
+			t.Fatalf("second Trim = %d, %v; want 2, nil", n, err)
+		}
+		msgs, _ := s.After("lobby", 0, 100)
+		if got := fmt.Sprint(seqs(msgs)); got != "[6 7]" {
+			t.Fatalf("kept %s; want [6 7]", got)
+		}
+	})
+}
+
+func TestBoltSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenBolt(dir, Retention{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, "lobby", 3, time.Now())
+	s.Close()
+	s, err = OpenBolt(dir, Retention{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	appendN(t, s, "lobby", 1, time.Now())
+	msgs, _ := s.After("lobby", 0, 10)
+	if got := fmt.Sprint(seqs(msgs)); got != "[1 2 3 4]" || msgs[0].Text != "m0" {
+		t.Fatalf("after reopen: %s (first %q); want [1 2 3 4], numbering carried on", got, msgs[0].Text)
+	}
+}
+
+func TestBoltRefusesASecondOpener(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenBolt(dir, Retention{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := OpenBolt(dir, Retention{}); err == nil {
+		t.Fatal("second OpenBolt succeeded; want an in-use error")
+	}
+}
+
+// BenchmarkAppend compares group commit with one transaction per message on
+// this machine's disk: ns/op is per message.
+func BenchmarkAppend(b *testing.B) {
+	for _, batch := range []int{1, 8, 64, 256} {
+		b.Run(fmt.Sprintf("bolt/batch=%d", batch), func(b *testing.B) {
+			s, err := OpenBolt(b.TempDir(), Retention{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			msgs := make([]Message, batch)
+			now := time.Now()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += batch {
+				for j := range msgs {
+					msgs[j] = Message{Room: "lobby", Time: now, Kind: "message", From: "alice", Text: "a chat line of a typical length, say sixty bytes or so"}
+				}
+				if err := s.Append(msgs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
