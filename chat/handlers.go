@@ -33,6 +33,7 @@ const (
 	codeLineTooLong    = "line_too_long"
 	codeInvalidUTF8    = "invalid_utf8"
 	codeNULByte        = "nul_byte"
+	codeStoreError     = "store_error"
 )
 
 func now() string { return protocol.Stamp(time.Now()) }
@@ -92,6 +93,7 @@ func (s *Server) arrive(ss *session) {
 	ss.rooms = []*room{s.lobby}
 	ss.current = s.lobby
 	s.sendTo(ss, s.welcome(ss))
+	s.replayLatest(ss, s.lobby, s.opts.HistoryOnJoin)
 }
 
 func (s *Server) welcome(ss *session) *protocol.Event {
@@ -151,23 +153,29 @@ func parse(ss *session, line string) (protocol.Command, error) {
 }
 
 // handle carries out a command from ss, or reports why the line it came
-// from was not one. It reports whether ss has quit.
-func (s *Server) handle(ss *session, c protocol.Command, err error) (quit bool) {
+// from was not one. It reports whether ss has quit, and returns the chat
+// message the command made, if any, for the caller to hand to the commit
+// loop once s.mu is released.
+func (s *Server) handle(ss *session, c protocol.Command, err error) (quit bool, msg *accepted) {
 	switch {
 	case errors.Is(err, protocol.ErrUnknownCommand):
 		s.fail(ss, codeUnknownCommand, "%v", err)
-		return false
+		return false, nil
 	case errors.Is(err, protocol.ErrUsage):
 		s.fail(ss, codeUsage, "%v", err)
-		return false
+		return false, nil
 	case err != nil:
 		s.fail(ss, codeBadJSON, "%v", err)
-		return false
+		return false, nil
 	}
 
 	switch c.Name {
 	case protocol.CmdSay, protocol.CmdMe:
-		s.say(ss, c)
+		return false, s.say(ss, c)
+	case protocol.CmdHistory:
+		s.history(ss, c)
+	case protocol.CmdResume:
+		s.resume(ss, c)
 	case protocol.CmdMsg:
 		s.msg(ss, c)
 	case protocol.CmdNick:
@@ -191,9 +199,9 @@ func (s *Server) handle(ss *session, c protocol.Command, err error) (quit bool) 
 	case protocol.CmdQuit:
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "bye", Text: "bye"})
 		s.depart(ss, c.Text)
-		return true
+		return true, nil
 	}
-	return false
+	return false, nil
 }
 
 // joined returns the room named name that ss is in, or the current room if
@@ -215,20 +223,22 @@ func (s *Server) joined(ss *session, name string) (*room, bool) {
 	return nil, false
 }
 
-func (s *Server) say(ss *session, c protocol.Command) {
+// say accepts a chat line for r; the commit loop stores and delivers it.
+func (s *Server) say(ss *session, c protocol.Command) *accepted {
 	if strings.TrimSpace(c.Text) == "" {
-		return // a blank line is not a message
+		return nil // a blank line is not a message
 	}
 	r, ok := s.joined(ss, c.Room)
 	if !ok {
-		return
+		return nil
 	}
 	typ := protocol.TypeMessage
 	if c.Name == protocol.CmdMe {
 		typ = protocol.TypeAction
 	}
 	s.log.Info("Received from client: " + c.Text)
-	s.deliverRoom(r, &protocol.Event{Type: typ, Time: now(), Room: r.name, From: ss.nick, Text: c.Text})
+	return &accepted{room: r, from: ss,
+		ev: &protocol.Event{Type: typ, Time: now(), Room: r.name, From: ss.nick, Text: c.Text}}
 }
 
 func (s *Server) msg(ss *session, c protocol.Command) {
@@ -284,7 +294,7 @@ func (s *Server) join(ss *session, name string) {
 		return
 	default:
 		if r == nil {
-			r = newRoom(name)
+			r = s.openRoom(name)
 			s.rooms[protocol.Fold(name)] = r
 		}
 		r.members[ss] = struct{}{}
@@ -293,6 +303,7 @@ func (s *Server) join(ss *session, name string) {
 		if r.topic != "" {
 			s.sendTo(ss, &protocol.Event{Type: protocol.TypeTopic, Room: r.name, Text: r.topic})
 		}
+		s.replayLatest(ss, r, s.opts.HistoryOnJoin)
 	}
 	ss.current = r
 	s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: r.name})

@@ -4,6 +4,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/natter-chat/natter/chat/history"
 )
 
 // Defaults for the zero fields of [Options].
@@ -35,6 +37,22 @@ const (
 	DefaultMaxRoomMembers = 1000
 	// DefaultMaxRooms is how many rooms may exist at once.
 	DefaultMaxRooms = 1000
+
+	// DefaultHistoryOnJoin is how many of a room's latest messages a client
+	// receives when it joins the room.
+	DefaultHistoryOnJoin = 20
+	// DefaultMaxHistoryPage bounds the messages sent for one /history or
+	// /resume.
+	DefaultMaxHistoryPage = 1000
+	// DefaultCommitBatch bounds how many messages are stored in one
+	// transaction (one disk sync).
+	DefaultCommitBatch = 256
+	// DefaultTrimInterval is how often messages past the history store's
+	// age limit are removed.
+	DefaultTrimInterval = time.Minute
+	// DefaultMemoryHistory is how many messages per room the in-memory
+	// history keeps when Options.History is nil.
+	DefaultMemoryHistory = 10000
 )
 
 // DefaultRoom is the room every client is in when it connects. It always
@@ -81,6 +99,24 @@ type Options struct {
 	// included. Zero means DefaultMaxRooms.
 	MaxRooms int
 
+	// History stores every message before anyone receives it. Nil means an
+	// in-memory store that keeps DefaultMemoryHistory messages per room.
+	// The server does not close it.
+	History history.Store
+	// HistoryOnJoin is how many of a room's latest messages a client
+	// receives on joining it. Zero means DefaultHistoryOnJoin; negative
+	// means none.
+	HistoryOnJoin int
+	// MaxHistoryPage bounds the messages sent for one /history or /resume.
+	// Zero means DefaultMaxHistoryPage.
+	MaxHistoryPage int
+	// CommitBatch bounds the messages stored in one transaction. Zero
+	// means DefaultCommitBatch.
+	CommitBatch int
+	// TrimInterval is how often the store's age limit is applied. Zero
+	// means DefaultTrimInterval.
+	TrimInterval time.Duration
+
 	// Logger receives the server's log. Nil means no logging.
 	Logger *slog.Logger
 }
@@ -108,10 +144,22 @@ func (o Options) withDefaults() Options {
 		{&o.MaxRoomsPerClient, DefaultMaxRoomsPerClient},
 		{&o.MaxRoomMembers, DefaultMaxRoomMembers},
 		{&o.MaxRooms, DefaultMaxRooms},
+		{&o.HistoryOnJoin, DefaultHistoryOnJoin},
+		{&o.MaxHistoryPage, DefaultMaxHistoryPage},
+		{&o.CommitBatch, DefaultCommitBatch},
 	} {
-		if *f.v <= 0 {
+		if *f.v == 0 || *f.v < 0 && f.v != &o.HistoryOnJoin {
 			*f.v = f.def
 		}
+	}
+	if o.HistoryOnJoin < 0 {
+		o.HistoryOnJoin = 0
+	}
+	if o.TrimInterval <= 0 {
+		o.TrimInterval = DefaultTrimInterval
+	}
+	if o.History == nil {
+		o.History = history.NewMemory(history.Retention{MaxMessages: DefaultMemoryHistory})
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

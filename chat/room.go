@@ -13,6 +13,10 @@ type room struct {
 	name    string // as first created; looked up case-insensitively
 	topic   string
 	members map[*session]struct{}
+	// delivered is the number of the last message delivered to the
+	// members; history up to it is replayed on join, later ones arrive
+	// live.
+	delivered uint64
 }
 
 func newRoom(name string) *room {

@@ -37,23 +37,28 @@ type Server struct {
 	guests   int // the last guest number given out
 	closing  bool
 
-	wg sync.WaitGroup // every goroutine the server starts
+	// commits carries accepted messages from the readers to commitLoop.
+	commits chan accepted
+
+	readers sync.WaitGroup // the sessions' reader goroutines, which send on commits
+	wg      sync.WaitGroup // every goroutine the server starts
 }
 
 // NewServer returns a server that will accept clients on ln. The server
 // owns ln from then on and closes it when it stops.
 func NewServer(ln net.Listener, opts Options) *Server {
 	opts = opts.withDefaults()
-	lobby := newRoom(DefaultRoom)
-	return &Server{
+	s := &Server{
 		ln:       ln,
 		opts:     opts,
 		log:      opts.Logger,
 		sessions: make(map[*session]struct{}),
 		nicks:    make(map[string]*session),
-		rooms:    map[string]*room{protocol.Fold(DefaultRoom): lobby},
-		lobby:    lobby,
+		commits:  make(chan accepted, opts.CommitBatch),
 	}
+	s.lobby = s.openRoom(DefaultRoom)
+	s.rooms = map[string]*room{protocol.Fold(DefaultRoom): s.lobby}
+	return s
 }
 
 // Addr returns the address the server listens on.
@@ -75,6 +80,11 @@ func (s *Server) Clients() int {
 func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("Server running on " + s.ln.Addr().String())
 
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.commitLoop()
+	}()
 	acceptErr := make(chan error, 1)
 	s.wg.Add(1)
 	go func() {
@@ -85,10 +95,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		s.shutdown()
+		<-acceptErr // the listener is closed: no more sessions start
 	case err = <-acceptErr:
 		s.log.Error("Server stopped accepting", "err", err)
+		s.shutdown()
 	}
-	s.shutdown()
+	// Messages accepted before the readers stopped are still stored.
+	s.readers.Wait()
+	close(s.commits)
 	s.wg.Wait()
 	s.log.Info("Server stopped")
 	return err
@@ -141,6 +156,9 @@ func (s *Server) start(conn net.Conn) {
 	}
 	s.sessions[ss] = struct{}{}
 	s.arrive(ss)
+	// Added under mu, so that shutdown, which sets closing under mu, never
+	// waits for readers before this one is counted.
+	s.readers.Add(1)
 	s.mu.Unlock()
 
 	s.log.Info("New client connected: " + ss.addr)
@@ -151,6 +169,7 @@ func (s *Server) start(conn net.Conn) {
 	}()
 	go func() {
 		defer s.wg.Done()
+		defer s.readers.Done()
 		ss.readLoop()
 	}()
 }

@@ -45,6 +45,9 @@ type session struct {
 	// announcement.
 	closeReason string
 
+	// inflight counts this client's messages still in the commit loop.
+	inflight sync.WaitGroup
+
 	wake chan struct{} // tells the writer there is work; capacity 1
 	done chan struct{} // closed when the writer has closed the connection
 
@@ -116,10 +119,17 @@ func (ss *session) readLoop() {
 			}
 			cmd, err := parse(ss, string(text))
 			srv.mu.Lock()
-			quit := srv.handle(ss, cmd, err)
+			quit, msg := srv.handle(ss, cmd, err)
 			srv.mu.Unlock()
+			if msg != nil {
+				// Blocks only while the commit loop is a full batch behind:
+				// back-pressure on this client alone.
+				ss.inflight.Add(1)
+				srv.commits <- *msg
+			}
 			if quit {
 				log.Info("Client quit: " + ss.addr)
+				ss.inflight.Wait()
 				ss.finish(nil)
 				return
 			}
@@ -149,6 +159,8 @@ func (ss *session) readLoop() {
 		}
 		break
 	}
+	// The client's last messages are delivered, to it too, before it goes.
+	ss.inflight.Wait()
 	srv.mu.Lock()
 	srv.depart(ss, reason)
 	srv.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the name of the database file in a data directory.
@@ -36,7 +37,7 @@ func OpenBolt(dir string, r Retention) (*BoltStore, error) {
 	path := filepath.Join(dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("history: %s is in use by another process", path)
 		}
 		return nil, fmt.Errorf("history: opening %s: %w", path, err)
@@ -105,7 +106,7 @@ func (s *BoltStore) Before(room string, before uint64, n int) ([]Message, error)
 		if before == 0 {
 			k, v = c.Last()
 		} else {
-			k, v = c.Seek(key(before))
+			k, _ = c.Seek(key(before))
 			if k == nil {
 				k, v = c.Last()
 			} else {

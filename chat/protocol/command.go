@@ -5,24 +5,27 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
 // Command names, shared by the text form ("/join games") and the JSON form
 // ({"type":"join","room":"games"}). Say is a plain chat line.
 const (
-	CmdSay    = "say"
-	CmdMe     = "me"
-	CmdMsg    = "msg"
-	CmdNick   = "nick"
-	CmdJoin   = "join"
-	CmdPart   = "part"
-	CmdRooms  = "rooms"
-	CmdWho    = "who"
-	CmdTopic  = "topic"
-	CmdQuit   = "quit"
-	CmdHelp   = "help"
-	CmdFormat = "format"
+	CmdSay     = "say"
+	CmdMe      = "me"
+	CmdMsg     = "msg"
+	CmdNick    = "nick"
+	CmdJoin    = "join"
+	CmdPart    = "part"
+	CmdRooms   = "rooms"
+	CmdWho     = "who"
+	CmdTopic   = "topic"
+	CmdQuit    = "quit"
+	CmdHelp    = "help"
+	CmdFormat  = "format"
+	CmdHistory = "history"
+	CmdResume  = "resume"
 )
 
 // Command is one request from a client, parsed from either format.
@@ -36,6 +39,10 @@ type Command struct {
 
 	// SetTopic tells "/topic" (show it) from "/topic TEXT" (set it).
 	SetTopic bool
+
+	Limit  int    // history: how many messages (0: the server's default)
+	Before uint64 // history: only messages numbered below this (0: the newest)
+	After  uint64 // resume: only messages numbered above this
 }
 
 // usage is each command's text form and what it does, in /help order.
@@ -50,6 +57,8 @@ var usage = []struct{ name, syntax, help string }{
 	{CmdMe, "/me ACTION", "describe what you are doing"},
 	{CmdQuit, "/quit [REASON]", "leave the chat"},
 	{CmdHelp, "/help", "list the commands"},
+	{CmdHistory, "/history [N] [before SEQ]", "show the N messages of the current room before message SEQ (default: the newest)"},
+	{CmdResume, "/resume ROOM SEQ", "replay the messages of ROOM after message SEQ"},
 	{CmdFormat, "/format text|json", "switch between text and JSON events"},
 }
 
@@ -174,8 +183,41 @@ func ParseText(line string) (Command, error) {
 			return bad()
 		}
 		return Command{Name: name, Format: strings.ToLower(first)}, nil
+	case CmdHistory:
+		return parseHistory(strings.Fields(rest))
+	case CmdResume:
+		after, err := strconv.ParseUint(tail, 10, 64)
+		if first == "" || err != nil {
+			return bad()
+		}
+		return Command{Name: name, Room: roomArg(first), After: after}, nil
 	}
 	return Command{}, &UnknownCommandError{Name: name}
+}
+
+// parseHistory parses the arguments of "/history [N] [before SEQ]".
+func parseHistory(args []string) (Command, error) {
+	c := Command{Name: CmdHistory}
+	bad := &UsageError{Command: CmdHistory}
+	if len(args) > 0 && args[0] != "before" {
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n <= 0 {
+			return Command{}, bad
+		}
+		c.Limit, args = n, args[1:]
+	}
+	switch {
+	case len(args) == 0:
+	case len(args) == 2 && args[0] == "before":
+		seq, err := strconv.ParseUint(args[1], 10, 64)
+		if err != nil || seq == 0 {
+			return Command{}, bad
+		}
+		c.Before = seq
+	default:
+		return Command{}, bad
+	}
+	return c, nil
 }
 
 // roomArg accepts a room written with or without its "#".
@@ -191,6 +233,9 @@ type jsonCommand struct {
 	Reason string  `json:"reason"`
 	Format string  `json:"format"`
 	Topic  *string `json:"topic"`
+	Limit  int     `json:"limit"`
+	Before uint64  `json:"before"`
+	After  uint64  `json:"after"`
 }
 
 // DecodeJSON parses a command in the JSON format: one object with a "type"
@@ -239,6 +284,16 @@ func DecodeJSON(line []byte) (Command, error) {
 			return bad()
 		}
 		c.Format = j.Format
+	case CmdHistory:
+		if j.Limit < 0 {
+			return bad()
+		}
+		c.Limit, c.Before = j.Limit, j.Before
+	case CmdResume:
+		if c.Room == "" {
+			return bad()
+		}
+		c.After = j.After
 	case "":
 		return Command{}, fmt.Errorf("%w: missing \"type\"", ErrBadJSON)
 	default:

@@ -25,6 +25,8 @@ const (
 	TypeHelp    = "help"    // reply to /help
 	TypeFormat  = "format"  // your format changed
 	TypeMissed  = "missed"  // messages were dropped because you read too slowly
+	TypeHistory = "history" // ends a page of history sent for /history
+	TypeResumed = "resumed" // ends the messages sent for /resume
 	TypeNotice  = "notice"  // any other news from the server
 	TypeError   = "error"   // a command or line was refused
 )
@@ -36,6 +38,8 @@ const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 // on Type; see chat/PROTOCOL.md. Events are immutable once sent.
 type Event struct {
 	Type     string     `json:"type"`
+	Seq      uint64     `json:"seq,omitempty"`
+	History  bool       `json:"history,omitempty"`
 	Time     string     `json:"time,omitempty"`
 	Room     string     `json:"room,omitempty"`
 	From     string     `json:"from,omitempty"`
@@ -46,6 +50,10 @@ type Event struct {
 	Reason   string     `json:"reason,omitempty"`
 	Code     string     `json:"code,omitempty"`
 	Count    int        `json:"count,omitempty"`
+	Before   uint64     `json:"before,omitempty"`
+	After    uint64     `json:"after,omitempty"`
+	More     bool       `json:"more,omitempty"`
+	Trimmed  bool       `json:"trimmed,omitempty"`
 	Format   string     `json:"format,omitempty"`
 	Rooms    []RoomInfo `json:"rooms,omitempty"`
 	Members  []string   `json:"members,omitempty"`
@@ -105,7 +113,13 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 		b = append(b, '\n')
 	}
 	inRoom := func() {
-		if e.Room != "" && !strings.EqualFold(e.Room, v.Current) {
+		other := e.Room != "" && !strings.EqualFold(e.Room, v.Current)
+		switch {
+		case e.History && other:
+			b = fmt.Appendf(b, "[history #%s %d] ", e.Room, e.Seq)
+		case e.History:
+			b = fmt.Appendf(b, "[history %d] ", e.Seq)
+		case other:
 			b = append(b, "[#"...)
 			b = append(b, e.Room...)
 			b = append(b, "] "...)
@@ -180,6 +194,22 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 		sys("switched to the %s format", e.Format)
 	case TypeMissed:
 		sys("you missed %d messages because your connection could not keep up", e.Count)
+	case TypeHistory:
+		switch {
+		case e.More:
+			sys("end of this page of #%s history (%d messages); /history %d before %d for older ones", e.Room, e.Count, e.Count, e.Before)
+		default:
+			sys("start of #%s history reached (%d messages)", e.Room, e.Count)
+		}
+	case TypeResumed:
+		what := "complete"
+		switch {
+		case e.More:
+			what = fmt.Sprintf("more to come: /resume %s %d", e.Room, e.Seq)
+		case e.Trimmed:
+			what = "older messages were removed by retention"
+		}
+		sys("resumed #%s after %d: %d messages, %s", e.Room, e.After, e.Count, what)
 	case TypeError:
 		sys("error: %s", e.Text)
 	default: // TypeNotice, and any type this version does not know

@@ -38,6 +38,14 @@ func TestParseText(t *testing.T) {
 		{"/help", Command{Name: CmdHelp}, nil},
 		{"/format json", Command{Name: CmdFormat, Format: "json"}, nil},
 		{"/format xml", Command{}, ErrUsage},
+		{"/history", Command{Name: CmdHistory}, nil},
+		{"/history 50", Command{Name: CmdHistory, Limit: 50}, nil},
+		{"/history 50 before 123", Command{Name: CmdHistory, Limit: 50, Before: 123}, nil},
+		{"/history before 9", Command{Name: CmdHistory, Before: 9}, nil},
+		{"/history lots", Command{}, ErrUsage},
+		{"/history 5 after 3", Command{}, ErrUsage},
+		{"/resume #lobby 41", Command{Name: CmdResume, Room: "lobby", After: 41}, nil},
+		{"/resume lobby", Command{}, ErrUsage},
 		{"/dance", Command{}, ErrUnknownCommand},
 		{"/", Command{}, ErrUnknownCommand},
 	}
@@ -71,6 +79,9 @@ func TestDecodeJSON(t *testing.T) {
 		{`{"type":"quit","reason":"bye"}`, Command{Name: CmdQuit, Text: "bye"}, nil},
 		{`{"type":"format","format":"text"}`, Command{Name: CmdFormat, Format: "text"}, nil},
 		{`{"type":"nick","nick":"alice","future":true}`, Command{Name: CmdNick, Nick: "alice"}, nil},
+		{`{"type":"history","limit":10,"before":5}`, Command{Name: CmdHistory, Limit: 10, Before: 5}, nil},
+		{`{"type":"resume","room":"lobby","after":3}`, Command{Name: CmdResume, Room: "lobby", After: 3}, nil},
+		{`{"type":"resume","after":3}`, Command{}, ErrUsage},
 		{`{"type":"fly"}`, Command{}, ErrUnknownCommand},
 		{`{"text":"no type"}`, Command{}, ErrBadJSON},
 		{`{"type":"say",`, Command{}, ErrBadJSON},
@@ -133,6 +144,8 @@ func TestAppendText(t *testing.T) {
 		{Event{Type: TypeWho, Room: "lobby", Members: []string{"alice", "bob"}}, "*** in #lobby (2): alice, bob\n"},
 		{Event{Type: TypeError, Text: "usage: /me ACTION"}, "*** error: usage: /me ACTION\n"},
 		{Event{Type: TypeHelp, Commands: []string{"/a - x", "/b - y"}}, "*** /a - x\n*** /b - y\n"},
+		{Event{Type: TypeMessage, Seq: 7, History: true, Room: "lobby", From: "alice", Text: "old"}, "[history 7] alice: old\n"},
+		{Event{Type: TypeMessage, Seq: 7, History: true, Room: "games", From: "alice", Text: "old"}, "[history #games 7] alice: old\n"},
 	}
 	for _, tt := range tests {
 		if got := string(tt.ev.AppendText(nil, v)); got != tt.want {

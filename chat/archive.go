@@ -1,0 +1,198 @@
+package chat
+
+import (
+	"time"
+
+	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// accepted is a chat message the server has taken from a client but not yet
+// stored or delivered.
+type accepted struct {
+	room *room
+	ev   *protocol.Event // Seq still 0
+	from *session
+}
+
+// commitLoop stores accepted messages and then delivers them: commit before
+// broadcast, so that whatever any client has seen is in the history. It
+// takes whatever has queued up while the previous transaction was on disk
+// and stores it in one transaction (group commit), so under load many
+// messages share one disk sync, and when idle a message waits for no one.
+// Messages are delivered in the order they were accepted, which is the
+// order of their numbers. It returns when s.commits is closed and drained.
+func (s *Server) commitLoop() {
+	batch := make([]accepted, 0, s.opts.CommitBatch)
+	msgs := make([]history.Message, 0, s.opts.CommitBatch)
+	lastTrim := time.Now()
+	for first := range s.commits {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case a, ok := <-s.commits:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, a)
+			default:
+				break fill
+			}
+		}
+		msgs = msgs[:0]
+		for _, a := range batch {
+			t, _ := time.Parse(protocol.TimeLayout, a.ev.Time)
+			msgs = append(msgs, history.Message{Room: a.room.name, Time: t, Kind: a.ev.Type, From: a.ev.From, Text: a.ev.Text})
+		}
+		err := s.opts.History.Append(msgs)
+
+		s.mu.Lock()
+		if err != nil {
+			s.log.Error("Storing messages failed; refusing them", "count", len(batch), "err", err)
+			for _, a := range batch {
+				s.fail(a.from, codeStoreError, "your message could not be stored, so it was not sent: %v", err)
+			}
+		} else {
+			for i, a := range batch {
+				a.ev.Seq = msgs[i].Seq
+				a.room.delivered = msgs[i].Seq
+				s.deliverRoom(a.room, a.ev)
+			}
+		}
+		s.mu.Unlock()
+		for _, a := range batch {
+			a.from.inflight.Done()
+		}
+		clear(batch) // let delivered events go
+
+		if time.Since(lastTrim) >= s.opts.TrimInterval {
+			lastTrim = time.Now()
+			s.trim()
+		}
+	}
+}
+
+// trimStep bounds the messages one trim transaction removes, so trimming
+// holds up the next commit only briefly.
+const trimStep = 1000
+
+// trim applies the store's age limit, in small transactions.
+func (s *Server) trim() {
+	for {
+		n, err := s.opts.History.Trim(time.Now(), trimStep)
+		if err != nil {
+			s.log.Error("Trimming history failed", "err", err)
+			return
+		}
+		if n < trimStep {
+			return
+		}
+	}
+}
+
+// historyEvent turns a stored message into the event that replays it.
+func historyEvent(m history.Message) *protocol.Event {
+	return &protocol.Event{
+		Type: m.Kind, Seq: m.Seq, History: true, Time: protocol.Stamp(m.Time),
+		Room: m.Room, From: m.From, Text: m.Text,
+	}
+}
+
+// openRoom makes a room, its numbering carrying on from its stored
+// history. s.mu must be held.
+func (s *Server) openRoom(name string) *room {
+	r := newRoom(name)
+	_, newest, err := s.opts.History.Bounds(name)
+	if err != nil {
+		s.log.Error("Reading history failed", "room", name, "err", err)
+	}
+	r.delivered = newest
+	return r
+}
+
+// replayLatest sends ss the latest n messages of r delivered so far, marked
+// as history. Messages delivered after this arrive live, so there is no gap
+// and no duplicate between the two. s.mu must be held.
+func (s *Server) replayLatest(ss *session, r *room, n int) {
+	if n <= 0 || r.delivered == 0 {
+		return
+	}
+	msgs, err := s.opts.History.Before(r.name, r.delivered+1, n)
+	if err != nil {
+		s.log.Error("Reading history failed", "room", r.name, "err", err)
+		s.fail(ss, codeStoreError, "the history of #%s can't be read right now", r.name)
+		return
+	}
+	for _, m := range msgs {
+		s.sendTo(ss, historyEvent(m))
+	}
+}
+
+// history answers /history: a page of r's messages before c.Before.
+func (s *Server) history(ss *session, c protocol.Command) {
+	r, ok := s.joined(ss, c.Room)
+	if !ok {
+		return
+	}
+	n := c.Limit
+	if n <= 0 {
+		n = max(s.opts.HistoryOnJoin, 1)
+	}
+	n = min(n, s.opts.MaxHistoryPage)
+	before := c.Before
+	if before == 0 || before > r.delivered {
+		before = r.delivered + 1
+	}
+	msgs, err := s.opts.History.Before(r.name, before, n)
+	if err != nil {
+		s.log.Error("Reading history failed", "room", r.name, "err", err)
+		s.fail(ss, codeStoreError, "the history of #%s can't be read right now", r.name)
+		return
+	}
+	for _, m := range msgs {
+		s.sendTo(ss, historyEvent(m))
+	}
+	end := &protocol.Event{Type: protocol.TypeHistory, Room: r.name, Count: len(msgs)}
+	if len(msgs) > 0 {
+		// Older ones remain unless this page reached the oldest stored.
+		if oldest, _, err := s.opts.History.Bounds(r.name); err == nil && msgs[0].Seq > oldest {
+			end.More, end.Before = true, msgs[0].Seq
+		}
+	}
+	s.sendTo(ss, end)
+}
+
+// resume answers /resume: r's messages after c.After, as far as delivered
+// and at most a page of them. The closing event's Seq is the last message
+// replayed, from which to resume again if More is set.
+func (s *Server) resume(ss *session, c protocol.Command) {
+	r, ok := s.joined(ss, c.Room)
+	if !ok {
+		return
+	}
+	end := &protocol.Event{Type: protocol.TypeResumed, Room: r.name, After: c.After, Seq: c.After}
+	if c.After < r.delivered {
+		oldest, _, err := s.opts.History.Bounds(r.name)
+		var msgs []history.Message
+		if err == nil {
+			msgs, err = s.opts.History.After(r.name, c.After, s.opts.MaxHistoryPage)
+		}
+		if err != nil {
+			s.log.Error("Reading history failed", "room", r.name, "err", err)
+			s.fail(ss, codeStoreError, "the history of #%s can't be read right now", r.name)
+			return
+		}
+		for _, m := range msgs {
+			if m.Seq > r.delivered {
+				break
+			}
+			s.sendTo(ss, historyEvent(m))
+			end.Count++
+			end.Seq = m.Seq
+		}
+		end.Trimmed = oldest > c.After+1
+	}
+	end.More = end.Seq < r.delivered
+	s.sendTo(ss, end)
+}
