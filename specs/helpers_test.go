@@ -9,6 +9,8 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/onsi/gomega/gbytes"
 
 	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/line"
 	"github.com/natter-chat/natter/chat/logline"
 	"github.com/natter-chat/natter/chat/protocol"
@@ -253,9 +256,45 @@ func (c *testClient) Command(fields map[string]any) {
 
 // SwitchToJSON asks for the JSON format and reads the confirmation and the
 // welcome that follow.
+// Text lines still on their way before the switch are skipped.
 func (c *testClient) SwitchToJSON() {
 	GinkgoHelper()
 	c.Send("/format json\n")
-	Expect(c.Event(presenceEvents...).Type).To(Equal(protocol.TypeFormat))
+	for {
+		l, err := c.ReadLine()
+		Expect(err).NotTo(HaveOccurred())
+		if strings.HasPrefix(l, "{") {
+			var ev protocol.Event
+			Expect(json.Unmarshal([]byte(l), &ev)).To(Succeed())
+			Expect(ev.Type).To(Equal(protocol.TypeFormat))
+			break
+		}
+	}
 	Expect(c.Event(presenceEvents...).Type).To(Equal(protocol.TypeWelcome))
 }
+
+// failingStore is a history store whose appends fail while failing is set,
+// as on a full disk.
+type failingStore struct {
+	history.Store
+	failing atomic.Bool
+}
+
+func (f *failingStore) Append(msgs []history.Message) error {
+	if f.failing.Load() {
+		return errors.New("no space left on device")
+	}
+	return f.Store.Append(msgs)
+}
+
+// openStore opens a bolt history store in dir and registers closing it.
+func openStore(dir string, r history.Retention) *history.BoltStore {
+	GinkgoHelper()
+	s, err := history.OpenBolt(dir, r)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(s.Close)
+	return s
+}
+
+// gbytesSay is gbytes.Say, for files that need only it.
+func gbytesSay(re string) OmegaMatcher { return gbytes.Say(re) }

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"path/filepath"
 
 	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/logline"
 )
 
@@ -28,6 +30,12 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.IntVar(&opts.MaxRoomsPerClient, "max-rooms-per-client", chat.DefaultMaxRoomsPerClient, "`rooms` one client may be in at once")
 	fs.IntVar(&opts.MaxRoomMembers, "max-room-members", chat.DefaultMaxRoomMembers, "`clients` a room may hold (the lobby has no limit)")
 	fs.IntVar(&opts.MaxRooms, "max-rooms", chat.DefaultMaxRooms, "`rooms` that may exist at once")
+	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
+	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
+	fs.IntVar(&opts.HistoryOnJoin, "history-on-join", chat.DefaultHistoryOnJoin, "latest `messages` of a room sent to whoever joins it (-1: none)")
+	var retention history.Retention
+	fs.IntVar(&retention.MaxMessages, "retain-messages", 0, "keep only this many of each room's newest `messages` (0: all; in memory: 10000)")
+	fs.DurationVar(&retention.MaxAge, "retain-age", 0, "remove messages older than this `long` (0: keep)")
 	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
 	}
@@ -44,6 +52,23 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	}
 	opts.Logger = logger
 
+	if *memory {
+		if retention.MaxMessages == 0 {
+			retention.MaxMessages = chat.DefaultMemoryHistory
+		}
+		opts.History = history.NewMemory(retention)
+		logger.Info("History is kept in memory only")
+	} else {
+		store, err := history.OpenBolt(*dataDir, retention)
+		if err != nil {
+			logger.Error(fmt.Sprintf("Cannot open the history in %s: %v", *dataDir, err))
+			return ExitFailure
+		}
+		defer store.Close()
+		opts.History = store
+		logger.Info("History is stored in " + filepath.Join(*dataDir, history.FileName))
+	}
+
 	listen := env.Listen
 	if listen == nil {
 		listen = net.Listen
@@ -58,3 +83,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	}
 	return ExitOK
 }
+
+// DefaultDataDir is where the server keeps its history unless told
+// otherwise: a directory under the working directory.
+const DefaultDataDir = "natter-data"

@@ -34,8 +34,8 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 	}
 	startServer := func() (*gexec.Session, string) {
 		GinkgoHelper()
-		s := start(exec.Command(serverBin, "-addr", "127.0.0.1:0"))
-		running := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on (127\.0\.0\.1:\d+)\n`)
+		s := start(exec.Command(serverBin, "-addr", "127.0.0.1:0", "-data-dir", GinkgoT().TempDir()))
+		running := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on (127\.0\.0\.1:\d+)\n`)
 		Eventually(s.Err).Should(gbytes.Say(running.String()))
 		return s, running.FindStringSubmatch(string(s.Err.Contents()))[1]
 	}

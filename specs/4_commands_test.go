@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -175,10 +176,10 @@ var _ = DescribeTableSubtree("The server command", func(tr Transport) {
 	BeforeEach(func() { nw = tr.New(false) })
 
 	It("logs the address it runs on, serves clients, and exits 0 after a graceful shutdown", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0")
-		Eventually(server.stderr).Should(gbytes.Say(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on (127\.0\.0\.1:\d+)\n`))
-		addr := string(server.stderr.Contents())
-		addr = addr[len("2006-01-02T15:04:05.000Z INFO Server running on ") : len(addr)-1]
+		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0", "-data-dir", GinkgoT().TempDir())
+		running := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on (127\.0\.0\.1:\d+)\n`)
+		Eventually(server.stderr).Should(gbytes.Say(running.String()))
+		addr := running.FindStringSubmatch(string(server.stderr.Contents()))[1]
 
 		c := connect(nw, addr)
 		c.Send("anyone?\n")
@@ -192,8 +193,8 @@ var _ = DescribeTableSubtree("The server command", func(tr Transport) {
 	})
 
 	It("logs JSON lines when asked to", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0", "-log-format", "json")
-		Eventually(server.stderr).Should(gbytes.Say(`^\{"time":"[^"]+Z","level":"INFO","msg":"Server running on 127\.0\.0\.1:\d+"\}\n`))
+		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0", "-log-format", "json", "-memory")
+		Eventually(server.stderr).Should(gbytes.Say(`(?m)^\{"time":"[^"]+Z","level":"INFO","msg":"Server running on 127\.0\.0\.1:\d+"\}\n`))
 	})
 
 	It("explains an address already in use and exits non-zero", SpecTimeout(specTimeout), func(ctx SpecContext) {
@@ -201,7 +202,7 @@ var _ = DescribeTableSubtree("The server command", func(tr Transport) {
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _ = ln.Close() })
 
-		server := runCommand(cli.RunServer, nw, "-addr", ln.Addr().String())
+		server := runCommand(cli.RunServer, nw, "-addr", ln.Addr().String(), "-memory")
 		Eventually(server.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(server.stderr).To(gbytes.Say(fmt.Sprintf(`ERROR Cannot listen on %s: address already in use\n`, ln.Addr())))
 	})

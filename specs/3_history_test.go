@@ -1,0 +1,216 @@
+package specs_test
+
+import (
+	"fmt"
+	"sync"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+var _ = DescribeTableSubtree("Message history", func(tr Transport) {
+	var (
+		nw  Network
+		srv *runningServer
+	)
+
+	// serve starts a server whose history is a bolt store on disk.
+	serve := func(opts chat.Options) {
+		GinkgoHelper()
+		nw = tr.New(false)
+		if opts.History == nil {
+			opts.History = openStore(GinkgoT().TempDir(), history.Retention{})
+		}
+		srv = startServer(nw, opts)
+	}
+	// say sends n numbered lines from c and waits for their echo.
+	say := func(c *testClient, n int) {
+		GinkgoHelper()
+		for i := 1; i <= n; i++ {
+			c.Send(fmt.Sprintf("line %d\n", i))
+		}
+		for i := 1; i <= n; i++ {
+			c.ExpectLines(c.Says(fmt.Sprintf("line %d", i)))
+		}
+	}
+
+	It("numbers every room's messages from 1, with the server's time, in the JSON format", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		serve(chat.Options{})
+		cs := connectAll(srv, nw, 2)
+		alice, bob := cs[0], cs[1]
+		alice.SwitchToJSON()
+		say(bob, 3)
+		for i := 1; i <= 3; i++ {
+			ev := alice.ExpectEvent(protocol.Event{Type: protocol.TypeMessage, Room: "lobby", From: bob.Nick, Text: fmt.Sprintf("line %d", i)})
+			Expect(ev.Seq).To(BeEquivalentTo(i))
+			Expect(ev.Time).To(MatchRegexp(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`))
+		}
+		alice.Command(map[string]any{"type": "join", "room": "games"})
+		alice.ExpectEvent(protocol.Event{Type: protocol.TypeCurrent, Room: "games"})
+		alice.Command(map[string]any{"type": "say", "text": "first in games"})
+		ev := alice.ExpectEvent(protocol.Event{Type: protocol.TypeMessage, Room: "games", From: alice.Nick, Text: "first in games"})
+		Expect(ev.Seq).To(BeEquivalentTo(1), "numbers are per room")
+	})
+
+	It("replays the latest messages to a client that joins, marked as history, then live ones", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		serve(chat.Options{HistoryOnJoin: 5})
+		alice := connectAll(srv, nw, 1)[0]
+		say(alice, 8)
+
+		bob := connectAll(srv, nw, 1)[0]
+		for i := 4; i <= 8; i++ {
+			bob.ExpectExactly(fmt.Sprintf("[history %d] %s: line %d", i, alice.Nick, i))
+		}
+		alice.Send("live now\n")
+		bob.ExpectLines(alice.Says("live now"))
+	})
+
+	It("leaves no gap and no duplicate between the replay and live messages, even while the room is busy", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		serve(chat.Options{HistoryOnJoin: 1000})
+		cs := connectAll(srv, nw, 2)
+		alice, bob := cs[0], cs[1]
+		bob.SwitchToJSON()
+		alice.Send("/join busy\n")
+		alice.ExpectLines("*** you are now talking in #busy")
+		const n = 300
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			defer GinkgoRecover()
+			for i := 1; i <= n; i++ {
+				alice.Send(fmt.Sprintf("busy %d\n", i))
+			}
+		})
+		bob.Command(map[string]any{"type": "join", "room": "busy"})
+		// bob sees some of the messages as history and the rest live: every
+		// number exactly once, in order.
+		var seqs []uint64
+		for len(seqs) == 0 || seqs[len(seqs)-1] < n {
+			ev := bob.Event(protocol.TypeJoin, protocol.TypeQuit, protocol.TypeCurrent)
+			if ev.Type == protocol.TypeMessage {
+				seqs = append(seqs, ev.Seq)
+			}
+		}
+		wg.Wait()
+		for i, s := range seqs {
+			Expect(s).To(BeEquivalentTo(i+1), "message %d of %d", i+1, n)
+		}
+	})
+
+	It("pages backwards through the current room with /history N before SEQ", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		serve(chat.Options{HistoryOnJoin: -1})
+		alice := connectAll(srv, nw, 1)[0]
+		say(alice, 25)
+		page := func(from, to int) []string {
+			var lines []string
+			for i := from; i <= to; i++ {
+				lines = append(lines, fmt.Sprintf("[history %d] %s: line %d", i, alice.Nick, i))
+			}
+			return lines
+		}
+
+		alice.Send("/history 10\n")
+		alice.ExpectExactly(append(page(16, 25), "*** end of this page of #lobby history (10 messages); /history 10 before 16 for older ones")...)
+		alice.Send("/history 10 before 16\n")
+		alice.ExpectExactly(append(page(6, 15), "*** end of this page of #lobby history (10 messages); /history 10 before 6 for older ones")...)
+		alice.Send("/history 10 before 6\n")
+		alice.ExpectExactly(append(page(1, 5), "*** start of #lobby history reached (5 messages)")...)
+	})
+
+	It("answers /history in the JSON format with typed events and a closing event to page on from", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		serve(chat.Options{HistoryOnJoin: -1})
+		alice := connectAll(srv, nw, 1)[0]
+		say(alice, 3)
+		alice.SwitchToJSON()
+		alice.Command(map[string]any{"type": "history", "limit": 2})
+		for i := 2; i <= 3; i++ {
+			ev := alice.ExpectEvent(protocol.Event{Type: protocol.TypeMessage, History: true, Room: "lobby", From: alice.Nick, Text: fmt.Sprintf("line %d", i)})
+			Expect(ev.Seq).To(BeEquivalentTo(i))
+		}
+		alice.ExpectEvent(protocol.Event{Type: protocol.TypeHistory, Room: "lobby", Count: 2, More: true, Before: 2})
+	})
+
+	It("replays exactly the messages after the one a client names with /resume, and says the replay is complete", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		serve(chat.Options{HistoryOnJoin: -1})
+		alice := connectAll(srv, nw, 1)[0]
+		say(alice, 10)
+		bob := connectAll(srv, nw, 1)[0]
+		bob.Send("/resume lobby 6\n")
+		for i := 7; i <= 10; i++ {
+			bob.ExpectExactly(fmt.Sprintf("[history %d] %s: line %d", i, alice.Nick, i))
+		}
+		bob.ExpectExactly("*** resumed #lobby after 6: 4 messages, complete")
+
+		bob.Send("/resume lobby 10\n")
+		bob.ExpectExactly("*** resumed #lobby after 10: 0 messages, complete")
+
+		bob.SwitchToJSON()
+		bob.Command(map[string]any{"type": "resume", "room": "lobby", "after": 9})
+		bob.ExpectEvent(protocol.Event{Type: protocol.TypeMessage, History: true, Room: "lobby", From: alice.Nick, Text: "line 10"})
+		bob.ExpectEvent(protocol.Event{Type: protocol.TypeResumed, Room: "lobby", After: 9, Count: 1})
+	})
+
+	It("says when retention has removed some of the messages a client asks to resume from", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		serve(chat.Options{HistoryOnJoin: -1, History: openStore(GinkgoT().TempDir(), history.Retention{MaxMessages: 4})})
+		alice := connectAll(srv, nw, 1)[0]
+		say(alice, 10)
+		alice.Send("/resume lobby 2\n")
+		for i := 7; i <= 10; i++ {
+			alice.ExpectExactly(fmt.Sprintf("[history %d] %s: line %d", i, alice.Nick, i))
+		}
+		alice.ExpectExactly("*** resumed #lobby after 2: 4 messages, older messages were removed by retention")
+	})
+
+	It("refuses a message it could not store, tells the sender, and delivers it to no one", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		store := &failingStore{Store: history.NewMemory(history.Retention{})}
+		serve(chat.Options{History: store})
+		cs := connectAll(srv, nw, 2)
+		alice, bob := cs[0], cs[1]
+		store.failing.Store(true)
+		alice.Send("lost to a full disk\n")
+		alice.ExpectLines("*** error: your message could not be stored, so it was not sent: no space left on device")
+		Eventually(srv.Log).Should(gbytesSay(`ERROR Storing messages failed; refusing them count=1 err="no space left on device"`))
+
+		store.failing.Store(false)
+		alice.Send("disk cleaned up\n")
+		bob.ExpectLines(alice.Says("disk cleaned up")) // and not the refused line
+	})
+
+	It("keeps the history and the numbering across a restart on the same data directory", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		nw = tr.New(false)
+
+		store, err := history.OpenBolt(dir, history.Retention{})
+		Expect(err).NotTo(HaveOccurred())
+		first := startServer(nw, chat.Options{History: store})
+		alice := connectAll(first, nw, 1)[0]
+		say(alice, 3)
+		Expect(first.Stop()).To(Succeed())
+		Expect(store.Close()).To(Succeed())
+
+		store, err = history.OpenBolt(dir, history.Retention{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(store.Close)
+		second := startServer(nw, chat.Options{History: store})
+		bob := connectAll(second, nw, 1)[0]
+		for i := 1; i <= 3; i++ {
+			bob.ExpectExactly(fmt.Sprintf("[history %d] %s: line %d", i, alice.Nick, i))
+		}
+		bob.SwitchToJSON()
+		bob.Command(map[string]any{"type": "say", "text": "after the restart"})
+		ev := bob.ExpectEvent(protocol.Event{Type: protocol.TypeMessage, Room: "lobby", From: bob.Nick, Text: "after the restart"})
+		Expect(ev.Seq).To(BeEquivalentTo(4))
+	})
+
+	It("refuses /history and /resume for a room the client is not in", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		serve(chat.Options{})
+		alice := connectAll(srv, nw, 1)[0]
+		alice.Send("/resume games 0\n")
+		alice.ExpectLines("*** error: you are not in #games")
+		alice.Send("/history 5 after 3\n")
+		alice.ExpectLines("*** error: usage: /history [N] [before SEQ]")
+	})
+}, transports)
