@@ -1,16 +1,22 @@
 package specs_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os/exec"
 	"regexp"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
+
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 var _ = Describe("The server and client binaries, run as a user runs them (loopback only: real processes need real sockets)", Ordered, func() {
@@ -32,12 +38,16 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		DeferCleanup(func() { s.Kill().Wait() })
 		return s
 	}
-	startServer := func() (*gexec.Session, string) {
+	startServerIn := func(dataDir string) (*gexec.Session, string) {
 		GinkgoHelper()
-		s := start(exec.Command(serverBin, "-addr", "127.0.0.1:0", "-data-dir", GinkgoT().TempDir()))
+		s := start(exec.Command(serverBin, "-addr", "127.0.0.1:0", "-data-dir", dataDir))
 		running := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on (127\.0\.0\.1:\d+)\n`)
 		Eventually(s.Err).Should(gbytes.Say(running.String()))
 		return s, running.FindStringSubmatch(string(s.Err.Contents()))[1]
+	}
+	startServer := func() (*gexec.Session, string) {
+		GinkgoHelper()
+		return startServerIn(GinkgoT().TempDir())
 	}
 
 	It("chat: the server logs where it runs, a client and a raw TCP (nc-style) connection talk, and SIGTERM stops it with exit 0", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
@@ -92,5 +102,82 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		client := start(exec.Command(clientBin, "-addr", addr))
 		Eventually(client).Should(gexec.Exit(1))
 		Expect(string(client.Err.Contents())).To(Equal("Error: cannot connect to " + addr + ": connection refused\n"))
+	})
+
+	It("history: every message any client received survives kill -9 of the server, in order and without duplicates, crash after crash", Label("loopback"), SpecTimeout(3*time.Minute), func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		liveLine := regexp.MustCompile(`^guest-\d+: (c\d-\d-\d+)$`)
+		var mu sync.Mutex
+		received := map[string]bool{} // every chat line any client received live, across crashes
+
+		const cycles, clients, lines = 3, 3, 300
+		for cycle := range cycles {
+			By(fmt.Sprintf("crash %d of %d", cycle+1, cycles))
+			server, addr := startServerIn(dir)
+			var count atomic.Int64
+			var wg sync.WaitGroup
+			for c := range clients {
+				conn, err := net.Dial("tcp", addr)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(func() { _ = conn.Close() })
+				tc := newTestClient(conn)
+				wg.Go(func() { // writer: stops at the first error, which the kill causes
+					for i := range lines {
+						if _, err := fmt.Fprintf(conn, "c%d-%d-%d\n", cycle, c, i); err != nil {
+							return
+						}
+					}
+				})
+				wg.Go(func() { // reader: records live chat lines until the connection dies
+					for {
+						l, err := tc.ReadLine()
+						if err != nil {
+							return
+						}
+						if m := liveLine.FindStringSubmatch(l); m != nil {
+							mu.Lock()
+							received[m[1]] = true
+							mu.Unlock()
+							count.Add(1)
+						}
+					}
+				})
+			}
+			Eventually(count.Load).Should(BeNumerically(">=", lines/2), "chat gets going before the crash")
+			server.Kill()
+			Eventually(server).Should(gexec.Exit())
+			wg.Wait()
+		}
+
+		By("reading the whole history back after a last restart")
+		_, addr := startServerIn(dir)
+		conn, err := net.Dial("tcp", addr)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = conn.Close() })
+		reader := newTestClient(conn)
+		reader.SwitchToJSON()
+		var stored []protocol.Event
+		for after, more := uint64(0), true; more; {
+			reader.Command(map[string]any{"type": "resume", "room": "lobby", "after": after})
+			for {
+				ev := reader.Event(protocol.TypeJoin, protocol.TypeQuit)
+				if ev.Type == protocol.TypeResumed {
+					after, more = ev.Seq, ev.More
+					break
+				}
+				stored = append(stored, ev)
+			}
+		}
+		texts := map[string]bool{}
+		for i, ev := range stored {
+			Expect(ev.Seq).To(BeEquivalentTo(i+1), "history is numbered without gaps")
+			Expect(texts).NotTo(HaveKey(ev.Text), "a message is stored once")
+			texts[ev.Text] = true
+		}
+		Expect(len(received)).To(BeNumerically(">=", cycles*lines/2))
+		for text := range received {
+			Expect(texts).To(HaveKey(text), "a message a client received is missing from history")
+		}
+		By(fmt.Sprintf("%d messages received live, %d stored", len(received), len(stored)))
 	})
 })
