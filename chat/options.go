@@ -43,7 +43,7 @@ const (
 	DefaultHistoryOnJoin = 20
 	// DefaultMaxHistoryPage bounds the messages sent for one /history or
 	// /resume.
-	DefaultMaxHistoryPage = 1000
+	DefaultMaxHistoryPage = 100
 	// DefaultCommitBatch bounds how many messages are stored in one
 	// transaction (one disk sync).
 	DefaultCommitBatch = 256
@@ -108,7 +108,9 @@ type Options struct {
 	// means none.
 	HistoryOnJoin int
 	// MaxHistoryPage bounds the messages sent for one /history or /resume.
-	// Zero means DefaultMaxHistoryPage.
+	// Zero means DefaultMaxHistoryPage. It is capped at half of
+	// OutboundQueue, and HistoryOnJoin at MaxHistoryPage, because a replay
+	// is queued like any other message.
 	MaxHistoryPage int
 	// CommitBatch bounds the messages stored in one transaction. Zero
 	// means DefaultCommitBatch.
@@ -155,6 +157,10 @@ func (o Options) withDefaults() Options {
 	if o.HistoryOnJoin < 0 {
 		o.HistoryOnJoin = 0
 	}
+	// A replay goes through the client's outbound queue like everything
+	// else; at most half of it, so that a replay can't push itself out.
+	o.MaxHistoryPage = max(1, min(o.MaxHistoryPage, o.OutboundQueue/2))
+	o.HistoryOnJoin = min(o.HistoryOnJoin, o.MaxHistoryPage)
 	if o.TrimInterval <= 0 {
 		o.TrimInterval = DefaultTrimInterval
 	}
