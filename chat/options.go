@@ -124,46 +124,29 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.MaxLineBytes <= 0 {
-		o.MaxLineBytes = DefaultMaxLineBytes
-	}
-	if o.OutboundQueue <= 0 {
-		o.OutboundQueue = DefaultOutboundQueue
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = DefaultWriteTimeout
-	}
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	for _, f := range []struct {
-		v   *int
-		def int
-	}{
-		{&o.MaxNickLength, DefaultMaxNickLength},
-		{&o.MaxRoomNameLength, DefaultMaxRoomNameLength},
-		{&o.MaxTopicBytes, DefaultMaxTopicBytes},
-		{&o.MaxRoomsPerClient, DefaultMaxRoomsPerClient},
-		{&o.MaxRoomMembers, DefaultMaxRoomMembers},
-		{&o.MaxRooms, DefaultMaxRooms},
-		{&o.HistoryOnJoin, DefaultHistoryOnJoin},
-		{&o.MaxHistoryPage, DefaultMaxHistoryPage},
-		{&o.CommitBatch, DefaultCommitBatch},
-	} {
-		if *f.v == 0 || *f.v < 0 && f.v != &o.HistoryOnJoin {
-			*f.v = f.def
-		}
-	}
-	if o.HistoryOnJoin < 0 {
+	orDefault(&o.MaxLineBytes, DefaultMaxLineBytes)
+	orDefault(&o.OutboundQueue, DefaultOutboundQueue)
+	orDefault(&o.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&o.ShutdownTimeout, DefaultShutdownTimeout)
+	orDefault(&o.MaxNickLength, DefaultMaxNickLength)
+	orDefault(&o.MaxRoomNameLength, DefaultMaxRoomNameLength)
+	orDefault(&o.MaxTopicBytes, DefaultMaxTopicBytes)
+	orDefault(&o.MaxRoomsPerClient, DefaultMaxRoomsPerClient)
+	orDefault(&o.MaxRoomMembers, DefaultMaxRoomMembers)
+	orDefault(&o.MaxRooms, DefaultMaxRooms)
+	orDefault(&o.MaxHistoryPage, DefaultMaxHistoryPage)
+	orDefault(&o.CommitBatch, DefaultCommitBatch)
+	orDefault(&o.TrimInterval, DefaultTrimInterval)
+	switch {
+	case o.HistoryOnJoin == 0:
+		o.HistoryOnJoin = DefaultHistoryOnJoin
+	case o.HistoryOnJoin < 0:
 		o.HistoryOnJoin = 0
 	}
 	// A replay goes through the client's outbound queue like everything
 	// else; at most half of it, so that a replay can't push itself out.
 	o.MaxHistoryPage = max(1, min(o.MaxHistoryPage, o.OutboundQueue/2))
 	o.HistoryOnJoin = min(o.HistoryOnJoin, o.MaxHistoryPage)
-	if o.TrimInterval <= 0 {
-		o.TrimInterval = DefaultTrimInterval
-	}
 	if o.History == nil {
 		o.History = history.NewMemory(history.Retention{MaxMessages: DefaultMemoryHistory})
 	}
@@ -171,4 +154,11 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return o
+}
+
+// orDefault sets *v to def unless it is positive.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
