@@ -41,7 +41,7 @@ func now() string { return protocol.Stamp(time.Now()) }
 // sendTo queues ev for ss alone.
 func (s *Server) sendTo(ss *session, ev *protocol.Event) {
 	d := delivery{ev: ev}
-	ss.enqueue(d.bytesFor(ss))
+	ss.enqueue(d.itemFor(ss))
 }
 
 // fail sends ss an error event.
@@ -52,8 +52,11 @@ func (s *Server) fail(ss *session, code, format string, args ...any) {
 // deliverRoom queues ev for every member of r.
 func (s *Server) deliverRoom(r *room, ev *protocol.Event) {
 	d := delivery{ev: ev}
+	if ev.Seq > 0 {
+		d.room = r
+	}
 	for ss := range r.members {
-		ss.enqueue(d.bytesFor(ss))
+		ss.enqueue(d.itemFor(ss))
 	}
 }
 
@@ -63,13 +66,13 @@ func (s *Server) deliverAround(ss *session, ev *protocol.Event, skipSelf bool) {
 	d := delivery{ev: ev}
 	seen := map[*session]bool{ss: true}
 	if !skipSelf {
-		ss.enqueue(d.bytesFor(ss))
+		ss.enqueue(d.itemFor(ss))
 	}
 	for _, r := range ss.rooms {
 		for m := range r.members {
 			if !seen[m] {
 				seen[m] = true
-				m.enqueue(d.bytesFor(m))
+				m.enqueue(d.itemFor(m))
 			}
 		}
 	}

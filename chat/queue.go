@@ -1,40 +1,50 @@
 package chat
 
+// item is one queued message: its encoding, shared with other receivers,
+// and, for a numbered room message, its room and number, so that a client
+// who loses it can be told exactly what to fetch from history.
+type item struct {
+	b    []byte
+	room *room
+	seq  uint64
+}
+
 // queue is a bounded FIFO of messages for one receiver. When full, pushing
 // drops the oldest message. It grows on demand up to its limit, so an idle
 // connection holds no large array. It is not safe for concurrent use.
 type queue struct {
-	buf   [][]byte
+	buf   []item
 	head  int
 	n     int
 	limit int
 }
 
-// push appends m and reports whether the oldest message was dropped to make
+// push appends m and returns the oldest message if it was dropped to make
 // room.
-func (q *queue) push(m []byte) (dropped bool) {
+func (q *queue) push(m item) (dropped item, ok bool) {
 	if q.n == len(q.buf) {
 		if len(q.buf) >= q.limit {
+			dropped = q.buf[q.head]
 			q.buf[q.head] = m
 			q.head = (q.head + 1) % len(q.buf)
-			return true
+			return dropped, true
 		}
 		q.grow()
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = m
 	q.n++
-	return false
+	return item{}, false
 }
 
 func (q *queue) grow() {
 	size := min(max(2*len(q.buf), 8), q.limit)
-	buf := make([][]byte, size)
+	buf := make([]item, size)
 	q.appendTo(buf[:0])
 	q.buf, q.head = buf, 0
 }
 
 // appendTo appends the queued messages, oldest first, to dst.
-func (q *queue) appendTo(dst [][]byte) [][]byte {
+func (q *queue) appendTo(dst []item) []item {
 	for i := range q.n {
 		dst = append(dst, q.buf[(q.head+i)%len(q.buf)])
 	}
@@ -42,7 +52,7 @@ func (q *queue) appendTo(dst [][]byte) [][]byte {
 }
 
 // drain moves every queued message, oldest first, onto dst and empties q.
-func (q *queue) drain(dst [][]byte) [][]byte {
+func (q *queue) drain(dst []item) []item {
 	dst = q.appendTo(dst)
 	clear(q.buf) // let the messages be collected once written
 	q.head, q.n = 0, 0

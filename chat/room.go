@@ -35,12 +35,23 @@ func (r *room) nicks() []string {
 	return nicks
 }
 
+// itemFor returns the queue item carrying the event to ss. Server.mu must
+// be held.
+func (d *delivery) itemFor(ss *session) item {
+	it := item{b: d.bytesFor(ss)}
+	if d.room != nil && !d.ev.History {
+		it.room, it.seq = d.room, d.ev.Seq
+	}
+	return it
+}
+
 // delivery is one event on its way to many sessions. It encodes the event
 // at most once per form it is needed in (JSON; text for readers whose
 // current room is the event's room; text for the others), never once per
 // receiver, and the receivers share those bytes.
 type delivery struct {
 	ev   *protocol.Event
+	room *room // for a numbered message: the room it was posted in
 	json []byte
 	text [2][]byte // [0]: in the reader's current room (or no room); [1]: another room
 }

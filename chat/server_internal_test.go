@@ -60,18 +60,18 @@ func TestBroadcastAllocatesNothingPerRecipient(t *testing.T) {
 
 func TestQueueDropsOldestWhenFull(t *testing.T) {
 	q := queue{limit: 3}
-	var dropped int
+	var dropped []string
 	for i := range 5 {
-		if q.push([]byte{byte('a' + i)}) {
-			dropped++
+		if d, ok := q.push(item{b: []byte{byte('a' + i)}}); ok {
+			dropped = append(dropped, string(d.b))
 		}
 	}
 	got := q.drain(nil)
-	if dropped != 2 || len(got) != 3 || string(got[0]) != "c" || string(got[2]) != "e" {
-		t.Fatalf("after 5 pushes into 3: dropped %d, queue %q; want 2 dropped, [c d e]", dropped, got)
+	if fmt.Sprint(dropped) != "[a b]" || len(got) != 3 || string(got[0].b) != "c" || string(got[2].b) != "e" {
+		t.Fatalf("after 5 pushes into 3: dropped %q, queue %v; want [a b] dropped, [c d e] kept", dropped, got)
 	}
 	if more := q.drain(nil); len(more) != 0 {
-		t.Fatalf("drain after drain = %q; want empty", more)
+		t.Fatalf("drain after drain = %v; want empty", more)
 	}
 }
 

@@ -39,8 +39,8 @@ type session struct {
 
 	mu       sync.Mutex
 	out      queue
-	missed   int  // messages dropped from out since the last write
-	finished bool // no more messages will be queued; close once flushed
+	missed   missed // what was dropped from out since the last write
+	finished bool   // no more messages will be queued; close once flushed
 	// closeReason says why the server closed the connection, for the quit
 	// announcement.
 	closeReason string
@@ -52,8 +52,32 @@ type session struct {
 	done chan struct{} // closed when the writer has closed the connection
 
 	// Writer-owned, reused between writes.
-	batch [][]byte
+	batch []item
 	wbuf  []byte
+}
+
+// missed accounts for the messages a slow client lost.
+type missed struct {
+	count int
+	// rooms holds, per room, the first and last number of the numbered
+	// messages lost, which the client can fetch again with /resume. Only
+	// allocated once something is lost.
+	rooms map[*room]*[2]uint64
+}
+
+func (m *missed) add(it item) {
+	m.count++
+	if it.seq == 0 {
+		return
+	}
+	if m.rooms == nil {
+		m.rooms = make(map[*room]*[2]uint64)
+	}
+	if r := m.rooms[it.room]; r != nil {
+		r[0], r[1] = min(r[0], it.seq), max(r[1], it.seq)
+	} else {
+		m.rooms[it.room] = &[2]uint64{it.seq, it.seq}
+	}
 }
 
 func newSession(srv *Server, conn net.Conn) *session {
@@ -68,15 +92,15 @@ func newSession(srv *Server, conn net.Conn) *session {
 }
 
 // enqueue queues msg for this client without ever blocking. If the queue is
-// full the oldest message is dropped and counted.
-func (ss *session) enqueue(msg []byte) {
+// full the oldest message is dropped and accounted for.
+func (ss *session) enqueue(msg item) {
 	ss.mu.Lock()
 	if ss.finished {
 		ss.mu.Unlock()
 		return
 	}
-	if ss.out.push(msg) {
-		ss.missed++
+	if dropped, ok := ss.out.push(msg); ok {
+		ss.missed.add(dropped)
 	}
 	ss.mu.Unlock()
 	ss.signal()
@@ -87,8 +111,10 @@ func (ss *session) enqueue(msg []byte) {
 func (ss *session) finish(last []byte) {
 	ss.mu.Lock()
 	if !ss.finished {
-		if last != nil && ss.out.push(last) {
-			ss.missed++
+		if last != nil {
+			if dropped, ok := ss.out.push(item{b: last}); ok {
+				ss.missed.add(dropped)
+			}
 		}
 		ss.finished = true
 	}
@@ -194,11 +220,11 @@ func (ss *session) writeLoop() {
 	for range ss.wake {
 		ss.mu.Lock()
 		ss.batch = ss.out.drain(ss.batch[:0])
-		missed, finished := ss.missed, ss.finished
-		ss.missed = 0
+		lost, finished := ss.missed, ss.finished
+		ss.missed = missed{}
 		ss.mu.Unlock()
 
-		if err := ss.write(missed); err != nil {
+		if err := ss.write(lost); err != nil {
 			switch {
 			case finished:
 				// The client is leaving anyway; a failed goodbye is normal.
@@ -219,21 +245,16 @@ func (ss *session) writeLoop() {
 	}
 }
 
-// write sends the batch, preceded by a notice if messages were missed, as
+// write sends the batch, preceded by notices if messages were missed, as
 // one Write with a deadline.
-func (ss *session) write(missed int) error {
+func (ss *session) write(lost missed) error {
 	b := ss.wbuf[:0]
-	if missed > 0 {
-		ev := protocol.Event{Type: protocol.TypeMissed, Count: missed}
-		if ss.jsonOut.Load() {
-			b = ev.AppendJSON(b)
-		} else {
-			b = ev.AppendText(b, protocol.View{})
-		}
+	if lost.count > 0 {
+		b = ss.appendMissed(b, lost)
 	}
 	for i, m := range ss.batch {
-		b = append(b, m...)
-		ss.batch[i] = nil
+		b = append(b, m.b...)
+		ss.batch[i] = item{}
 	}
 	if len(b) == 0 {
 		return nil
@@ -248,4 +269,28 @@ func (ss *session) write(missed int) error {
 	}
 	_, err := ss.conn.Write(b)
 	return err
+}
+
+// appendMissed appends the notices for lost messages: one per room whose
+// numbered messages were lost, naming the range to fetch again, and one
+// for the rest (presence and other notices, which are not kept).
+func (ss *session) appendMissed(b []byte, lost missed) []byte {
+	appendEv := func(ev *protocol.Event) {
+		if ss.jsonOut.Load() {
+			b = ev.AppendJSON(b)
+		} else {
+			b = ev.AppendText(b, protocol.View{})
+		}
+	}
+	rest := lost.count
+	for r, span := range lost.rooms {
+		n := int(span[1] - span[0] + 1)
+		rest -= n
+		// r.name is fixed at creation, so reading it needs no lock.
+		appendEv(&protocol.Event{Type: protocol.TypeMissed, Room: r.name, Count: n, After: span[0] - 1, Seq: span[1]})
+	}
+	if rest > 0 {
+		appendEv(&protocol.Event{Type: protocol.TypeMissed, Count: rest})
+	}
+	return b
 }

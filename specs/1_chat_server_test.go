@@ -227,7 +227,9 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 				l, err := slow.NextLine()
 				Expect(err).NotTo(HaveOccurred())
 				var k int
-				if _, err := fmt.Sscanf(l, "*** you missed %d messages because your connection could not keep up", &k); err == nil {
+				var after int
+				if _, err := fmt.Sscanf(l, "*** you missed %d messages of #lobby because your connection could not keep up; /resume lobby %d to catch up", &k, &after); err == nil {
+					Expect(after).To(Equal(received+missed), "the notice names the last message before the gap")
 					missed += k
 					continue
 				}

@@ -193,7 +193,11 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 	case TypeFormat:
 		sys("switched to the %s format", e.Format)
 	case TypeMissed:
-		sys("you missed %d messages because your connection could not keep up", e.Count)
+		if e.Room != "" {
+			sys("you missed %d messages of #%s because your connection could not keep up; /resume %s %d to catch up", e.Count, e.Room, e.Room, e.After)
+		} else {
+			sys("you missed %d messages because your connection could not keep up", e.Count)
+		}
 	case TypeHistory:
 		switch {
 		case e.More:
