@@ -303,10 +303,13 @@ func (s *Server) join(ss *session, name string) {
 		r.members[ss] = struct{}{}
 		ss.rooms = append(ss.rooms, r)
 		s.deliverRoom(r, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: r.name, Nick: ss.nick})
+		ss.current = r
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: r.name})
 		if r.topic != "" {
 			s.sendTo(ss, &protocol.Event{Type: protocol.TypeTopic, Room: r.name, Text: r.topic})
 		}
 		s.replayLatest(ss, r, s.opts.HistoryOnJoin)
+		return
 	}
 	ss.current = r
 	s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: r.name})

@@ -222,7 +222,7 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			alice.Send("/topic no spoilers\n")
 			alice.ExpectExactly("*** alice set the topic of #games: no spoilers")
 			bob.Send("/join games\n")
-			bob.ExpectExactly("*** bob joined #games", "*** topic of #games: no spoilers", "*** you are now talking in #games")
+			bob.ExpectExactly("*** bob joined #games", "*** you are now talking in #games", "*** topic of #games: no spoilers")
 		})
 
 		It("announces a quit, with its reason, once to each person who shared a room with the quitter", SpecTimeout(specTimeout), func(ctx SpecContext) {

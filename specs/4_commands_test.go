@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/cli"
+	"github.com/natter-chat/natter/chat/history"
 )
 
 // runningCommand is cli.RunClient or cli.RunServer running in the
@@ -148,13 +150,52 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		Expect(srv.Log).To(gbytes.Say(`INFO Client disconnected: `))
 	})
 
-	It("says so and exits non-zero when the server closes the connection", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr)
+	It("says so and exits non-zero when the server closes the connection, if told not to reconnect", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-reconnect", "0")
 		Eventually(srv.Clients).Should(Equal(1))
 		Expect(srv.Stop()).To(Succeed())
 		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(client.stdout).To(gbytes.Say("\\*\\*\\* server shutting down\n"))
 		Expect(client.stderr).To(gbytes.Say("^Connection closed by server\n"))
+	})
+
+	It("reconnects after losing the server, rejoins its rooms and catches up on what it missed, showing nothing twice", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		store := history.NewMemory(history.Retention{})
+		first := startServer(nw, chat.Options{History: store})
+		client := runCommand(cli.RunClient, nw, "-addr", first.Addr, "-nick", "alice")
+		client.Type("/join games\n")
+		client.Type("before the restart\n")
+		Eventually(client.stdout).Should(gbytes.Say("alice: before the restart\n"))
+
+		Expect(first.Stop()).To(Succeed())
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* connection lost; reconnecting in \d+ms \(attempt 1 of 10\)\n`))
+
+		By("restarting the server on the same address and history, where bob talks before alice is back")
+		second := startServerOn(nw, first.Addr, chat.Options{History: store})
+		bob := connectAll(second, nw, 1)[0]
+		bob.Send("/join games\nwhile you were away\n")
+		bob.ExpectLines("*** you are now talking in #games", "[history 1] alice: before the restart", bob.Says("while you were away"))
+
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* reconnected to ` + first.Addr + `\n`))
+		Eventually(second.Clients).Should(Equal(2))
+		Eventually(client.stdout).Should(gbytes.Say(bob.Nick + `: while you were away\n`))
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* you are now talking in #games\n`))
+
+		bob.Send("welcome back\n")
+		Eventually(client.stdout).Should(gbytes.Say(`^` + bob.Says("welcome back") + `\n`))
+		out := string(client.stdout.Contents())
+		Expect(strings.Count(out, "alice: before the restart")).To(Equal(1), "a message seen before the restart is not shown again")
+		Expect(strings.Count(out, bob.Says("while you were away"))).To(Equal(1))
+	})
+
+	It("gives up after its reconnect attempts, saying so at each", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-reconnect", "2")
+		Eventually(srv.Clients).Should(Equal(1))
+		Expect(srv.Stop()).To(Succeed())
+		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
+		Expect(client.stdout).To(gbytes.Say(`attempt 1 of 2\)\n`))
+		Expect(client.stdout).To(gbytes.Say(`attempt 2 of 2\)\n`))
+		Expect(client.stderr).To(gbytes.Say("^Connection closed by server; gave up reconnecting after 2 attempts\n"))
 	})
 
 	DescribeTable("explains an address it cannot connect to, and exits non-zero",

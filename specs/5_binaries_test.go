@@ -53,7 +53,7 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 	It("chat: the server logs where it runs, a client and a raw TCP (nc-style) connection talk, and SIGTERM stops it with exit 0", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
 		server, addr := startServer()
 
-		cmd := exec.Command(clientBin, "-addr", addr, "-nick", "alice")
+		cmd := exec.Command(clientBin, "-addr", addr, "-nick", "alice", "-reconnect", "0")
 		stdin, err := cmd.StdinPipe()
 		Expect(err).NotTo(HaveOccurred())
 		client := start(cmd)

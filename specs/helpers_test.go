@@ -41,7 +41,13 @@ type runningServer struct {
 // startServer starts a server on nw and registers its shutdown as a cleanup.
 func startServer(nw Network, opts chat.Options) *runningServer {
 	GinkgoHelper()
-	ln, err := nw.Listen("tcp", "127.0.0.1:0")
+	return startServerOn(nw, "127.0.0.1:0", opts)
+}
+
+// startServerOn is startServer on a given address.
+func startServerOn(nw Network, addr string, opts chat.Options) *runningServer {
+	GinkgoHelper()
+	ln, err := nw.Listen("tcp", addr)
 	Expect(err).NotTo(HaveOccurred())
 	log := gbytes.NewBuffer()
 	opts.Logger = slog.New(logline.NewHandler(io.MultiWriter(log, GinkgoWriter), &slog.HandlerOptions{Level: slog.LevelDebug}))

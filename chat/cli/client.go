@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/natter-chat/natter/chat"
@@ -15,6 +16,10 @@ import (
 
 // DefaultDialTimeout bounds the client's attempt to connect.
 const DefaultDialTimeout = 10 * time.Second
+
+// DefaultReconnect is how many times the client tries to reconnect after
+// losing its connection: with its backoff, about a minute of trying.
+const DefaultReconnect = 10
 
 // RunClient connects to a chat server and chats: lines from env.Stdin are
 // sent, lines from the server are printed to env.Stdout. It returns the
@@ -26,6 +31,7 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 	timeout := fs.Duration("dial-timeout", DefaultDialTimeout, "give up connecting after this `long`")
 	nick := fs.String("nick", "", "`nickname` to take on connecting")
 	color := fs.String("color", "auto", "colour the output: auto (if stdout is a terminal), always or never")
+	reconnect := fs.Int("reconnect", DefaultReconnect, "reconnect up to this many `times` after losing the connection (0: never)")
 	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
 	}
@@ -46,6 +52,7 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 		return ExitFailure
 	}
 	fmt.Fprintln(env.Stdout, "Connected to server")
+	c.Reconnect = *reconnect
 	switch *color {
 	case "always":
 		c.Color = true
@@ -58,7 +65,9 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 	case err == nil:
 		return ExitOK
 	case errors.Is(err, chat.ErrServerClosed):
-		fmt.Fprintln(env.Stderr, "Connection closed by server")
+		// "Connection closed by server", and why the client gave up.
+		msg := err.Error()
+		fmt.Fprintln(env.Stderr, strings.ToUpper(msg[:1])+msg[1:])
 		return ExitFailure
 	case ctx.Err() != nil:
 		return ExitInterrupted
