@@ -140,8 +140,13 @@ func (c *Client) handle(out io.Writer, ev *protocol.Event) {
 		}
 	case protocol.TypeMissed:
 		if ev.Room != "" {
-			c.print(out, ev)
 			c.command(map[string]any{"type": protocol.CmdResume, "room": ev.Room, "after": ev.After})
+		}
+	case protocol.TypeResumed:
+		if ev.More {
+			// A replay comes a page at a time: ask for the next one, and
+			// keep quiet until the last.
+			c.command(map[string]any{"type": protocol.CmdResume, "room": ev.Room, "after": ev.Seq})
 			return
 		}
 	}

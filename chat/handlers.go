@@ -52,9 +52,6 @@ func (s *Server) fail(ss *session, code, format string, args ...any) {
 // deliverRoom queues ev for every member of r.
 func (s *Server) deliverRoom(r *room, ev *protocol.Event) {
 	d := delivery{ev: ev}
-	if ev.Seq > 0 {
-		d.room = r
-	}
 	for ss := range r.members {
 		ss.enqueue(d.itemFor(ss))
 	}

@@ -5,7 +5,7 @@ package chat
 // who loses it can be told exactly what to fetch from history.
 type item struct {
 	b    []byte
-	room *room
+	room string
 	seq  uint64
 }
 

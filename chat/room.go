@@ -38,11 +38,8 @@ func (r *room) nicks() []string {
 // itemFor returns the queue item carrying the event to ss. Server.mu must
 // be held.
 func (d *delivery) itemFor(ss *session) item {
-	it := item{b: d.bytesFor(ss)}
-	if d.room != nil && !d.ev.History {
-		it.room, it.seq = d.room, d.ev.Seq
-	}
-	return it
+	// A numbered message, live or replayed, carries its room and number.
+	return item{b: d.bytesFor(ss), room: d.ev.Room, seq: d.ev.Seq}
 }
 
 // delivery is one event on its way to many sessions. It encodes the event
@@ -51,7 +48,6 @@ func (d *delivery) itemFor(ss *session) item {
 // receiver, and the receivers share those bytes.
 type delivery struct {
 	ev   *protocol.Event
-	room *room // for a numbered message: the room it was posted in
 	json []byte
 	text [2][]byte // [0]: in the reader's current room (or no room); [1]: another room
 }

@@ -59,10 +59,10 @@ type session struct {
 // missed accounts for the messages a slow client lost.
 type missed struct {
 	count int
-	// rooms holds, per room, the first and last number of the numbered
-	// messages lost, which the client can fetch again with /resume. Only
-	// allocated once something is lost.
-	rooms map[*room]*[2]uint64
+	// rooms holds, per room name, the first and last number of the
+	// numbered messages lost, live or replayed, which the client can fetch
+	// again with /resume. Only allocated once something is lost.
+	rooms map[string]*[2]uint64
 }
 
 func (m *missed) add(it item) {
@@ -71,7 +71,7 @@ func (m *missed) add(it item) {
 		return
 	}
 	if m.rooms == nil {
-		m.rooms = make(map[*room]*[2]uint64)
+		m.rooms = make(map[string]*[2]uint64)
 	}
 	if r := m.rooms[it.room]; r != nil {
 		r[0], r[1] = min(r[0], it.seq), max(r[1], it.seq)
@@ -283,11 +283,12 @@ func (ss *session) appendMissed(b []byte, lost missed) []byte {
 		}
 	}
 	rest := lost.count
-	for r, span := range lost.rooms {
-		n := int(span[1] - span[0] + 1)
+	for room, span := range lost.rooms {
+		// The span may include messages this client did receive: it names
+		// what to fetch again, and the client shows nothing twice.
+		n := min(rest, int(span[1]-span[0]+1))
 		rest -= n
-		// r.name is fixed at creation, so reading it needs no lock.
-		appendEv(&protocol.Event{Type: protocol.TypeMissed, Room: r.name, Count: n, After: span[0] - 1, Seq: span[1]})
+		appendEv(&protocol.Event{Type: protocol.TypeMissed, Room: room, Count: n, After: span[0] - 1, Seq: span[1]})
 	}
 	if rest > 0 {
 		appendEv(&protocol.Event{Type: protocol.TypeMissed, Count: rest})

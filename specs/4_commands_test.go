@@ -6,6 +6,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -39,6 +40,27 @@ func (rc *runningCommand) ExitCode() int {
 // runCommand starts run with args and registers a cleanup that closes its
 // stdin, interrupts it and waits for it to return.
 func runCommand(run func(context.Context, []string, cli.Env) int, nw Network, args ...string) *runningCommand {
+	return runCommandGated(run, nw, nil, args...)
+}
+
+// gate blocks writes until it is opened, like a terminal nobody scrolls.
+type gate struct {
+	w    io.Writer
+	open chan struct{}
+	once sync.Once
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	<-g.open
+	return g.w.Write(p)
+}
+
+// Open lets writes through, now and from then on.
+func (g *gate) Open() { g.once.Do(func() { close(g.open) }) }
+
+// runCommandGated is runCommand with the command's stdout behind held, if
+// not nil: writes wait until held is opened.
+func runCommandGated(run func(context.Context, []string, cli.Env) int, nw Network, held *gate, args ...string) *runningCommand {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	rc := &runningCommand{
@@ -48,9 +70,14 @@ func runCommand(run func(context.Context, []string, cli.Env) int, nw Network, ar
 		cancel: cancel,
 		exited: make(chan struct{}),
 	}
+	var stdout io.Writer = io.MultiWriter(rc.stdout, GinkgoWriter)
+	if held != nil {
+		held.w = stdout
+		stdout = held
+	}
 	env := cli.Env{
 		Stdin:  pr,
-		Stdout: io.MultiWriter(rc.stdout, GinkgoWriter),
+		Stdout: stdout,
 		Stderr: io.MultiWriter(rc.stderr, GinkgoWriter),
 		Listen: nw.Listen,
 		Dialer: nw,
@@ -60,6 +87,9 @@ func runCommand(run func(context.Context, []string, cli.Env) int, nw Network, ar
 		rc.code = run(ctx, args, env)
 	}()
 	DeferCleanup(func() {
+		if held != nil {
+			held.Open()
+		}
 		pw.Close()
 		cancel()
 		Eventually(rc.exited).Should(BeClosed())
@@ -186,6 +216,35 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		out := string(client.stdout.Contents())
 		Expect(strings.Count(out, "alice: before the restart")).To(Equal(1), "a message seen before the restart is not shown again")
 		Expect(strings.Count(out, bob.Says("while you were away"))).To(Equal(1))
+	})
+
+	It("fetches from history the messages the server dropped because it read too slowly, showing each message once", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		nw = tr.New(true)
+		slow := startServer(nw, chat.Options{OutboundQueue: 16})
+		held := &gate{open: make(chan struct{})}
+		client := runCommandGated(cli.RunClient, nw, held, "-addr", slow.Addr, "-nick", "alice")
+		Eventually(slow.Clients).Should(Equal(1))
+		bob := connectAll(slow, nw, 1)[0]
+
+		By("talking while the client's terminal is stuck, far past what its queue holds")
+		const n = 300
+		msg := func(i int) string { return fmt.Sprintf("msg %03d %s", i, strings.Repeat(".", 500)) }
+		for i := range n {
+			bob.Send(msg(i) + "\n")
+			bob.ExpectLines(bob.Says(msg(i)))
+		}
+
+		held.Open()
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* you missed \d+ messages of #lobby because your connection could not keep up`))
+		Eventually(func() bool {
+			return strings.Contains(string(client.stdout.Contents()), msg(n-1))
+		}).Should(BeTrue())
+		out := string(client.stdout.Contents())
+		for i := range n {
+			Eventually(func() int { return strings.Count(string(client.stdout.Contents()), msg(i)+"\n") }).
+				Should(Equal(1), "message %d shown once, live or from history", i)
+		}
+		Expect(out).To(ContainSubstring("[history "), "some messages came from history")
 	})
 
 	It("gives up after its reconnect attempts, saying so at each", SpecTimeout(specTimeout), func(ctx SpecContext) {
