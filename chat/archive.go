@@ -21,12 +21,41 @@ type accepted struct {
 // and stores it in one transaction (group commit), so under load many
 // messages share one disk sync, and when idle a message waits for no one.
 // Messages are delivered in the order they were accepted, which is the
-// order of their numbers. It returns when s.commits is closed and drained.
+// order of their numbers.
+//
+// Every TrimInterval it also applies the store's age limit, one small
+// transaction at a time between commits, so trimming a large backlog never
+// holds up live messages for long. It returns when s.commits is closed and
+// drained.
 func (s *Server) commitLoop() {
 	batch := make([]accepted, 0, s.opts.CommitBatch)
 	msgs := make([]history.Message, 0, s.opts.CommitBatch)
-	lastTrim := time.Now()
-	for first := range s.commits {
+	tick := time.NewTicker(s.opts.TrimInterval)
+	defer tick.Stop()
+	trimming := false
+	for {
+		var (
+			first accepted
+			ok    bool
+		)
+		if trimming {
+			select {
+			case first, ok = <-s.commits:
+			default:
+				trimming = s.trimStep()
+				continue
+			}
+		} else {
+			select {
+			case first, ok = <-s.commits:
+			case <-tick.C:
+				trimming = true
+				continue
+			}
+		}
+		if !ok {
+			return
+		}
 		batch = append(batch[:0], first)
 	fill:
 		for len(batch) < cap(batch) {
@@ -40,55 +69,54 @@ func (s *Server) commitLoop() {
 				break fill
 			}
 		}
-		msgs = msgs[:0]
-		for _, a := range batch {
-			t, _ := time.Parse(protocol.TimeLayout, a.ev.Time)
-			msgs = append(msgs, history.Message{Room: a.room.name, Time: t, Kind: a.ev.Type, From: a.ev.From, Text: a.ev.Text})
-		}
-		err := s.opts.History.Append(msgs)
-
-		s.mu.Lock()
-		if err != nil {
-			s.log.Error("Storing messages failed; refusing them", "count", len(batch), "err", err)
-			for _, a := range batch {
-				s.fail(a.from, codeStoreError, "your message could not be stored, so it was not sent: %v", err)
-			}
-		} else {
-			for i, a := range batch {
-				a.ev.Seq = msgs[i].Seq
-				a.room.delivered = msgs[i].Seq
-				s.deliverRoom(a.room, a.ev)
-			}
-		}
-		s.mu.Unlock()
-		for _, a := range batch {
-			a.from.inflight.Done()
-		}
+		s.commit(batch, msgs[:0])
 		clear(batch) // let delivered events go
-
-		if time.Since(lastTrim) >= s.opts.TrimInterval {
-			lastTrim = time.Now()
-			s.trim()
+		if trimming {
+			trimming = s.trimStep()
 		}
 	}
 }
 
-// trimStep bounds the messages one trim transaction removes, so trimming
-// holds up the next commit only briefly.
-const trimStep = 1000
+// commit stores batch in one transaction, then delivers it, or refuses it
+// if it could not be stored.
+func (s *Server) commit(batch []accepted, msgs []history.Message) {
+	for _, a := range batch {
+		t, _ := time.Parse(protocol.TimeLayout, a.ev.Time)
+		msgs = append(msgs, history.Message{Room: a.room.name, Time: t, Kind: a.ev.Type, From: a.ev.From, Text: a.ev.Text})
+	}
+	err := s.opts.History.Append(msgs)
 
-// trim applies the store's age limit, in small transactions.
-func (s *Server) trim() {
-	for {
-		n, err := s.opts.History.Trim(time.Now(), trimStep)
-		if err != nil {
-			s.log.Error("Trimming history failed", "err", err)
-			return
+	s.mu.Lock()
+	if err != nil {
+		s.log.Error("Storing messages failed; refusing them", "count", len(batch), "err", err)
+		for _, a := range batch {
+			s.fail(a.from, codeStoreError, "your message could not be stored, so it was not sent: %v", err)
 		}
-		if n < trimStep {
-			return
+	} else {
+		for i, a := range batch {
+			a.ev.Seq = msgs[i].Seq
+			a.room.delivered = msgs[i].Seq
+			s.deliverRoom(a.room, a.ev)
 		}
 	}
+	s.mu.Unlock()
+	for _, a := range batch {
+		a.from.inflight.Done()
+	}
+}
+
+// trimBatch bounds the messages one trim transaction removes.
+const trimBatch = 1000
+
+// trimStep removes up to trimBatch messages past the store's age limit,
+// and reports whether there may be more.
+func (s *Server) trimStep() bool {
+	n, err := s.opts.History.Trim(time.Now(), trimBatch)
+	if err != nil {
+		s.log.Error("Trimming history failed", "err", err)
+		return false
+	}
+	return n == trimBatch
 }
 
 // historyEvent turns a stored message into the event that replays it.

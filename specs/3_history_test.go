@@ -3,6 +3,7 @@ package specs_test
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -162,6 +163,30 @@ var _ = DescribeTableSubtree("Message history", func(tr Transport) {
 			alice.ExpectExactly(fmt.Sprintf("[history %d] %s: line %d", i, alice.Nick, i))
 		}
 		alice.ExpectExactly("*** resumed #lobby after 2: 4 messages, older messages were removed by retention")
+	})
+
+	It("removes messages past the age limit, a few at a time between commits, and keeps the rest", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		store := history.NewMemory(history.Retention{MaxAge: time.Hour})
+		old := make([]history.Message, 2500)
+		for i := range old {
+			old[i] = history.Message{Room: "lobby", Time: time.Now().Add(-2 * time.Hour), Kind: protocol.TypeMessage, From: "ghost", Text: "long ago"}
+		}
+		Expect(store.Append(old)).To(Succeed())
+		serve(chat.Options{History: store, HistoryOnJoin: -1, TrimInterval: time.Nanosecond})
+		alice := connectAll(srv, nw, 1)[0]
+		say(alice, 1) // a commit, after which the loop trims
+		Eventually(func() []uint64 {
+			msgs, err := store.After("lobby", 0, 5000)
+			Expect(err).NotTo(HaveOccurred())
+			var seqs []uint64
+			for _, m := range msgs {
+				seqs = append(seqs, m.Seq)
+			}
+			return seqs
+		}).Should(Equal([]uint64{2501}))
+		alice.Send("/resume lobby 0\n")
+		alice.ExpectExactly(fmt.Sprintf("[history 2501] %s: line 1", alice.Nick),
+			"*** resumed #lobby after 0: 1 messages, older messages were removed by retention")
 	})
 
 	It("refuses a message it could not store, tells the sender, and delivers it to no one", SpecTimeout(specTimeout), func(ctx SpecContext) {

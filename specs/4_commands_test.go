@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -305,6 +307,15 @@ var _ = DescribeTableSubtree("The server command", func(tr Transport) {
 		server := runCommand(cli.RunServer, nw, "-addr", ln.Addr().String(), "-memory")
 		Eventually(server.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(server.stderr).To(gbytes.Say(fmt.Sprintf(`ERROR Cannot listen on %s: address already in use\n`, ln.Addr())))
+	})
+
+	It("explains a data directory it cannot use and exits non-zero", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		Expect(os.WriteFile(filepath.Join(dir, "history.db"), []byte("this is not a bbolt database, just bytes"), 0o600)).To(Succeed())
+		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0", "-data-dir", dir)
+		Eventually(server.ExitCode).Should(Equal(cli.ExitFailure))
+		Expect(server.stderr).To(gbytes.Say(`ERROR Cannot open the history in ` + regexp.QuoteMeta(dir) + `: history: opening .*history\.db: .+\n`))
+		Expect(string(server.stderr.Contents())).NotTo(ContainSubstring("Server running"))
 	})
 
 	It("rejects a bad flag with usage and exit code 2", SpecTimeout(specTimeout), func(ctx SpecContext) {
