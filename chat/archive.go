@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"slices"
 	"time"
 
 	"github.com/natter-chat/natter/chat/history"
@@ -147,14 +148,22 @@ func (s *Server) replayLatest(ss *session, r *room, n int) {
 		return
 	}
 	msgs, err := s.opts.History.Before(r.name, r.delivered+1, n)
+	s.replay(ss, r, msgs, err)
+}
+
+// replay sends ss the messages msgs of r, marked as history, or, if reading
+// them failed with err, logs it and tells ss. It reports whether it sent
+// them.
+func (s *Server) replay(ss *session, r *room, msgs []history.Message, err error) bool {
 	if err != nil {
 		s.log.Error("Reading history failed", "room", r.name, "err", err)
 		s.fail(ss, codeStoreError, "the history of #%s can't be read right now", r.name)
-		return
+		return false
 	}
 	for _, m := range msgs {
 		s.sendTo(ss, historyEvent(m))
 	}
+	return true
 }
 
 // history answers /history: a page of r's messages before c.Before.
@@ -173,13 +182,8 @@ func (s *Server) history(ss *session, c protocol.Command) {
 		before = r.delivered + 1
 	}
 	msgs, err := s.opts.History.Before(r.name, before, n)
-	if err != nil {
-		s.log.Error("Reading history failed", "room", r.name, "err", err)
-		s.fail(ss, codeStoreError, "the history of #%s can't be read right now", r.name)
+	if !s.replay(ss, r, msgs, err) {
 		return
-	}
-	for _, m := range msgs {
-		s.sendTo(ss, historyEvent(m))
 	}
 	end := &protocol.Event{Type: protocol.TypeHistory, Room: r.name, Count: len(msgs)}
 	if len(msgs) > 0 {
@@ -206,18 +210,15 @@ func (s *Server) resume(ss *session, c protocol.Command) {
 		if err == nil {
 			msgs, err = s.opts.History.After(r.name, c.After, s.opts.MaxHistoryPage)
 		}
-		if err != nil {
-			s.log.Error("Reading history failed", "room", r.name, "err", err)
-			s.fail(ss, codeStoreError, "the history of #%s can't be read right now", r.name)
+		// Only what has been delivered: later messages are on their way live.
+		if i := slices.IndexFunc(msgs, func(m history.Message) bool { return m.Seq > r.delivered }); i >= 0 {
+			msgs = msgs[:i]
+		}
+		if !s.replay(ss, r, msgs, err) {
 			return
 		}
-		for _, m := range msgs {
-			if m.Seq > r.delivered {
-				break
-			}
-			s.sendTo(ss, historyEvent(m))
-			end.Count++
-			end.Seq = m.Seq
+		if len(msgs) > 0 {
+			end.Count, end.Seq = len(msgs), msgs[len(msgs)-1].Seq
 		}
 		end.Trimmed = oldest > c.After+1
 	}

@@ -184,7 +184,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 
 	It("says so and exits non-zero when the server closes the connection, if told not to reconnect", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-reconnect", "0")
-		Eventually(srv.Clients).Should(Equal(1))
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* Welcome, `)) // connected and chatting
 		Expect(srv.Stop()).To(Succeed())
 		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(client.stdout).To(gbytes.Say("\\*\\*\\* server shutting down\n"))
@@ -227,6 +227,14 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		client := runCommandGated(cli.RunClient, nw, held, "-addr", slow.Addr, "-nick", "alice")
 		Eventually(slow.Clients).Should(Equal(1))
 		bob := connectAll(slow, nw, 1)[0]
+		// The client takes its nickname once it has switched to JSON: from
+		// then on it misses nothing it can't get back.
+		Eventually(func() string {
+			bob.Send("/who\n")
+			l, err := bob.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			return l
+		}).Should(ContainSubstring("alice"))
 
 		By("talking while the client's terminal is stuck, far past what its queue holds")
 		const n = 300
@@ -251,7 +259,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 
 	It("gives up after its reconnect attempts, saying so at each", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-reconnect", "2")
-		Eventually(srv.Clients).Should(Equal(1))
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* Welcome, `)) // connected and chatting
 		Expect(srv.Stop()).To(Succeed())
 		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(client.stdout).To(gbytes.Say(`attempt 1 of 2\)\n`))
