@@ -249,12 +249,11 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		Eventually(func() bool {
 			return strings.Contains(string(client.stdout.Contents()), msg(n-1))
 		}).Should(BeTrue())
-		out := string(client.stdout.Contents())
 		for i := range n {
 			Eventually(func() int { return strings.Count(string(client.stdout.Contents()), msg(i)+"\n") }).
 				Should(Equal(1), "message %d shown once, live or from history", i)
 		}
-		Expect(out).To(ContainSubstring("[history "), "some messages came from history")
+		Expect(string(client.stdout.Contents())).To(ContainSubstring("[history "), "some messages came from history")
 	})
 
 	It("gives up after its reconnect attempts, saying so at each", SpecTimeout(specTimeout), func(ctx SpecContext) {
