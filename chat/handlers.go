@@ -33,6 +33,7 @@ const (
 	codeLineTooLong    = "line_too_long"
 	codeInvalidUTF8    = "invalid_utf8"
 	codeNULByte        = "nul_byte"
+	codeControl        = "control_character"
 	codeStoreError     = "store_error"
 )
 

@@ -202,6 +202,8 @@ func rejectCode(err error) (string, bool) {
 		return codeInvalidUTF8, true
 	case errors.Is(err, line.ErrNUL):
 		return codeNULByte, true
+	case errors.Is(err, line.ErrControl):
+		return codeControl, true
 	}
 	return "", false
 }

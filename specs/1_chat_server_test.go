@@ -176,6 +176,10 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 				"*** error: line is not valid UTF-8; it was discarded"),
 			Entry("a NUL byte", SpecTimeout(specTimeout), "nul\x00byte",
 				"*** error: line contains a NUL byte; it was discarded"),
+			Entry("a terminal escape sequence", SpecTimeout(specTimeout), "\x1b[2J\x1b[31mall your screen",
+				"*** error: line contains a control character; it was discarded"),
+			Entry("a C1 control character", SpecTimeout(specTimeout), "csi \u009b2J",
+				"*** error: line contains a control character; it was discarded"),
 		)
 	})
 

@@ -2,11 +2,17 @@
 // length, so a peer can never make the reader allocate without limit.
 //
 // A line ends at "\n"; a "\r" before it is dropped too, so "\r\n" and "\n"
-// both end a line. A line that breaks a rule (too long, not UTF-8, or holding
-// a NUL byte) is reported as an error matching [ErrTooLong],
-// [ErrInvalidUTF8] or [ErrNUL], is consumed whole, and reading can go on with
-// the next line. It depends only on the standard library, so fuzzing it is
-// cheap.
+// both end a line. A line that breaks a rule (too long, not UTF-8, holding a
+// NUL byte, or holding another control character) is reported as an error
+// matching [ErrTooLong], [ErrInvalidUTF8], [ErrNUL] or [ErrControl], is
+// consumed whole, and reading can go on with the next line. It depends only
+// on the standard library, so fuzzing it is cheap.
+//
+// Control characters are refused, not cleaned up, so that what a sender
+// sees of their own line is exactly what everyone else sees: the C0 range
+// (U+0000 to U+001F) except tab, DEL (U+007F), and the C1 range (U+0080 to
+// U+009F). That keeps terminal escape sequences (which start with ESC, or
+// with the C1 CSI) off other people's screens.
 package line
 
 import (
@@ -22,12 +28,14 @@ var (
 	ErrTooLong     = errors.New("line too long")
 	ErrInvalidUTF8 = errors.New("line is not valid UTF-8")
 	ErrNUL         = errors.New("line contains a NUL byte")
+	ErrControl     = errors.New("line contains a control character")
 )
 
 // IsRejected reports whether err is one of the errors for a rejected line,
 // after which reading may continue.
 func IsRejected(err error) bool {
-	return errors.Is(err, ErrTooLong) || errors.Is(err, ErrInvalidUTF8) || errors.Is(err, ErrNUL)
+	return errors.Is(err, ErrTooLong) || errors.Is(err, ErrInvalidUTF8) ||
+		errors.Is(err, ErrNUL) || errors.Is(err, ErrControl)
 }
 
 // Reader reads lines of at most a fixed number of bytes.
@@ -82,6 +90,24 @@ func (r *Reader) Next() ([]byte, error) {
 		return nil, ErrNUL
 	case !utf8.Valid(b):
 		return nil, ErrInvalidUTF8
+	case HasControl(b):
+		return nil, ErrControl
 	}
 	return b, nil
+}
+
+// HasControl reports whether b, valid UTF-8, holds a control character
+// other than tab: C0, DEL or C1.
+func HasControl(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c < 0x20 && c != '\t', c == 0x7f:
+			return true
+		case c == 0xc2 && i+1 < len(b) && b[i+1] >= 0x80 && b[i+1] <= 0x9f:
+			// U+0080 to U+009F, the C1 controls, encoded as C2 80..C2 9F.
+			return true
+		}
+	}
+	return false
 }

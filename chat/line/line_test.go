@@ -47,6 +47,13 @@ func TestNext(t *testing.T) {
 		{"invalid utf-8", "bad\xff\nok\n", 16, []result{{"", ErrInvalidUTF8}, {"ok", nil}}},
 		{"nul byte", "a\x00b\nok\n", 16, []result{{"", ErrNUL}, {"ok", nil}}},
 		{"multibyte utf-8", "héllo wörld ✓\n", 32, []result{{"héllo wörld ✓", nil}}},
+		{"tab is fine", "a\tb\n", 16, []result{{"a\tb", nil}}},
+		{"terminal escape", "\x1b[2Jgotcha\nok\n", 16, []result{{"", ErrControl}, {"ok", nil}}},
+		{"bell", "ding\a\n", 16, []result{{"", ErrControl}}},
+		{"carriage return inside", "a\rb\n", 16, []result{{"", ErrControl}}},
+		{"DEL", "a\x7f\n", 16, []result{{"", ErrControl}}},
+		{"C1 CSI", "a\u009b2J\n", 16, []result{{"", ErrControl}}},
+		{"U+00A0 is not a control", "a\u00a0b\n", 16, []result{{"a\u00a0b", nil}}},
 	}
 	for _, tt := range tests {
 		for _, split := range []struct {
