@@ -35,6 +35,9 @@ const (
 	codeNULByte        = "nul_byte"
 	codeControl        = "control_character"
 	codeStoreError     = "store_error"
+	codeRateLimited    = "rate_limited"
+	codeFlooding       = "flooding"
+	codeLineTimeout    = "line_timeout"
 )
 
 func now() string { return protocol.Stamp(time.Now()) }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/natter-chat/natter/chat/history"
 )
 
@@ -53,6 +55,22 @@ const (
 	// DefaultMemoryHistory is how many messages per room the in-memory
 	// history keeps when Options.History is nil.
 	DefaultMemoryHistory = 10000
+
+	// DefaultMessageRate is how many lines a second a client may send,
+	// sustained.
+	DefaultMessageRate rate.Limit = 5
+	// DefaultMessageBurst is how many lines a client may send at once
+	// before DefaultMessageRate applies.
+	DefaultMessageBurst = 10
+	// DefaultFloodDelay is the longest a line over the rate is held back
+	// before lines are refused instead.
+	DefaultFloodDelay = 2 * time.Second
+	// DefaultFloodRefusals is how many lines in a row may be refused for
+	// flooding before the client is disconnected.
+	DefaultFloodRefusals = 10
+	// DefaultLineTimeout is how long a line may take to arrive, from its
+	// first byte to its newline.
+	DefaultLineTimeout = time.Minute
 )
 
 // DefaultRoom is the room every client is in when it connects. It always
@@ -119,6 +137,24 @@ type Options struct {
 	// means DefaultTrimInterval.
 	TrimInterval time.Duration
 
+	// MessageRate is how many lines a second a client may send, sustained;
+	// zero means DefaultMessageRate and rate.Inf means no limit.
+	MessageRate rate.Limit
+	// MessageBurst is how many lines a client may send at once. Zero means
+	// DefaultMessageBurst.
+	MessageBurst int
+	// FloodDelay is the longest a line over the rate is held back (the
+	// client's connection not read meanwhile) before lines are refused.
+	// Zero means DefaultFloodDelay.
+	FloodDelay time.Duration
+	// FloodRefusals is how many lines in a row may be refused before the
+	// client is disconnected. Zero means DefaultFloodRefusals.
+	FloodRefusals int
+	// LineTimeout is how long a line may take from its first byte to its
+	// newline; a client that trickles a line slower is disconnected. Zero
+	// means DefaultLineTimeout.
+	LineTimeout time.Duration
+
 	// Logger receives the server's log. Nil means no logging.
 	Logger *slog.Logger
 }
@@ -137,6 +173,11 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.MaxHistoryPage, DefaultMaxHistoryPage)
 	orDefault(&o.CommitBatch, DefaultCommitBatch)
 	orDefault(&o.TrimInterval, DefaultTrimInterval)
+	orDefault(&o.MessageRate, DefaultMessageRate)
+	orDefault(&o.MessageBurst, DefaultMessageBurst)
+	orDefault(&o.FloodDelay, DefaultFloodDelay)
+	orDefault(&o.FloodRefusals, DefaultFloodRefusals)
+	orDefault(&o.LineTimeout, DefaultLineTimeout)
 	switch {
 	case o.HistoryOnJoin == 0:
 		o.HistoryOnJoin = DefaultHistoryOnJoin
@@ -157,7 +198,7 @@ func (o Options) withDefaults() Options {
 }
 
 // orDefault sets *v to def unless it is positive.
-func orDefault[T int | time.Duration](v *T, def T) {
+func orDefault[T int | time.Duration | rate.Limit](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}

@@ -39,6 +39,8 @@ type Server struct {
 
 	// commits carries accepted messages from the readers to commitLoop.
 	commits chan accepted
+	// stopping is closed when shutdown begins, to wake waiting readers.
+	stopping chan struct{}
 
 	readers sync.WaitGroup // the sessions' reader goroutines, which send on commits
 	wg      sync.WaitGroup // every goroutine the server starts
@@ -55,6 +57,7 @@ func NewServer(ln net.Listener, opts Options) *Server {
 		sessions: make(map[*session]struct{}),
 		nicks:    make(map[string]*session),
 		commits:  make(chan accepted, opts.CommitBatch),
+		stopping: make(chan struct{}),
 	}
 	s.lobby = s.openRoom(DefaultRoom)
 	s.rooms = map[string]*room{protocol.Fold(DefaultRoom): s.lobby}
@@ -177,6 +180,7 @@ func (s *Server) start(conn net.Conn) {
 // shutdown closes the listener, says goodbye to every client, and, after
 // at most ShutdownTimeout, closes whatever connections are left.
 func (s *Server) shutdown() {
+	close(s.stopping)
 	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("Closing listener", "err", err)
 	}

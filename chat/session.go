@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/natter-chat/natter/chat/line"
 	"github.com/natter-chat/natter/chat/protocol"
 )
@@ -48,6 +50,11 @@ type session struct {
 	// inflight counts this client's messages still in the commit loop.
 	inflight sync.WaitGroup
 
+	// Flood control, used by the reader only. limiter is nil when the
+	// rate is unlimited.
+	limiter  *rate.Limiter
+	refusals int // lines refused in a row
+
 	wake chan struct{} // tells the writer there is work; capacity 1
 	done chan struct{} // closed when the writer has closed the connection
 
@@ -81,7 +88,7 @@ func (m *missed) add(it item) {
 }
 
 func newSession(srv *Server, conn net.Conn) *session {
-	return &session{
+	ss := &session{
 		srv:  srv,
 		conn: conn,
 		addr: conn.RemoteAddr().String(),
@@ -89,6 +96,10 @@ func newSession(srv *Server, conn net.Conn) *session {
 		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
+	if srv.opts.MessageRate != rate.Inf {
+		ss.limiter = rate.NewLimiter(srv.opts.MessageRate, srv.opts.MessageBurst)
+	}
+	return ss
 }
 
 // enqueue queues msg for this client without ever blocking. If the queue is
@@ -130,67 +141,183 @@ func (ss *session) signal() {
 }
 
 // readLoop reads and carries out the client's lines until the connection
-// ends or the client quits, then takes the client out of the chat and lets
-// the writer finish.
+// ends, the client quits, or the server gives up on it, then takes the
+// client out of the chat and lets the writer finish.
 func (ss *session) readLoop() {
 	srv := ss.srv
-	log := srv.log
-	lr := line.NewReader(ss.conn, srv.opts.MaxLineBytes)
-	reason := "connection closed"
+	in := &lineDeadline{conn: ss.conn, timeout: srv.opts.LineTimeout}
+	lr := line.NewReader(in, srv.opts.MaxLineBytes)
+	in.lr = lr
 	for {
 		text, err := lr.Next()
-		if err == nil {
-			if len(bytes.TrimSpace(text)) == 0 {
+		if err == nil && len(bytes.TrimSpace(text)) == 0 {
+			continue
+		}
+		if err == nil || line.IsRejected(err) {
+			switch ss.admit() {
+			case refused:
 				continue
-			}
-			cmd, err := parse(ss, string(text))
-			srv.mu.Lock()
-			quit, msg := srv.handle(ss, cmd, err)
-			srv.mu.Unlock()
-			if msg != nil {
-				// Blocks only while the commit loop is a full batch behind:
-				// back-pressure on this client alone.
-				ss.inflight.Add(1)
-				srv.commits <- *msg
-			}
-			if quit {
-				log.Info("Client quit: " + ss.addr)
-				ss.inflight.Wait()
-				ss.finish(nil)
+			case kicked:
+				ss.leave("flooding")
 				return
 			}
-			continue
-		}
-		if code, ok := rejectCode(err); ok {
-			log.Warn("Rejected line from client "+ss.addr, "err", err)
-			msg := err.Error()
-			if errors.Is(err, line.ErrTooLong) {
-				msg = fmt.Sprintf("line longer than %d bytes", srv.opts.MaxLineBytes)
-			}
-			srv.mu.Lock()
-			srv.fail(ss, code, "%s; it was discarded", msg)
-			srv.mu.Unlock()
-			continue
 		}
 		switch {
-		case err == io.EOF:
-			log.Info("Client disconnected: " + ss.addr)
-		case errors.Is(err, net.ErrClosed):
-			// The server closed the connection and logged why.
-			ss.mu.Lock()
-			reason = ss.closeReason
-			ss.mu.Unlock()
+		case err == nil:
+			if ss.carryOut(string(text)) {
+				return
+			}
+		case line.IsRejected(err):
+			ss.reject(err)
 		default:
-			log.Info("Client disconnected: "+ss.addr, "err", err)
+			ss.leave(ss.lost(err))
+			return
 		}
-		break
 	}
-	// The client's last messages are delivered, to it too, before it goes.
+}
+
+// carryOut handles one line, and reports whether the client has quit.
+func (ss *session) carryOut(text string) (quit bool) {
+	srv := ss.srv
+	cmd, err := parse(ss, text)
+	srv.mu.Lock()
+	quit, msg := srv.handle(ss, cmd, err)
+	srv.mu.Unlock()
+	if msg != nil {
+		// Blocks only while the commit loop is a full batch behind:
+		// back-pressure on this client alone.
+		ss.inflight.Add(1)
+		srv.commits <- *msg
+	}
+	if quit {
+		srv.log.Info("Client quit: " + ss.addr)
+		ss.inflight.Wait()
+		ss.finish(nil)
+	}
+	return quit
+}
+
+// reject tells the client why the line it sent was discarded.
+func (ss *session) reject(err error) {
+	srv := ss.srv
+	code, _ := rejectCode(err)
+	srv.log.Warn("Rejected line from client "+ss.addr, "err", err)
+	msg := err.Error()
+	if errors.Is(err, line.ErrTooLong) {
+		msg = fmt.Sprintf("line longer than %d bytes", srv.opts.MaxLineBytes)
+	}
+	srv.mu.Lock()
+	srv.fail(ss, code, "%s; it was discarded", msg)
+	srv.mu.Unlock()
+}
+
+// lost logs why reading from the client ended, tells the client if it can
+// still hear it, and returns the reason to announce.
+func (ss *session) lost(err error) string {
+	srv := ss.srv
+	switch {
+	case err == io.EOF:
+		srv.log.Info("Client disconnected: " + ss.addr)
+		return "connection closed"
+	case errors.Is(err, net.ErrClosed):
+		// The server closed the connection and logged why.
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return ss.closeReason
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		srv.log.Warn(fmt.Sprintf("Disconnecting client %s: line not finished within %v", ss.addr, srv.opts.LineTimeout))
+		srv.mu.Lock()
+		srv.fail(ss, codeLineTimeout, "line not finished within %v; disconnecting", srv.opts.LineTimeout)
+		srv.mu.Unlock()
+		return "line timeout"
+	default:
+		srv.log.Info("Client disconnected: "+ss.addr, "err", err)
+		return "connection closed"
+	}
+}
+
+// leave takes the client out of the chat once its last messages are
+// delivered (to it too), announcing reason, and lets the writer finish.
+func (ss *session) leave(reason string) {
+	srv := ss.srv
 	ss.inflight.Wait()
 	srv.mu.Lock()
 	srv.depart(ss, reason)
 	srv.mu.Unlock()
 	ss.finish(nil)
+}
+
+// admission is what flood control decides about a line.
+type admission int
+
+const (
+	admitted admission = iota
+	refused
+	kicked
+)
+
+// admit applies flood control to the line just read: within the client's
+// rate it passes at once; a little over, the client is made to wait (its
+// connection is not read meanwhile, as IRC servers' "fakelag" does); far
+// over, the line is refused with the time to wait; and after
+// FloodRefusals refusals in a row the client is disconnected. Only this
+// client's reader waits, so a flood never slows anyone else.
+func (ss *session) admit() admission {
+	if ss.limiter == nil {
+		return admitted
+	}
+	srv := ss.srv
+	r := ss.limiter.Reserve()
+	d := r.Delay()
+	if d <= srv.opts.FloodDelay {
+		if d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-srv.stopping:
+				t.Stop()
+			}
+		}
+		ss.refusals = 0
+		return admitted
+	}
+	r.Cancel()
+	ss.refusals++
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if ss.refusals >= srv.opts.FloodRefusals {
+		srv.log.Warn("Disconnecting flooding client " + ss.addr)
+		srv.fail(ss, codeFlooding, "disconnected for sending too fast")
+		return kicked
+	}
+	srv.fail(ss, codeRateLimited, "you are sending too fast; line refused, send again in %v", d.Round(100*time.Millisecond))
+	return refused
+}
+
+// lineDeadline is the reader under a session's line reader. When the line
+// reader asks for more bytes in the middle of a line, the wait is bounded
+// by the line's deadline, so a line must be complete within LineTimeout of
+// its first byte (a slowloris client trickling bytes is cut off), while a
+// client may stay idle between lines as long as it likes.
+type lineDeadline struct {
+	conn    net.Conn
+	lr      *line.Reader
+	timeout time.Duration
+	started time.Time // when the line in progress began; zero between lines
+}
+
+func (d *lineDeadline) Read(p []byte) (int, error) {
+	switch {
+	case d.lr.Pending():
+		if d.started.IsZero() {
+			d.started = time.Now()
+			d.conn.SetReadDeadline(d.started.Add(d.timeout))
+		}
+	case !d.started.IsZero():
+		d.started = time.Time{}
+		d.conn.SetReadDeadline(time.Time{})
+	}
+	return d.conn.Read(p)
 }
 
 // rejectCode returns the error code for a line the line reader rejected.

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
@@ -49,6 +51,10 @@ func startServerOn(nw Network, addr string, opts chat.Options) *runningServer {
 	GinkgoHelper()
 	ln, err := nw.Listen("tcp", addr)
 	Expect(err).NotTo(HaveOccurred())
+	if opts.MessageRate == 0 {
+		// Specs that are not about flood control send as fast as they can.
+		opts.MessageRate = rate.Inf
+	}
 	log := gbytes.NewBuffer()
 	opts.Logger = slog.New(logline.NewHandler(io.MultiWriter(log, GinkgoWriter), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())

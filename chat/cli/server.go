@@ -7,6 +7,8 @@ import (
 	"net"
 	"path/filepath"
 
+	"golang.org/x/time/rate"
+
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/logline"
@@ -30,6 +32,11 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.IntVar(&opts.MaxRoomsPerClient, "max-rooms-per-client", chat.DefaultMaxRoomsPerClient, "`rooms` one client may be in at once")
 	fs.IntVar(&opts.MaxRoomMembers, "max-room-members", chat.DefaultMaxRoomMembers, "`clients` a room may hold (the lobby has no limit)")
 	fs.IntVar(&opts.MaxRooms, "max-rooms", chat.DefaultMaxRooms, "`rooms` that may exist at once")
+	lineRate := fs.Float64("rate", float64(chat.DefaultMessageRate), "`lines` a second a client may send, sustained (0: no limit)")
+	fs.IntVar(&opts.MessageBurst, "burst", chat.DefaultMessageBurst, "`lines` a client may send at once before -rate applies")
+	fs.DurationVar(&opts.FloodDelay, "flood-delay", chat.DefaultFloodDelay, "hold back a line over the rate this `long` at most, then refuse lines")
+	fs.IntVar(&opts.FloodRefusals, "flood-refusals", chat.DefaultFloodRefusals, "disconnect a client after this many `lines` refused in a row")
+	fs.DurationVar(&opts.LineTimeout, "line-timeout", chat.DefaultLineTimeout, "disconnect a client whose line takes longer than this to arrive")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
 	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
 	fs.IntVar(&opts.HistoryOnJoin, "history-on-join", chat.DefaultHistoryOnJoin, "latest `messages` of a room sent to whoever joins it (-1: none)")
@@ -38,6 +45,11 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&retention.MaxAge, "retain-age", 0, "remove messages older than this `long` (0: keep)")
 	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
+	}
+
+	opts.MessageRate = rate.Limit(*lineRate)
+	if *lineRate <= 0 {
+		opts.MessageRate = rate.Inf
 	}
 
 	lvl, err := logline.ParseLevel(*level)

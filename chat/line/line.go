@@ -53,6 +53,11 @@ func NewReader(r io.Reader, max int) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, max+2), max: max}
 }
 
+// Pending reports whether part of a line has been read: bytes of the next
+// line are buffered, or the rest of a too-long line is still to be skipped.
+// A caller can use it to bound how long a line may take to arrive.
+func (r *Reader) Pending() bool { return r.skipping || r.br.Buffered() > 0 }
+
 // Next returns the next line without its ending. The slice is valid only until
 // the next call. A last line that ends at EOF without a newline is returned as
 // a line; EOF is reported by the call after it.

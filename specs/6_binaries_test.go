@@ -38,9 +38,9 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		DeferCleanup(func() { s.Kill().Wait() })
 		return s
 	}
-	startServerIn := func(dataDir string) (*gexec.Session, string) {
+	startServerIn := func(dataDir string, flags ...string) (*gexec.Session, string) {
 		GinkgoHelper()
-		s := start(exec.Command(serverBin, "-addr", "127.0.0.1:0", "-data-dir", dataDir))
+		s := start(exec.Command(serverBin, append([]string{"-addr", "127.0.0.1:0", "-data-dir", dataDir}, flags...)...))
 		running := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on (127\.0\.0\.1:\d+)\n`)
 		Eventually(s.Err).Should(gbytes.Say(running.String()))
 		return s, running.FindStringSubmatch(string(s.Err.Contents()))[1]
@@ -113,7 +113,7 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		const cycles, clients, lines = 3, 3, 300
 		for cycle := range cycles {
 			By(fmt.Sprintf("crash %d of %d", cycle+1, cycles))
-			server, addr := startServerIn(dir)
+			server, addr := startServerIn(dir, "-rate", "0") // as fast as the clients can go
 			var count atomic.Int64
 			var wg sync.WaitGroup
 			tcs := make([]*testClient, clients)

@@ -1,0 +1,111 @@
+package specs_test
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+
+	"github.com/natter-chat/natter/chat"
+)
+
+var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
+	var (
+		nw  Network
+		srv *runningServer
+	)
+	lines := func(from, to int) string {
+		var b strings.Builder
+		for i := from; i <= to; i++ {
+			fmt.Fprintf(&b, "line %d\n", i)
+		}
+		return b.String()
+	}
+
+	Context("with flood control", func() {
+		It("passes a burst of lines within the limit at once", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{MessageRate: 0.1, MessageBurst: 5, FloodDelay: time.Millisecond})
+			alice := connectAll(srv, nw, 1)[0]
+			alice.Send(lines(1, 5))
+			for i := 1; i <= 5; i++ {
+				alice.ExpectLines(alice.Says(fmt.Sprintf("line %d", i)))
+			}
+		})
+
+		It("holds back lines a little over the rate, then delivers them all", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{MessageRate: 50, MessageBurst: 1, FloodDelay: 5 * time.Second})
+			alice := connectAll(srv, nw, 1)[0]
+			alice.Send(lines(1, 10))
+			for i := 1; i <= 10; i++ {
+				alice.ExpectLines(alice.Says(fmt.Sprintf("line %d", i)))
+			}
+		})
+
+		It("refuses lines far over the rate, saying when to send again, while the others chat on", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{MessageRate: 0.1, MessageBurst: 2, FloodDelay: time.Millisecond, FloodRefusals: 100})
+			cs := connectAll(srv, nw, 2)
+			flooder, other := cs[0], cs[1]
+			flooder.Send(lines(1, 5))
+			// Refusals are immediate; accepted lines come back once stored,
+			// so the two may interleave.
+			var got []string
+			for range 5 {
+				l, err := flooder.NextLine()
+				Expect(err).NotTo(HaveOccurred())
+				got = append(got, l)
+			}
+			refusal := MatchRegexp(`^\*\*\* error: you are sending too fast; line refused, send again in \d+(\.\d)?s$`)
+			Expect(got).To(ConsistOf(flooder.Says("line 1"), flooder.Says("line 2"), refusal, refusal, refusal))
+			other.Send("unaffected\n")
+			other.ExpectLines(flooder.Says("line 1"), flooder.Says("line 2"), other.Says("unaffected"))
+		})
+
+		It("disconnects a client that keeps flooding, saying why, and the others go on", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{MessageRate: 0.1, MessageBurst: 1, FloodDelay: time.Millisecond, FloodRefusals: 3})
+			cs := connectAll(srv, nw, 2)
+			flooder, other := cs[0], cs[1]
+			flooder.Send(lines(1, 20))
+			refusal := HavePrefix("*** error: you are sending too fast; line refused, send again in ")
+			Expect(flooder.ExpectDisconnected()).To(ConsistOf(
+				flooder.Says("line 1"), refusal, refusal, "*** error: disconnected for sending too fast"))
+			other.ExpectExactly(flooder.Says("line 1"), "*** "+flooder.Nick+" quit (flooding)")
+			Expect(srv.Log).To(gbytes.Say(`WARN Disconnecting flooding client ` + flooder.Name()))
+			other.Send("still here\n")
+			other.ExpectLines(other.Says("still here"))
+		})
+	})
+
+	Context("with a line timeout", func() {
+		BeforeEach(func() {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{LineTimeout: 300 * time.Millisecond})
+		})
+
+		It("disconnects a client whose line never ends, and leaves idle clients alone", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			cs := connectAll(srv, nw, 2)
+			slowloris, idle := cs[0], cs[1]
+			slowloris.Send("this line never ends")
+			Expect(slowloris.ExpectDisconnected()).To(Equal([]string{"*** error: line not finished within 300ms; disconnecting"}))
+			Expect(srv.Log).To(gbytes.Say(`WARN Disconnecting client ` + slowloris.Name() + `: line not finished within 300ms`))
+			idle.ExpectExactly("*** " + slowloris.Nick + " quit (line timeout)")
+			Consistently(srv.Clients, 500*time.Millisecond).Should(Equal(1), "idle for longer than the line timeout, and still connected")
+			idle.Send("I was only idle\n")
+			idle.ExpectLines(idle.Says("I was only idle"))
+		})
+
+		It("accepts a line that arrives in pieces within the timeout", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			alice := connectAll(srv, nw, 1)[0]
+			alice.Send("in ")
+			alice.Send("three ")
+			alice.Send("pieces\n")
+			alice.ExpectLines(alice.Says("in three pieces"))
+		})
+	})
+}, transports)
