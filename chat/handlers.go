@@ -38,6 +38,7 @@ const (
 	codeRateLimited    = "rate_limited"
 	codeFlooding       = "flooding"
 	codeLineTimeout    = "line_timeout"
+	codeRefused        = "connection_refused"
 )
 
 func now() string { return protocol.Stamp(time.Now()) }
@@ -136,6 +137,9 @@ func (s *Server) depart(ss *session, reason string) {
 	ss.rooms, ss.current = nil, nil
 	delete(s.nicks, protocol.Fold(ss.nick))
 	delete(s.sessions, ss)
+	if s.perIP[ss.ip]--; s.perIP[ss.ip] <= 0 {
+		delete(s.perIP, ss.ip)
+	}
 }
 
 // leaveRoom takes ss out of r, and r away if it is left empty and is not

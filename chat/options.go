@@ -71,6 +71,18 @@ const (
 	// DefaultLineTimeout is how long a line may take to arrive, from its
 	// first byte to its newline.
 	DefaultLineTimeout = time.Minute
+
+	// DefaultMaxClients is how many clients may be connected at once.
+	DefaultMaxClients = 10000
+	// DefaultMaxClientsPerIP is how many clients may be connected at once
+	// from one IP address.
+	DefaultMaxClientsPerIP = 100
+	// DefaultConnectRate is how many new connections a second one IP
+	// address may open, sustained.
+	DefaultConnectRate rate.Limit = 1
+	// DefaultConnectBurst is how many new connections one IP address may
+	// open at once before DefaultConnectRate applies.
+	DefaultConnectBurst = 20
 )
 
 // DefaultRoom is the room every client is in when it connects. It always
@@ -155,6 +167,20 @@ type Options struct {
 	// means DefaultLineTimeout.
 	LineTimeout time.Duration
 
+	// MaxClients is how many clients may be connected at once. Zero means
+	// DefaultMaxClients.
+	MaxClients int
+	// MaxClientsPerIP is how many clients may be connected at once from one
+	// IP address. Zero means DefaultMaxClientsPerIP.
+	MaxClientsPerIP int
+	// ConnectRate is how many new connections a second one IP address may
+	// open, sustained; zero means DefaultConnectRate and rate.Inf means no
+	// limit.
+	ConnectRate rate.Limit
+	// ConnectBurst is how many new connections one IP address may open at
+	// once. Zero means DefaultConnectBurst.
+	ConnectBurst int
+
 	// Logger receives the server's log. Nil means no logging.
 	Logger *slog.Logger
 }
@@ -178,6 +204,10 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.FloodDelay, DefaultFloodDelay)
 	orDefault(&o.FloodRefusals, DefaultFloodRefusals)
 	orDefault(&o.LineTimeout, DefaultLineTimeout)
+	orDefault(&o.MaxClients, DefaultMaxClients)
+	orDefault(&o.MaxClientsPerIP, DefaultMaxClientsPerIP)
+	orDefault(&o.ConnectRate, DefaultConnectRate)
+	orDefault(&o.ConnectBurst, DefaultConnectBurst)
 	switch {
 	case o.HistoryOnJoin == 0:
 		o.HistoryOnJoin = DefaultHistoryOnJoin

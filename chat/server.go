@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
@@ -34,7 +36,9 @@ type Server struct {
 	nicks    map[string]*session // by protocol.Fold(nick)
 	rooms    map[string]*room    // by protocol.Fold(name)
 	lobby    *room
-	guests   int // the last guest number given out
+	guests   int                      // the last guest number given out
+	perIP    map[string]int           // connected clients by IP address
+	connects map[string]*rate.Limiter // new-connection rate by IP address
 	closing  bool
 
 	// commits carries accepted messages from the readers to commitLoop.
@@ -56,6 +60,8 @@ func NewServer(ln net.Listener, opts Options) *Server {
 		log:      opts.Logger,
 		sessions: make(map[*session]struct{}),
 		nicks:    make(map[string]*session),
+		perIP:    make(map[string]int),
+		connects: make(map[string]*rate.Limiter),
 		commits:  make(chan accepted, opts.CommitBatch),
 		stopping: make(chan struct{}),
 	}
@@ -157,6 +163,12 @@ func (s *Server) start(conn net.Conn) {
 		conn.Close()
 		return
 	}
+	if why := s.admitConn(ss.ip); why != "" {
+		s.mu.Unlock()
+		s.refuse(conn, why)
+		return
+	}
+	s.perIP[ss.ip]++
 	s.sessions[ss] = struct{}{}
 	s.arrive(ss)
 	// Added under mu, so that shutdown, which sets closing under mu, never

@@ -28,6 +28,7 @@ type session struct {
 	srv  *Server
 	conn net.Conn
 	addr string
+	ip   string
 
 	// Chat state, guarded by srv.mu.
 	nick    string
@@ -92,6 +93,7 @@ func newSession(srv *Server, conn net.Conn) *session {
 		srv:  srv,
 		conn: conn,
 		addr: conn.RemoteAddr().String(),
+		ip:   hostOf(conn.RemoteAddr()),
 		out:  queue{limit: srv.opts.OutboundQueue},
 		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),

@@ -1,6 +1,7 @@
 package specs_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -106,6 +107,54 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			alice.Send("three ")
 			alice.Send("pieces\n")
 			alice.ExpectLines(alice.Says("in three pieces"))
+		})
+	})
+	Context("with connection limits", func() {
+		// refused dials and returns the one line a refused connection gets.
+		refused := func() string {
+			GinkgoHelper()
+			c := &testClient{}
+			conn, err := nw.DialContext(context.Background(), "tcp", srv.Addr)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func() { _ = conn.Close() })
+			c.conn, c.lines = conn, newLineReader(conn)
+			l, err := c.ReadLine()
+			Expect(err).NotTo(HaveOccurred())
+			_, err = c.ReadLine()
+			Expect(err).To(BeADisconnection())
+			return l
+		}
+
+		It("refuses a connection past the total limit in one line, and serves the others", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{MaxClients: 2})
+			cs := connectAll(srv, nw, 2)
+			Expect(refused()).To(Equal("*** error: the server is full (2 clients); try again later"))
+			Expect(srv.Log).To(gbytes.Say(`WARN Refused connection from 127\.0\.0\.1:\d+: the server is full`))
+			cs[0].Send("still chatting\n")
+			cs[1].ExpectLines(cs[0].Says("still chatting"))
+
+			Expect(cs[1].conn.Close()).To(Succeed())
+			Eventually(srv.Clients).Should(Equal(1))
+			connectAll(srv, nw, 1) // room again
+		})
+
+		It("refuses more connections from one address than allowed", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{MaxClientsPerIP: 1})
+			alice := connectAll(srv, nw, 1)[0]
+			Expect(refused()).To(Equal("*** error: too many connections from 127.0.0.1 (1); close one first"))
+			alice.Send("unaffected\n")
+			alice.ExpectLines(alice.Says("unaffected"))
+		})
+
+		It("refuses new connections from an address that opens them too fast", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{ConnectRate: 0.01, ConnectBurst: 2})
+			cs := connectAll(srv, nw, 2)
+			Expect(refused()).To(MatchRegexp(`^\*\*\* error: too many new connections from 127\.0\.0\.1; try again in (\d+m)?\d+s$`))
+			cs[0].Send("unaffected\n")
+			cs[1].ExpectLines(cs[0].Says("unaffected"))
 		})
 	})
 }, transports)

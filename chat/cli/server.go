@@ -37,6 +37,10 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&opts.FloodDelay, "flood-delay", chat.DefaultFloodDelay, "hold back a line over the rate this `long` at most, then refuse lines")
 	fs.IntVar(&opts.FloodRefusals, "flood-refusals", chat.DefaultFloodRefusals, "disconnect a client after this many `lines` refused in a row")
 	fs.DurationVar(&opts.LineTimeout, "line-timeout", chat.DefaultLineTimeout, "disconnect a client whose line takes longer than this to arrive")
+	fs.IntVar(&opts.MaxClients, "max-clients", chat.DefaultMaxClients, "`clients` connected at once")
+	fs.IntVar(&opts.MaxClientsPerIP, "max-clients-per-ip", chat.DefaultMaxClientsPerIP, "`clients` connected at once from one IP address")
+	connectRate := fs.Float64("connect-rate", float64(chat.DefaultConnectRate), "new `connections` a second from one IP address, sustained (0: no limit)")
+	fs.IntVar(&opts.ConnectBurst, "connect-burst", chat.DefaultConnectBurst, "new `connections` one IP address may open at once")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
 	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
 	fs.IntVar(&opts.HistoryOnJoin, "history-on-join", chat.DefaultHistoryOnJoin, "latest `messages` of a room sent to whoever joins it (-1: none)")
@@ -47,6 +51,10 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 		return code
 	}
 
+	opts.ConnectRate = rate.Limit(*connectRate)
+	if *connectRate <= 0 {
+		opts.ConnectRate = rate.Inf
+	}
 	opts.MessageRate = rate.Limit(*lineRate)
 	if *lineRate <= 0 {
 		opts.MessageRate = rate.Inf
