@@ -6,7 +6,7 @@ REPORT      := report.json
 SPECS_DOC   := specs/SPECS.md
 GINKGO_FLAGS := -r --race --randomize-all --timeout=15m --poll-progress-after=60s
 
-.PHONY: test test-netfake test-loopback vet lint cover run specs-doc check-specs-doc clean
+.PHONY: test test-netfake test-loopback vet lint cover run cert specs-doc check-specs-doc clean
 
 ## test: vet, run every spec and test over both transports with -race, and regenerate the spec report
 test: vet
@@ -39,6 +39,11 @@ check-specs-doc:
 ## run: the server on 127.0.0.1:8080
 run:
 	go run ./cmd/server
+
+## cert: a self-signed development certificate for 127.0.0.1 and localhost, in natter-data/
+cert:
+	mkdir -p natter-data
+	cd natter-data && go run "$$(go env GOROOT)/src/crypto/tls/generate_cert.go" --host 127.0.0.1,localhost --ecdsa-curve P256
 
 clean:
 	rm -f $(REPORT) coverage.out

@@ -3,6 +3,7 @@ package chat
 import (
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -83,6 +84,9 @@ const (
 	// DefaultConnectBurst is how many new connections one IP address may
 	// open at once before DefaultConnectRate applies.
 	DefaultConnectBurst = 20
+
+	// DefaultHandshakeTimeout bounds a TLS handshake.
+	DefaultHandshakeTimeout = 10 * time.Second
 )
 
 // DefaultRoom is the room every client is in when it connects. It always
@@ -181,6 +185,13 @@ type Options struct {
 	// once. Zero means DefaultConnectBurst.
 	ConnectBurst int
 
+	// TLSListener, if set, is a second listener whose connections speak
+	// TLS (made with tls.NewListener), served beside the first.
+	TLSListener net.Listener
+	// HandshakeTimeout bounds the TLS handshake of a connection accepted
+	// on TLSListener. Zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+
 	// Logger receives the server's log. Nil means no logging.
 	Logger *slog.Logger
 }
@@ -208,6 +219,7 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.MaxClientsPerIP, DefaultMaxClientsPerIP)
 	orDefault(&o.ConnectRate, DefaultConnectRate)
 	orDefault(&o.ConnectBurst, DefaultConnectBurst)
+	orDefault(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	switch {
 	case o.HistoryOnJoin == 0:
 		o.HistoryOnJoin = DefaultHistoryOnJoin

@@ -87,28 +87,37 @@ func (s *Server) Clients() int {
 // returns nil after a shutdown asked for through ctx, or the listener's error
 // if accepting failed for good (after shutting down the same way).
 func (s *Server) Serve(ctx context.Context) error {
+	listeners := []net.Listener{s.ln}
 	s.log.Info("Server running on " + s.ln.Addr().String())
+	if tl := s.opts.TLSListener; tl != nil {
+		listeners = append(listeners, tl)
+		s.log.Info("Server running on " + tl.Addr().String() + " (TLS)")
+	}
 
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.commitLoop()
 	}()
-	acceptErr := make(chan error, 1)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		acceptErr <- s.acceptLoop(ctx)
-	}()
+	acceptErr := make(chan error, len(listeners))
+	for _, ln := range listeners {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			acceptErr <- s.acceptLoop(ctx, ln)
+		}()
+	}
 
 	var err error
 	select {
 	case <-ctx.Done():
-		s.shutdown()
-		<-acceptErr // the listener is closed: no more sessions start
 	case err = <-acceptErr:
 		s.log.Error("Server stopped accepting", "err", err)
-		s.shutdown()
+		listeners = listeners[1:] // one loop has returned already
+	}
+	s.shutdown()
+	for range listeners {
+		<-acceptErr // every listener is closed: no more sessions start
 	}
 	// Messages accepted before the readers stopped are still stored.
 	s.readers.Wait()
@@ -118,12 +127,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-// acceptLoop accepts connections until the listener is closed, backing off
-// on temporary errors such as running out of file descriptors.
-func (s *Server) acceptLoop(ctx context.Context) error {
+// acceptLoop accepts connections on ln until it is closed, backing off on
+// temporary errors such as running out of file descriptors.
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 	sleep := time.Duration(0)
 	for {
-		conn, err := s.ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -144,6 +153,14 @@ func (s *Server) acceptLoop(ctx context.Context) error {
 			return err
 		}
 		sleep = 0
+		if h, ok := conn.(handshaker); ok {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.startTLS(ctx, conn, h)
+			}()
+			continue
+		}
 		s.start(conn)
 	}
 }
@@ -193,8 +210,13 @@ func (s *Server) start(conn net.Conn) {
 // at most ShutdownTimeout, closes whatever connections are left.
 func (s *Server) shutdown() {
 	close(s.stopping)
-	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Warn("Closing listener", "err", err)
+	for _, ln := range []net.Listener{s.ln, s.opts.TLSListener} {
+		if ln == nil {
+			continue
+		}
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Warn("Closing listener", "err", err)
+		}
 	}
 	goodbye := &delivery{ev: &protocol.Event{Type: protocol.TypeNotice, Code: "shutdown", Text: "server shutting down"}}
 	s.mu.Lock()

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +34,8 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 	nick := fs.String("nick", "", "`nickname` to take on connecting")
 	color := fs.String("color", "auto", "colour the output: auto (if stdout is a terminal), always or never")
 	reconnect := fs.Int("reconnect", DefaultReconnect, "reconnect up to this many `times` after losing the connection (0: never)")
+	useTLS := fs.Bool("tls", false, "connect with TLS")
+	caFile := fs.String("ca", "", "trust the certificate authorities in this PEM `file` (for -tls; default: the system's)")
 	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
 	}
@@ -44,11 +48,31 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 	if env.Dialer != nil {
 		dialer = env.Dialer
 	}
+	if *useTLS {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if *caFile != "" {
+			pem, err := os.ReadFile(*caFile)
+			if err != nil {
+				fmt.Fprintf(env.Stderr, "Error: -ca: %v\n", err)
+				return ExitUsage
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				fmt.Fprintf(env.Stderr, "Error: -ca: no PEM certificate in %s\n", *caFile)
+				return ExitUsage
+			}
+		}
+		dialer = chat.TLSDialer(dialer, cfg)
+	}
 	dialCtx, cancel := context.WithTimeout(ctx, *timeout)
 	c, err := chat.Dial(dialCtx, dialer, *addr, *nick)
 	cancel()
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "Error: cannot connect to %s: %s\n", *addr, reason(err))
+		why := reason(err)
+		if errors.Is(err, chat.ErrServerClosed) {
+			why = "the server hung up before greeting us (is it a TLS port? then use -tls)"
+		}
+		fmt.Fprintf(env.Stderr, "Error: cannot connect to %s: %s\n", *addr, why)
 		return ExitFailure
 	}
 	fmt.Fprintln(env.Stdout, "Connected to server")

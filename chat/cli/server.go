@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net"
@@ -41,6 +42,10 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.IntVar(&opts.MaxClientsPerIP, "max-clients-per-ip", chat.DefaultMaxClientsPerIP, "`clients` connected at once from one IP address")
 	connectRate := fs.Float64("connect-rate", float64(chat.DefaultConnectRate), "new `connections` a second from one IP address, sustained (0: no limit)")
 	fs.IntVar(&opts.ConnectBurst, "connect-burst", chat.DefaultConnectBurst, "new `connections` one IP address may open at once")
+	tlsAddr := fs.String("tls-addr", "", "`address` to serve TLS on, beside -addr (-addr \"\" for TLS only)")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM)")
+	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
+	fs.DurationVar(&opts.HandshakeTimeout, "handshake-timeout", chat.DefaultHandshakeTimeout, "drop a TLS client that hasn't completed its handshake after this `long`")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
 	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
 	fs.IntVar(&opts.HistoryOnJoin, "history-on-join", chat.DefaultHistoryOnJoin, "latest `messages` of a room sent to whoever joins it (-1: none)")
@@ -93,10 +98,47 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	if listen == nil {
 		listen = net.Listen
 	}
-	ln, err := listen("tcp", *addr)
-	if err != nil {
-		logger.Error(fmt.Sprintf("Cannot listen on %s: %s", *addr, reason(err)))
-		return ExitFailure
+	var listeners []net.Listener
+	defer func() {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+	}()
+	open := func(addr string) net.Listener {
+		ln, err := listen("tcp", addr)
+		if err != nil {
+			logger.Error(fmt.Sprintf("Cannot listen on %s: %s", addr, reason(err)))
+			return nil
+		}
+		listeners = append(listeners, ln)
+		return ln
+	}
+	var ln net.Listener
+	if *addr != "" {
+		if ln = open(*addr); ln == nil {
+			return ExitFailure
+		}
+	}
+	if *tlsAddr != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			logger.Error(fmt.Sprintf("Cannot load the TLS certificate: %v", err))
+			return ExitFailure
+		}
+		tl := open(*tlsAddr)
+		if tl == nil {
+			return ExitFailure
+		}
+		tl = tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if ln == nil {
+			ln = tl
+		} else {
+			opts.TLSListener = tl
+		}
+	}
+	if ln == nil {
+		logger.Error("Nothing to listen on: give -addr, -tls-addr or both")
+		return ExitUsage
 	}
 	if err := chat.NewServer(ln, opts).Serve(ctx); err != nil {
 		return ExitFailure
