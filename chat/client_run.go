@@ -138,6 +138,9 @@ func (c *Client) handle(out io.Writer, ev *protocol.Event) {
 		if ev.Seq > 0 && !c.seenIn(ev.Room).first(ev.Seq) {
 			return
 		}
+	case protocol.TypePing:
+		c.command(map[string]any{"type": protocol.CmdPong})
+		return
 	case protocol.TypeMissed:
 		if ev.Room != "" {
 			c.command(map[string]any{"type": protocol.CmdResume, "room": ev.Room, "after": ev.After})

@@ -198,6 +198,8 @@ func (s *Server) handle(ss *session, c protocol.Command, err error) (quit bool, 
 		s.who(ss, c.Room)
 	case protocol.CmdTopic:
 		s.topic(ss, c)
+	case protocol.CmdPong:
+		// Hearing from the client was the point; the reader noted it.
 	case protocol.CmdHelp:
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeHelp, Commands: protocol.HelpLines()})
 	case protocol.CmdFormat:

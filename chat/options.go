@@ -87,6 +87,10 @@ const (
 
 	// DefaultHandshakeTimeout bounds a TLS handshake.
 	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultPingInterval is how long a JSON-format client may stay silent
+	// before the server pings it; one silent for twice as long is
+	// disconnected.
+	DefaultPingInterval = 2 * time.Minute
 )
 
 // DefaultRoom is the room every client is in when it connects. It always
@@ -192,6 +196,13 @@ type Options struct {
 	// on TLSListener. Zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
+	// PingInterval is how long a JSON-format client may send nothing
+	// before the server sends it a ping; a client silent for twice as long
+	// is disconnected as unresponsive. Text-format clients (people with
+	// nc) are not pinged; dead TCP peers are found by TCP keepalive, which
+	// Go enables on accepted connections. Zero means DefaultPingInterval.
+	PingInterval time.Duration
+
 	// Logger receives the server's log. Nil means no logging.
 	Logger *slog.Logger
 }
@@ -220,6 +231,7 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.ConnectRate, DefaultConnectRate)
 	orDefault(&o.ConnectBurst, DefaultConnectBurst)
 	orDefault(&o.HandshakeTimeout, DefaultHandshakeTimeout)
+	orDefault(&o.PingInterval, DefaultPingInterval)
 	switch {
 	case o.HistoryOnJoin == 0:
 		o.HistoryOnJoin = DefaultHistoryOnJoin

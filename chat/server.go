@@ -94,10 +94,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("Server running on " + tl.Addr().String() + " (TLS)")
 	}
 
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.commitLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.pingLoop()
 	}()
 	acceptErr := make(chan error, len(listeners))
 	for _, ln := range listeners {

@@ -35,6 +35,11 @@ type session struct {
 	rooms   []*room // in the order joined
 	current *room   // where plain lines go; nil if in no room
 
+	pinged bool // a ping has been sent since the client last spoke
+
+	// lastHeard is when the client last sent a line, in Unix nanoseconds.
+	lastHeard atomic.Int64
+
 	// jsonOut is whether the client takes events as JSON. It changes under
 	// srv.mu but is atomic, so that the reader (parsing) and the writer
 	// (its own notices) can read it without srv.mu.
@@ -101,6 +106,7 @@ func newSession(srv *Server, conn net.Conn) *session {
 	if srv.opts.MessageRate != rate.Inf {
 		ss.limiter = rate.NewLimiter(srv.opts.MessageRate, srv.opts.MessageBurst)
 	}
+	ss.lastHeard.Store(time.Now().UnixNano())
 	return ss
 }
 
@@ -152,6 +158,7 @@ func (ss *session) readLoop() {
 	in.lr = lr
 	for {
 		text, err := lr.Next()
+		ss.lastHeard.Store(time.Now().UnixNano())
 		if err == nil && len(bytes.TrimSpace(text)) == 0 {
 			continue
 		}

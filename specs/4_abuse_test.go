@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -11,6 +12,7 @@ import (
 	"github.com/onsi/gomega/gbytes"
 
 	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
@@ -155,6 +157,48 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			Expect(refused()).To(MatchRegexp(`^\*\*\* error: too many new connections from 127\.0\.0\.1; try again in (\d+m)?\d+s$`))
 			cs[0].Send("unaffected\n")
 			cs[1].ExpectLines(cs[0].Says("unaffected"))
+		})
+	})
+	Context("with pings for JSON clients", func() {
+		BeforeEach(func() {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{PingInterval: 200 * time.Millisecond})
+		})
+
+		It("disconnects a JSON client that does not answer its ping, and leaves silent text clients alone", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			cs := connectAll(srv, nw, 2)
+			mute, person := cs[0], cs[1]
+			mute.SwitchToJSON()
+			Expect(mute.Event(presenceEvents...).Type).To(Equal(protocol.TypePing))
+			mute.ExpectDisconnected()
+			Expect(srv.Log).To(gbytes.Say(`WARN Disconnecting unresponsive client ` + mute.Name() + `: no answer to ping`))
+			person.ExpectExactly("*** " + mute.Nick + " quit (ping timeout)")
+			Consistently(srv.Clients, 500*time.Millisecond).Should(Equal(1), "a silent text client is not pinged away")
+		})
+
+		It("keeps a JSON client that answers its pings", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			alice := connectAll(srv, nw, 1)[0]
+			alice.SwitchToJSON()
+			var pings atomic.Int32
+			done := make(chan struct{})
+			go func() {
+				defer GinkgoRecover()
+				defer close(done)
+				for {
+					l, err := alice.ReadLine()
+					if err != nil {
+						return // the spec is over and closed the connection
+					}
+					if strings.Contains(l, `"type":"ping"`) {
+						pings.Add(1)
+						alice.Command(map[string]any{"type": "pong"})
+					}
+				}
+			}()
+			Eventually(pings.Load).Should(BeNumerically(">=", 3))
+			Expect(srv.Clients()).To(Equal(1))
+			Expect(alice.conn.Close()).To(Succeed())
+			Eventually(done).Should(BeClosed())
 		})
 	})
 }, transports)

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -254,6 +255,14 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 				Should(Equal(1), "message %d shown once, live or from history", i)
 		}
 		Expect(string(client.stdout.Contents())).To(ContainSubstring("[history "), "some messages came from history")
+	})
+
+	It("answers the server's pings without showing them", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		pinging := startServer(nw, chat.Options{PingInterval: 100 * time.Millisecond})
+		client := runCommand(cli.RunClient, nw, "-addr", pinging.Addr, "-reconnect", "0")
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* Welcome, `))
+		Consistently(pinging.Clients, time.Second).Should(Equal(1), "still connected after several ping intervals")
+		Expect(string(client.stdout.Contents())).NotTo(ContainSubstring("ping"))
 	})
 
 	It("gives up after its reconnect attempts, saying so at each", SpecTimeout(specTimeout), func(ctx SpecContext) {

@@ -46,6 +46,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM)")
 	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	fs.DurationVar(&opts.HandshakeTimeout, "handshake-timeout", chat.DefaultHandshakeTimeout, "drop a TLS client that hasn't completed its handshake after this `long`")
+	fs.DurationVar(&opts.PingInterval, "ping-interval", chat.DefaultPingInterval, "ping a JSON client silent this `long`; disconnect it after twice that")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
 	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
 	fs.IntVar(&opts.HistoryOnJoin, "history-on-join", chat.DefaultHistoryOnJoin, "latest `messages` of a room sent to whoever joins it (-1: none)")

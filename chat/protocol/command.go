@@ -26,6 +26,7 @@ const (
 	CmdFormat  = "format"
 	CmdHistory = "history"
 	CmdResume  = "resume"
+	CmdPong    = "pong"
 )
 
 // Command is one request from a client, parsed from either format.
@@ -62,10 +63,20 @@ var usage = []struct{ name, syntax, help string }{
 	{CmdFormat, "/format text|json", "switch between text and JSON events"},
 }
 
+// Usage of commands that /help does not list.
+var unlisted = []struct{ name, syntax string }{
+	{CmdPong, "/pong"},
+}
+
 // Usage returns the text syntax of the named command, such as
 // "/msg NICK TEXT".
 func Usage(name string) string {
 	for _, u := range usage {
+		if u.name == name {
+			return u.syntax
+		}
+	}
+	for _, u := range unlisted {
 		if u.name == name {
 			return u.syntax
 		}
@@ -159,7 +170,7 @@ func ParseText(line string) (Command, error) {
 			return bad()
 		}
 		return Command{Name: name, Room: roomArg(first)}, nil
-	case CmdRooms, CmdHelp:
+	case CmdRooms, CmdHelp, CmdPong:
 		if rest != "" {
 			return bad()
 		}
@@ -274,7 +285,7 @@ func DecodeJSON(line []byte) (Command, error) {
 		}
 	case CmdPart, CmdQuit:
 		c.Text = j.Reason
-	case CmdWho, CmdRooms, CmdHelp:
+	case CmdWho, CmdRooms, CmdHelp, CmdPong:
 	case CmdTopic:
 		if j.Topic != nil {
 			c.Text, c.SetTopic = *j.Topic, true

@@ -27,6 +27,7 @@ const (
 	TypeMissed  = "missed"  // messages were dropped because you read too slowly
 	TypeHistory = "history" // ends a page of history sent for /history
 	TypeResumed = "resumed" // ends the messages sent for /resume
+	TypePing    = "ping"    // are you there? answer with a pong command (JSON format only)
 	TypeNotice  = "notice"  // any other news from the server
 	TypeError   = "error"   // a command or line was refused
 )
@@ -214,6 +215,8 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 			what = "older messages were removed by retention"
 		}
 		sys("resumed #%s after %d: %d messages, %s", e.Room, e.After, e.Count, what)
+	case TypePing:
+		sys("ping: answer /pong")
 	case TypeError:
 		sys("error: %s", e.Text)
 	default: // TypeNotice, and any type this version does not know
