@@ -6,7 +6,7 @@ REPORT      := report.json
 SPECS_DOC   := specs/SPECS.md
 GINKGO_FLAGS := -r --race --randomize-all --timeout=15m --poll-progress-after=60s
 
-.PHONY: test test-netfake test-loopback vet lint cover run cert specs-doc check-specs-doc clean
+.PHONY: test test-netfake test-loopback vet lint fuzz cover run cert specs-doc check-specs-doc clean
 
 ## test: vet, run every spec and test over both transports with -race, and regenerate the spec report
 test: vet
@@ -22,6 +22,14 @@ test-loopback: vet
 vet:
 	go vet ./...
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+## fuzz: each fuzz target for FUZZTIME (default 10s), one after another
+FUZZTIME ?= 10s
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -parallel 1 ./chat/line
+	go test -run '^$$' -fuzz '^FuzzParseText$$' -fuzztime $(FUZZTIME) -parallel 1 ./chat/protocol
+	go test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) -parallel 1 ./chat/protocol
+	go test -run '^$$' -fuzz '^FuzzAppendText$$' -fuzztime $(FUZZTIME) -parallel 1 ./chat/protocol
 
 ## lint: staticcheck
 lint:

@@ -91,6 +91,14 @@ func (s *Server) arrive(ss *session) {
 		}
 	}
 	s.nicks[protocol.Fold(ss.nick)] = ss
+	if s.opts.RequireAuth {
+		// Outside every room until logged in.
+		s.sendTo(ss, s.welcome(ss))
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeLoginRequired,
+			Text: fmt.Sprintf("this server requires an account: /login NAME PASSWORD or /register NAME PASSWORD, within %v", s.opts.LoginTimeout)})
+		s.startLoginClock(ss)
+		return
+	}
 	// Announced to the others only: the welcome, the first line ss
 	// receives, tells ss itself.
 	s.deliverRoom(s.lobby, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: s.lobby.name, Nick: ss.nick})
@@ -129,6 +137,9 @@ func (s *Server) welcome(ss *session) *protocol.Event {
 func (s *Server) depart(ss *session, reason string) {
 	if _, ok := s.sessions[ss]; !ok {
 		return
+	}
+	if ss.loginTimer != nil {
+		ss.loginTimer.Stop()
 	}
 	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeQuit, Time: now(), Nick: ss.nick, Reason: reason}, true)
 	for _, r := range ss.rooms {
@@ -174,6 +185,9 @@ func (s *Server) handle(ss *session, c protocol.Command, err error) (quit bool, 
 		return false, nil
 	case err != nil:
 		s.fail(ss, codeBadJSON, "%v", err)
+		return false, nil
+	}
+	if s.requireLogin(ss, c) {
 		return false, nil
 	}
 
@@ -277,6 +291,16 @@ func (s *Server) nick(ss *session, name string) {
 		s.fail(ss, codeNickTaken, "the nickname %s is taken", other.nick)
 		return
 	}
+	if s.registeredToOther(ss, name) {
+		s.fail(ss, codeNickRegistered, "the nickname %s is registered; /login %s PASSWORD to use it", name, name)
+		return
+	}
+	s.rename(ss, name)
+}
+
+// rename gives ss the nickname name and announces it to everyone who
+// shares a room with ss.
+func (s *Server) rename(ss *session, name string) {
 	old := ss.nick
 	delete(s.nicks, protocol.Fold(old))
 	ss.nick = name

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/natter-chat/natter/chat/accounts"
 	"github.com/natter-chat/natter/chat/history"
 )
 
@@ -87,6 +88,15 @@ const (
 
 	// DefaultHandshakeTimeout bounds a TLS handshake.
 	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultLoginTimeout is how long a client has to log in when
+	// RequireAuth is set.
+	DefaultLoginTimeout = time.Minute
+	// DefaultLoginRate is how fast login attempts come back, per account
+	// and per address: one a minute.
+	DefaultLoginRate = rate.Limit(1.0 / 60)
+	// DefaultLoginBurst is how many login attempts an account, or an
+	// address, may make at once before DefaultLoginRate applies.
+	DefaultLoginBurst = 5
 	// DefaultPingInterval is how long a JSON-format client may stay silent
 	// before the server pings it; one silent for twice as long is
 	// disconnected.
@@ -203,6 +213,21 @@ type Options struct {
 	// Go enables on accepted connections. Zero means DefaultPingInterval.
 	PingInterval time.Duration
 
+	// Accounts keeps registered nicknames and password hashes. Nil means
+	// an in-memory store, lost on exit.
+	Accounts accounts.Store
+	// RequireAuth makes clients log in (or register) before anything else;
+	// until then they are in no room.
+	RequireAuth bool
+	// LoginTimeout is how long a client has to log in when RequireAuth is
+	// set. Zero means DefaultLoginTimeout.
+	LoginTimeout time.Duration
+	// LoginRate and LoginBurst limit login attempts, per account and per
+	// address, against password guessing; zero means DefaultLoginRate and
+	// DefaultLoginBurst, and a LoginRate of rate.Inf means no limit.
+	LoginRate  rate.Limit
+	LoginBurst int
+
 	// Logger receives the server's log. Nil means no logging.
 	Logger *slog.Logger
 }
@@ -232,6 +257,12 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.ConnectBurst, DefaultConnectBurst)
 	orDefault(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	orDefault(&o.PingInterval, DefaultPingInterval)
+	orDefault(&o.LoginTimeout, DefaultLoginTimeout)
+	orDefault(&o.LoginRate, DefaultLoginRate)
+	orDefault(&o.LoginBurst, DefaultLoginBurst)
+	if o.Accounts == nil {
+		o.Accounts = accounts.NewMemory()
+	}
 	switch {
 	case o.HistoryOnJoin == 0:
 		o.HistoryOnJoin = DefaultHistoryOnJoin

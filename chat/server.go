@@ -39,6 +39,7 @@ type Server struct {
 	guests   int                      // the last guest number given out
 	perIP    map[string]int           // connected clients by IP address
 	connects map[string]*rate.Limiter // new-connection rate by IP address
+	logins   map[string]*rate.Limiter // login attempts by account and by address
 	closing  bool
 
 	// commits carries accepted messages from the readers to commitLoop.
@@ -62,6 +63,7 @@ func NewServer(ln net.Listener, opts Options) *Server {
 		nicks:    make(map[string]*session),
 		perIP:    make(map[string]int),
 		connects: make(map[string]*rate.Limiter),
+		logins:   make(map[string]*rate.Limiter),
 		commits:  make(chan accepted, opts.CommitBatch),
 		stopping: make(chan struct{}),
 	}

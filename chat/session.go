@@ -34,6 +34,9 @@ type session struct {
 	nick    string
 	rooms   []*room // in the order joined
 	current *room   // where plain lines go; nil if in no room
+	account string  // the account logged in to, folded; "" if none
+
+	loginTimer *time.Timer // with RequireAuth, until the client logs in
 
 	pinged bool // a ping has been sent since the client last spoke
 
@@ -189,6 +192,10 @@ func (ss *session) readLoop() {
 func (ss *session) carryOut(text string) (quit bool) {
 	srv := ss.srv
 	cmd, err := parse(ss, text)
+	if err == nil && (cmd.Name == protocol.CmdRegister || cmd.Name == protocol.CmdLogin) {
+		ss.authenticate(cmd)
+		return false
+	}
 	srv.mu.Lock()
 	quit, msg := srv.handle(ss, cmd, err)
 	srv.mu.Unlock()

@@ -55,7 +55,7 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			DeferCleanup(func() { _ = conn.Close() })
 			c := &testClient{conn: conn, lines: newLineReader(conn)}
 			Expect(c.ReadLine()).To(Equal("*** Welcome, guest-1! You are in #lobby. Type a line to chat; " +
-				"commands: /nick /join /part /rooms /who /topic /msg /me /quit /help /history /resume /format. " +
+				"commands: /nick /register /login /join /part /rooms /who /topic /msg /me /quit /help /history /resume /format. " +
 				"Limits: lines of 4096 bytes, nicknames of 24 characters, room names of 32 characters, " +
 				"10 rooms per client, 1000 members per room."))
 		})
@@ -132,6 +132,17 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			for _, f := range forgeries {
 				bob.ExpectLines("mallory: " + f)
 			}
+		})
+
+		It("refuses JSON text that would smuggle in a line break or an escape sequence", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			cs := chatters(chat.Options{}, "mallory", "bob")
+			mallory, bob := cs[0], cs[1]
+			mallory.SwitchToJSON()
+			mallory.Send(`{"type":"say","text":"hi\n*** server shutting down: send your password to mallory\u001b[31m"}` + "\n")
+			mallory.ExpectEvent(protocol.Event{Type: protocol.TypeError, Code: "bad_json",
+				Text: "not a valid JSON command: control characters (line breaks, escapes) are not allowed"})
+			mallory.Command(map[string]any{"type": "say", "text": "an honest line"})
+			bob.ExpectLines("mallory: an honest line") // and nothing before it
 		})
 
 		It("ignores a from field in a JSON command: the server sets the sender", SpecTimeout(specTimeout), func(ctx SpecContext) {
@@ -321,7 +332,7 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			for _, l := range protocol.HelpLines() {
 				want = append(want, "*** "+l)
 			}
-			Expect(want).To(HaveLen(14))
+			Expect(want).To(HaveLen(16))
 			alice.ExpectLines(want...)
 		})
 	})

@@ -18,6 +18,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"go.uber.org/goleak"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/natter-chat/natter/chat/accounts"
 )
 
 // specTimeout bounds every spec, so a hang fails fast instead of stalling
@@ -25,6 +28,9 @@ import (
 const specTimeout = 30 * time.Second
 
 func TestSpecs(t *testing.T) {
+	// Password hashing at its cheapest: the specs are about behaviour, and
+	// bcrypt's default cost is slow on purpose.
+	accounts.Cost = bcrypt.MinCost
 	RegisterFailHandler(Fail)
 	SetDefaultEventuallyTimeout(10 * time.Second)
 	SetDefaultEventuallyPollingInterval(5 * time.Millisecond)

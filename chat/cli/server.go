@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/accounts"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/logline"
 )
@@ -47,6 +48,8 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	fs.DurationVar(&opts.HandshakeTimeout, "handshake-timeout", chat.DefaultHandshakeTimeout, "drop a TLS client that hasn't completed its handshake after this `long`")
 	fs.DurationVar(&opts.PingInterval, "ping-interval", chat.DefaultPingInterval, "ping a JSON client silent this `long`; disconnect it after twice that")
+	fs.BoolVar(&opts.RequireAuth, "require-auth", false, "clients must /login or /register before anything else")
+	fs.DurationVar(&opts.LoginTimeout, "login-timeout", chat.DefaultLoginTimeout, "with -require-auth, disconnect a client not logged in after this `long`")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
 	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
 	fs.IntVar(&opts.HistoryOnJoin, "history-on-join", chat.DefaultHistoryOnJoin, "latest `messages` of a room sent to whoever joins it (-1: none)")
@@ -83,6 +86,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 			retention.MaxMessages = chat.DefaultMemoryHistory
 		}
 		opts.History = history.NewMemory(retention)
+		opts.Accounts = accounts.NewMemory()
 		logger.Info("History is kept in memory only")
 	} else {
 		store, err := history.OpenBolt(*dataDir, retention)
@@ -92,6 +96,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 		}
 		defer store.Close()
 		opts.History = store
+		opts.Accounts = accounts.NewBolt(store.DB())
 		logger.Info("History is stored in " + filepath.Join(*dataDir, history.FileName))
 	}
 

@@ -213,6 +213,11 @@ func (s *BoltStore) Trim(now time.Time, limit int) (int, error) {
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }
 
+// DB returns the database, so that other stores (accounts) can keep their
+// buckets in the same file. Their bucket names must not be room names:
+// rooms are letters, digits, "-" and "_", so a name with "/" is safe.
+func (s *BoltStore) DB() *bolt.DB { return s.db }
+
 func decode(v []byte) (Message, error) {
 	var m Message
 	dec := json.NewDecoder(bytes.NewReader(v))

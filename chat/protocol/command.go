@@ -12,21 +12,23 @@ import (
 // Command names, shared by the text form ("/join games") and the JSON form
 // ({"type":"join","room":"games"}). Say is a plain chat line.
 const (
-	CmdSay     = "say"
-	CmdMe      = "me"
-	CmdMsg     = "msg"
-	CmdNick    = "nick"
-	CmdJoin    = "join"
-	CmdPart    = "part"
-	CmdRooms   = "rooms"
-	CmdWho     = "who"
-	CmdTopic   = "topic"
-	CmdQuit    = "quit"
-	CmdHelp    = "help"
-	CmdFormat  = "format"
-	CmdHistory = "history"
-	CmdResume  = "resume"
-	CmdPong    = "pong"
+	CmdSay      = "say"
+	CmdMe       = "me"
+	CmdMsg      = "msg"
+	CmdNick     = "nick"
+	CmdJoin     = "join"
+	CmdPart     = "part"
+	CmdRooms    = "rooms"
+	CmdWho      = "who"
+	CmdTopic    = "topic"
+	CmdQuit     = "quit"
+	CmdHelp     = "help"
+	CmdFormat   = "format"
+	CmdHistory  = "history"
+	CmdResume   = "resume"
+	CmdPong     = "pong"
+	CmdRegister = "register"
+	CmdLogin    = "login"
 )
 
 // Command is one request from a client, parsed from either format.
@@ -41,6 +43,8 @@ type Command struct {
 	// SetTopic tells "/topic" (show it) from "/topic TEXT" (set it).
 	SetTopic bool
 
+	Password string // register, login
+
 	Limit  int    // history: how many messages (0: the server's default)
 	Before uint64 // history: only messages numbered below this (0: the newest)
 	After  uint64 // resume: only messages numbered above this
@@ -49,6 +53,8 @@ type Command struct {
 // usage is each command's text form and what it does, in /help order.
 var usage = []struct{ name, syntax, help string }{
 	{CmdNick, "/nick NAME", "change your nickname"},
+	{CmdRegister, "/register NAME PASSWORD", "register NAME as your nickname, with a password of 8 to 72 bytes"},
+	{CmdLogin, "/login NAME PASSWORD", "log in to the account NAME and take its nickname"},
 	{CmdJoin, "/join ROOM", "join a room (created if new) and talk in it; joining a room you are in switches to it"},
 	{CmdPart, "/part [ROOM] [REASON]", "leave a room (default: the current one)"},
 	{CmdRooms, "/rooms", "list rooms with their member counts"},
@@ -66,6 +72,7 @@ var usage = []struct{ name, syntax, help string }{
 // Usage of commands that /help does not list.
 var unlisted = []struct{ name, syntax string }{
 	{CmdPong, "/pong"},
+	{CmdSay, "TEXT (a line that is not a command; JSON: a non-blank \"text\")"},
 }
 
 // Usage returns the text syntax of the named command, such as
@@ -182,6 +189,13 @@ func ParseText(line string) (Command, error) {
 			return bad()
 		}
 		return Command{Name: name, Nick: first, Text: tail}, nil
+	case CmdRegister, CmdLogin:
+		// The password is everything after the name, spaces inside it
+		// included, leading and trailing spaces not.
+		if first == "" || tail == "" {
+			return bad()
+		}
+		return Command{Name: name, Nick: first, Password: tail}, nil
 	case CmdMe:
 		if rest == "" {
 			return bad()
@@ -236,17 +250,18 @@ func roomArg(s string) string { return strings.TrimPrefix(s, "#") }
 
 // jsonCommand is the JSON form of a command.
 type jsonCommand struct {
-	Type   string  `json:"type"`
-	Room   string  `json:"room"`
-	Nick   string  `json:"nick"`
-	To     string  `json:"to"`
-	Text   string  `json:"text"`
-	Reason string  `json:"reason"`
-	Format string  `json:"format"`
-	Topic  *string `json:"topic"`
-	Limit  int     `json:"limit"`
-	Before uint64  `json:"before"`
-	After  uint64  `json:"after"`
+	Type     string  `json:"type"`
+	Room     string  `json:"room"`
+	Nick     string  `json:"nick"`
+	To       string  `json:"to"`
+	Text     string  `json:"text"`
+	Reason   string  `json:"reason"`
+	Format   string  `json:"format"`
+	Topic    *string `json:"topic"`
+	Password string  `json:"password"`
+	Limit    int     `json:"limit"`
+	Before   uint64  `json:"before"`
+	After    uint64  `json:"after"`
 }
 
 // DecodeJSON parses a command in the JSON format: one object with a "type"
@@ -258,8 +273,19 @@ func DecodeJSON(line []byte) (Command, error) {
 	if err := dec.Decode(&j); err != nil {
 		return Command{}, fmt.Errorf("%w: %v", ErrBadJSON, err)
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(line[dec.InputOffset():])) > 0 {
 		return Command{}, fmt.Errorf("%w: more than one value on the line", ErrBadJSON)
+	}
+	// JSON escapes could smuggle in what the line reader refuses in raw
+	// bytes: line breaks, escape sequences and other control characters.
+	topic := ""
+	if j.Topic != nil {
+		topic = *j.Topic
+	}
+	for _, s := range []string{j.Type, j.Room, j.Nick, j.To, j.Text, j.Reason, j.Format, j.Password, topic} {
+		if hasControl(s) {
+			return Command{}, fmt.Errorf("%w: control characters (line breaks, escapes) are not allowed", ErrBadJSON)
+		}
 	}
 	bad := func() (Command, error) { return Command{}, &UsageError{Command: j.Type} }
 	c := Command{Name: j.Type, Room: roomArg(j.Room)}
@@ -279,6 +305,11 @@ func DecodeJSON(line []byte) (Command, error) {
 			return bad()
 		}
 		c.Nick = j.Nick
+	case CmdRegister, CmdLogin:
+		if j.Nick == "" || j.Password == "" {
+			return bad()
+		}
+		c.Nick, c.Password = j.Nick, j.Password
 	case CmdJoin:
 		if c.Room == "" {
 			return bad()
@@ -311,4 +342,15 @@ func DecodeJSON(line []byte) (Command, error) {
 		return Command{}, &UnknownCommandError{Name: j.Type}
 	}
 	return c, nil
+}
+
+// hasControl reports whether s holds a control character other than tab:
+// C0, DEL or C1, the characters the line reader refuses in raw input.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 && r != '\t' || r >= 0x7f && r <= 0x9f {
+			return true
+		}
+	}
+	return false
 }

@@ -154,6 +154,9 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 		b = append(b, '\n')
 	case TypeWelcome:
 		l := e.Limits
+		if l == nil {
+			l = &Limits{} // a server that sent none: show zeros rather than crash
+		}
 		where := "in no room"
 		if e.Room != "" {
 			where = "in #" + e.Room

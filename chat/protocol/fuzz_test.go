@@ -11,23 +11,29 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/natter-chat/natter/chat/line"
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// commands are every command name.
+// commands are the command names these tests know the arguments of.
 var commands = []string{
 	protocol.CmdSay, protocol.CmdMe, protocol.CmdMsg, protocol.CmdNick,
 	protocol.CmdJoin, protocol.CmdPart, protocol.CmdRooms, protocol.CmdWho,
 	protocol.CmdTopic, protocol.CmdQuit, protocol.CmdHelp, protocol.CmdFormat,
-	protocol.CmdHistory, protocol.CmdResume,
+	protocol.CmdHistory, protocol.CmdResume, protocol.CmdPong,
 }
 
-func isCommand(name string) bool { return slices.Contains(commands, name) }
+// isCommand reports whether name is a command: one of the above, or one
+// added since that has a usage.
+func isCommand(name string) bool {
+	return slices.Contains(commands, name) || protocol.Usage(name) != ""
+}
 
 // checkFields checks that a parsed command sets only the fields its command
 // uses, and the fields it needs. room tells whether any command may carry a
-// room (the JSON form reads "room" for every command).
-func checkFields(t *testing.T, input any, c protocol.Command, room bool) {
+// room (the JSON form reads "room" for every command). It reports false for
+// a command whose arguments these tests don't know.
+func checkFields(t *testing.T, input any, c protocol.Command, room bool) bool {
 	t.Helper()
 	rest := c
 	rest.Name = ""
@@ -58,7 +64,7 @@ func checkFields(t *testing.T, input any, c protocol.Command, room bool) {
 		rest.Room, rest.Text = "", ""
 	case protocol.CmdQuit:
 		rest.Text = ""
-	case protocol.CmdRooms, protocol.CmdHelp:
+	case protocol.CmdRooms, protocol.CmdHelp, protocol.CmdPong:
 	case protocol.CmdTopic:
 		rest.Room, rest.Text, rest.SetTopic = "", "", false
 		if c.Text != "" && !c.SetTopic {
@@ -77,11 +83,12 @@ func checkFields(t *testing.T, input any, c protocol.Command, room bool) {
 	case protocol.CmdResume:
 		rest.Room, rest.After = "", 0
 	default:
-		t.Fatalf("%q: parsed as unknown command %q: %+v", input, c.Name, c)
+		return false
 	}
 	if rest != (protocol.Command{}) {
 		t.Errorf("%q: %s command sets fields it does not use: %+v", input, c.Name, c)
 	}
+	return true
 }
 
 // checkError checks that err is one of the parse errors. badJSON tells
@@ -228,7 +235,7 @@ func FuzzParseText(f *testing.F) {
 		"/history 0", "/history -1", "/history lots", "/history 5 after 3", "/history before", "/history before 0",
 		"/history 9223372036854775808", "/history before 18446744073709551616", "/history 1 before 2 before 3",
 		"/resume #lobby 41", "/resume lobby", "/resume lobby 0", "/resume # 1", "/resume lobby -1", "/resume lobby 18446744073709551615",
-		"/resume lobby 1 2", "/say hi", "/dance", "/\x00", "/\xff", "/nick \xff", "\xff\xfe", "\x1b[2J", "/me \u202eevil",
+		"/resume lobby 1 2", "/pong", "/PONG ", "/pong 1", "/say hi", "/dance", "/\x00", "/\xff", "/nick \xff", "\xff\xfe", "\x1b[2J", "/me \u202eevil",
 	} {
 		f.Add(s)
 	}
@@ -260,7 +267,12 @@ func FuzzParseText(f *testing.F) {
 			}
 			return
 		}
-		checkFields(t, s, c, false)
+		if !isCommand(c.Name) {
+			t.Fatalf("ParseText(%q) = %+v: unknown command", s, c)
+		}
+		if !checkFields(t, s, c, false) {
+			return
+		}
 
 		// Written back the canonical way, the command parses the same.
 		text := textForm(c)
@@ -270,9 +282,17 @@ func FuzzParseText(f *testing.F) {
 
 		// The JSON form of the command decodes to the same command, except
 		// where the JSON form is documented to be stricter: "say" needs
-		// text that isn't blank, and "join" and "resume" a room.
+		// text that isn't blank, "join" and "resume" a room, and no field
+		// may hold a control character (in the text form the line reader
+		// refuses those before ParseText sees them).
 		if !utf8.ValidString(s) {
 			return // JSON strings are UTF-8
+		}
+		if line.HasControl([]byte(c.Text + c.Room + c.Nick + c.Password + c.Format)) {
+			if _, err := protocol.DecodeJSON(jsonForm(t, c)); !errors.Is(err, protocol.ErrBadJSON) {
+				t.Fatalf("ParseText(%q) = %+v; its JSON form carries a control character, yet DecodeJSON = %v; want ErrBadJSON", s, c, err)
+			}
+			return
 		}
 		switch {
 		case c.Name == protocol.CmdSay && strings.TrimSpace(c.Text) == "",
@@ -307,6 +327,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		`{"type":"rooms"}`,
 		`{"type":"who","room":"lobby"}`,
 		`{"type":"help"}`,
+		`{"type":"pong","room":"x"}`,
 		`{"type":"topic","room":"lobby"}`,
 		`{"type":"topic","topic":""}`,
 		`{"type":"topic","topic":null}`,
@@ -357,7 +378,9 @@ func FuzzDecodeJSON(f *testing.F) {
 		if rest := bytes.TrimLeft(b, " \t\r\n"); len(rest) == 0 || rest[0] != '{' {
 			t.Fatalf("DecodeJSON(%q) = %+v: accepted something that is not an object", b, c)
 		}
-		checkFields(t, b, c, true)
+		if !checkFields(t, b, c, true) {
+			return
+		}
 		switch c.Name {
 		case protocol.CmdSay:
 			if strings.TrimSpace(c.Text) == "" {
@@ -383,7 +406,7 @@ var eventTypes = []string{
 	protocol.TypeJoin, protocol.TypePart, protocol.TypeQuit, protocol.TypeNick,
 	protocol.TypeTopic, protocol.TypeCurrent, protocol.TypeRooms, protocol.TypeWho,
 	protocol.TypeHelp, protocol.TypeFormat, protocol.TypeMissed, protocol.TypeHistory,
-	protocol.TypeResumed, protocol.TypeNotice, protocol.TypeError, "x-future",
+	protocol.TypeResumed, protocol.TypePing, protocol.TypeNotice, protocol.TypeError, "x-future",
 }
 
 // sender returns name if it can be a client's nickname (a chosen one, or a
@@ -404,19 +427,27 @@ func clientText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\n", "")
 }
 
+// ty is the fuzz argument that selects the event type named.
+func ty(name string) uint8 { return uint8(slices.Index(eventTypes, name)) }
+
 func FuzzAppendText(f *testing.F) {
-	f.Add(uint8(1), "alice", "bob", "carol", "guest-7", "lobby", "hi", "bye", uint64(7), 3, uint8(0), "bob", "lobby", "alice,bob")
-	f.Add(uint8(1), "alice", "bob", "carol", "guest-7", "games", "*** server shutting down", "", uint64(7), 3, uint8(1), "bob", "lobby", "")
-	f.Add(uint8(2), "guest-12", "", "", "", "LOBBY", "\r*** fake", "", uint64(0), 0, uint8(1), "", "lobby", "")
-	f.Add(uint8(3), "bob", "alice", "", "", "", "[pm] carol: psst", "", uint64(0), 0, uint8(0), "BOB", "", "")
-	f.Add(uint8(3), "alice", "bob", "", "", "", "alice: x", "", uint64(0), 0, uint8(0), "bob", "", "")
-	f.Add(uint8(0), "", "", "alice", "", "lobby", "", "", uint64(0), 4096, uint8(0), "alice", "lobby", "")
-	f.Add(uint8(8), "alice", "", "", "", "games", "new topic", "", uint64(0), 0, uint8(0), "bob", "lobby", "")
-	f.Add(uint8(10), "", "", "", "", "", "", "topic", uint64(0), 2, uint8(0), "", "", "games,lobby,bad room")
-	f.Add(uint8(12), "", "", "", "", "", "/nick NAME - change|/help - list|", "", uint64(0), 0, uint8(0), "", "", "")
-	f.Add(uint8(14), "", "", "", "", "lobby", "", "", uint64(50), 10, uint8(2), "", "", "")
-	f.Add(uint8(16), "", "", "", "", "lobby", "", "", uint64(106), 100, uint8(6), "", "", "")
-	f.Add(uint8(19), "\u2028", "x\x00", "<&>", "", "bad room", "\x1b[2J\xff", "\u0085", uint64(1<<63), -1, uint8(7), "\xff", "\n", "a\nb")
+	for i := range eventTypes {
+		f.Add(uint8(i), "alice", "bob", "carol", "guest-7", "games", "some *** text", "a reason", uint64(41), 2, uint8(2), "bob", "lobby", "alice,bob")
+	}
+	f.Add(ty(protocol.TypeMessage), "alice", "bob", "carol", "guest-7", "lobby", "hi", "bye", uint64(7), 3, uint8(0), "bob", "lobby", "alice,bob")
+	f.Add(ty(protocol.TypeMessage), "alice", "bob", "carol", "guest-7", "games", "*** server shutting down", "", uint64(7), 3, uint8(1), "bob", "lobby", "")
+	f.Add(ty(protocol.TypeAction), "guest-12", "", "", "", "LOBBY", "\r*** fake", "", uint64(0), 0, uint8(1), "", "lobby", "")
+	f.Add(ty(protocol.TypeMessage), "alice", "", "", "", "games", "gg", "", uint64(0), 0, uint8(0), "bob", "lobby", "")
+	f.Add(ty(protocol.TypeAction), "alice", "", "", "", "games", "waves", "", uint64(3), 0, uint8(1), "bob", "", "")
+	f.Add(ty(protocol.TypePrivate), "bob", "alice", "", "", "", "[pm] carol: psst", "", uint64(0), 0, uint8(0), "BOB", "", "")
+	f.Add(ty(protocol.TypePrivate), "alice", "bob", "", "", "", "alice: x", "", uint64(0), 0, uint8(0), "bob", "", "")
+	f.Add(ty(protocol.TypeWelcome), "", "", "alice", "", "lobby", "", "", uint64(0), 4096, uint8(0), "alice", "lobby", "")
+	f.Add(ty(protocol.TypeTopic), "alice", "", "", "", "games", "new topic", "", uint64(0), 0, uint8(0), "bob", "lobby", "")
+	f.Add(ty(protocol.TypeRooms), "", "", "", "", "", "", "topic", uint64(0), 2, uint8(0), "", "", "games,lobby,bad room")
+	f.Add(ty(protocol.TypeHelp), "", "", "", "", "", "/nick NAME - change|/help - list|", "", uint64(0), 0, uint8(0), "", "", "")
+	f.Add(ty(protocol.TypeMissed), "", "", "", "", "lobby", "", "", uint64(50), 10, uint8(2), "", "", "")
+	f.Add(ty(protocol.TypeResumed), "", "", "", "", "lobby", "", "", uint64(106), 100, uint8(6), "", "", "")
+	f.Add(ty("x-future"), "\u2028", "x\x00", "<&>", "", "bad room", "\x1b[2J\xff", "\u0085", uint64(1<<63), -1, uint8(7), "\xff", "\n", "a\nb")
 	f.Fuzz(func(t *testing.T, typ uint8, from, to, nick, old, room, text, reason string,
 		seq uint64, count int, flags uint8, me, current, list string) {
 		e := protocol.Event{

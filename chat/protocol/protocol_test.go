@@ -87,6 +87,11 @@ func TestDecodeJSON(t *testing.T) {
 		{`{"type":"say",`, Command{}, ErrBadJSON},
 		{`{"type":"say","text":"a"} {}`, Command{}, ErrBadJSON},
 		{`{"type":7}`, Command{}, ErrBadJSON},
+		{`{"type":"say","text":"hi\n*** server shutting down"}`, Command{}, ErrBadJSON},
+		{`{"type":"say","text":"\u001b[2J"}`, Command{}, ErrBadJSON},
+		{`{"type":"topic","topic":"\u009b"}`, Command{}, ErrBadJSON},
+		{`{"type":"help"}]`, Command{}, ErrBadJSON},
+		{`{"type":"say","text":"tabs\tare fine"}`, Command{Name: CmdSay, Text: "tabs\tare fine"}, nil},
 	}
 	for _, tt := range tests {
 		got, err := DecodeJSON([]byte(tt.line))

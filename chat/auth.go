@@ -1,0 +1,200 @@
+package chat
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/natter-chat/natter/chat/accounts"
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// Error and notice codes of accounts.
+const (
+	codeNickRegistered = "nick_registered"
+	codeAccount        = "account_error"
+	codeBadLogin       = "bad_login"
+	codeThrottled      = "login_throttled"
+	codeLoginRequired  = "login_required"
+)
+
+// authenticate carries out /register and /login. The password hash is
+// computed without holding s.mu: bcrypt is slow on purpose, and the rest of
+// the chat must not wait for it.
+func (ss *session) authenticate(c protocol.Command) {
+	srv := ss.srv
+	if err := protocol.CheckNick(c.Nick, srv.opts.MaxNickLength); err != nil {
+		srv.locked(func() { srv.fail(ss, codeBadNick, "can't use %q as a nickname: %v", c.Nick, err) })
+		return
+	}
+	if c.Name == protocol.CmdRegister {
+		ss.register(c)
+	} else {
+		ss.login(c)
+	}
+}
+
+func (ss *session) register(c protocol.Command) {
+	srv := ss.srv
+	var taken bool
+	srv.locked(func() {
+		other := srv.nicks[protocol.Fold(c.Nick)]
+		taken = other != nil && other != ss
+		if taken {
+			srv.fail(ss, codeNickTaken, "the nickname %s is in use; register a free one", other.nick)
+		}
+	})
+	if taken {
+		return
+	}
+	if err := srv.opts.Accounts.Register(c.Nick, c.Password); err != nil {
+		srv.log.Info("Registration refused for "+ss.addr, "err", err)
+		srv.locked(func() { srv.fail(ss, codeAccount, "can't register %s: %v", c.Nick, err) })
+		return
+	}
+	srv.log.Info("Registered account " + c.Nick + " from " + ss.addr)
+	srv.locked(func() {
+		ss.warnIfPlain()
+		srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "registered", Text: "registered " + c.Nick + "; you are logged in"})
+		srv.loggedIn(ss, c.Nick)
+	})
+}
+
+func (ss *session) login(c protocol.Command) {
+	srv := ss.srv
+	if wait := srv.loginAllowed(c.Nick, ss.ip); wait > 0 {
+		srv.log.Warn("Login attempts throttled for " + c.Nick + " from " + ss.addr)
+		srv.locked(func() {
+			srv.fail(ss, codeThrottled, "too many login attempts; try again in %v", wait.Round(time.Second))
+		})
+		return
+	}
+	err := srv.opts.Accounts.Check(c.Nick, c.Password)
+	switch {
+	case errors.Is(err, accounts.ErrUnknown), errors.Is(err, accounts.ErrWrong):
+		// The same answer either way, so names can't be probed.
+		srv.log.Warn("Failed login for " + c.Nick + " from " + ss.addr)
+		srv.locked(func() { srv.fail(ss, codeBadLogin, "wrong name or password") })
+		return
+	case err != nil:
+		srv.log.Error("Checking a login failed", "err", err)
+		srv.locked(func() { srv.fail(ss, codeAccount, "can't log in right now") })
+		return
+	}
+	srv.log.Info("Logged in " + c.Nick + " from " + ss.addr)
+	srv.locked(func() {
+		if other := srv.nicks[protocol.Fold(c.Nick)]; other != nil && other != ss {
+			srv.fail(ss, codeAccount, "%s is logged in on another connection", other.nick)
+			return
+		}
+		ss.warnIfPlain()
+		srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "logged_in", Text: "logged in as " + c.Nick})
+		srv.loggedIn(ss, c.Nick)
+	})
+}
+
+// loggedIn makes ss the owner of account and gives it the account's
+// nickname; a client that had to log in first now enters the lobby.
+// s.mu must be held.
+func (s *Server) loggedIn(ss *session, account string) {
+	ss.account = protocol.Fold(account)
+	if ss.loginTimer != nil {
+		ss.loginTimer.Stop()
+	}
+	if ss.nick != account {
+		s.rename(ss, account)
+	}
+	if ss.rooms == nil {
+		s.join(ss, s.lobby.name)
+	}
+}
+
+// warnIfPlain tells a client that sent a password without TLS. s.mu must
+// be held.
+func (ss *session) warnIfPlain() {
+	if _, ok := ss.conn.(*tls.Conn); !ok {
+		ss.srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "plaintext_password",
+			Text: "warning: your password crossed the network unencrypted; connect with TLS next time"})
+	}
+}
+
+// loginAllowed spends a login attempt for account from ip, and returns 0,
+// or how long to wait if either has used up its attempts.
+func (s *Server) loginAllowed(account, ip string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.LoginRate == rate.Inf {
+		return 0
+	}
+	var wait time.Duration
+	for _, k := range []string{"account:" + protocol.Fold(account), "ip:" + ip} {
+		lim := s.logins[k]
+		if lim == nil {
+			lim = rate.NewLimiter(s.opts.LoginRate, s.opts.LoginBurst)
+			s.logins[k] = lim
+		}
+		r := lim.Reserve()
+		if d := r.Delay(); d > 0 {
+			r.Cancel()
+			wait = max(wait, d)
+		}
+	}
+	return wait
+}
+
+// requireLogin refuses a command from a client that must log in first, and
+// reports whether it did. s.mu must be held.
+func (s *Server) requireLogin(ss *session, c protocol.Command) bool {
+	if !s.opts.RequireAuth || ss.account != "" {
+		return false
+	}
+	switch c.Name {
+	case protocol.CmdQuit, protocol.CmdHelp, protocol.CmdFormat, protocol.CmdPong:
+		return false
+	}
+	s.fail(ss, codeLoginRequired, "log in first: /login NAME PASSWORD, or /register NAME PASSWORD")
+	return true
+}
+
+// startLoginClock disconnects ss if it has not logged in within
+// LoginTimeout. s.mu must be held.
+func (s *Server) startLoginClock(ss *session) {
+	ss.loginTimer = time.AfterFunc(s.opts.LoginTimeout, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ss.account != "" {
+			return
+		}
+		s.log.Warn(fmt.Sprintf("Disconnecting client %s: not logged in within %v", ss.addr, s.opts.LoginTimeout))
+		s.fail(ss, codeLoginRequired, "not logged in within %v; disconnecting", s.opts.LoginTimeout)
+		ss.mu.Lock()
+		ss.closeReason = "login timeout"
+		ss.mu.Unlock()
+		ss.finish(nil) // flush the error, then close
+	})
+}
+
+// locked runs f with s.mu held.
+func (s *Server) locked(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
+}
+
+// registered reports whether name belongs to an account other than ss's.
+// s.mu must be held.
+func (s *Server) registeredToOther(ss *session, name string) bool {
+	if strings.EqualFold(ss.account, name) {
+		return false
+	}
+	ok, err := s.opts.Accounts.Exists(name)
+	if err != nil {
+		s.log.Error("Reading accounts failed", "err", err)
+		return true // refuse rather than let a registered name be taken
+	}
+	return ok
+}
