@@ -50,6 +50,8 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&opts.PingInterval, "ping-interval", chat.DefaultPingInterval, "ping a JSON client silent this `long`; disconnect it after twice that")
 	fs.BoolVar(&opts.RequireAuth, "require-auth", false, "clients must /login or /register before anything else")
 	fs.DurationVar(&opts.LoginTimeout, "login-timeout", chat.DefaultLoginTimeout, "with -require-auth, disconnect a client not logged in after this `long`")
+	loginRate := fs.Float64("login-rate", float64(chat.DefaultLoginRate), "login `attempts` a second per account and per address, sustained (0: no limit)")
+	fs.IntVar(&opts.LoginBurst, "login-burst", chat.DefaultLoginBurst, "login `attempts` an account or address may make at once")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
 	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
 	fs.IntVar(&opts.HistoryOnJoin, "history-on-join", chat.DefaultHistoryOnJoin, "latest `messages` of a room sent to whoever joins it (-1: none)")
@@ -60,6 +62,10 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 		return code
 	}
 
+	opts.LoginRate = rate.Limit(*loginRate)
+	if *loginRate <= 0 {
+		opts.LoginRate = rate.Inf
+	}
 	opts.ConnectRate = rate.Limit(*connectRate)
 	if *connectRate <= 0 {
 		opts.ConnectRate = rate.Inf
