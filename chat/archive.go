@@ -14,6 +14,7 @@ type accepted struct {
 	room *room
 	ev   *protocol.Event // Seq still 0
 	from *session
+	at   time.Time // when it was accepted
 }
 
 // commitLoop stores accepted messages and then delivers them: commit before
@@ -85,7 +86,10 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 		t, _ := time.Parse(protocol.TimeLayout, a.ev.Time)
 		msgs = append(msgs, history.Message{Room: a.room.name, Time: t, Kind: a.ev.Type, From: a.ev.From, Text: a.ev.Text})
 	}
+	start := time.Now()
 	err := s.opts.History.Append(msgs)
+	s.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	s.metrics.commitBatch.Observe(float64(len(msgs)))
 
 	s.mu.Lock()
 	if err != nil {
@@ -98,6 +102,7 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 			a.ev.Seq = msgs[i].Seq
 			a.room.delivered = msgs[i].Seq
 			s.deliverRoom(a.room, a.ev)
+			s.metrics.deliverySeconds.Observe(time.Since(a.at).Seconds())
 		}
 	}
 	s.mu.Unlock()

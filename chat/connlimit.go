@@ -27,17 +27,17 @@ func hostOf(addr net.Addr) string {
 }
 
 // admitConn applies the connection limits to a new connection from ip and
-// returns why it must be refused, or "". s.mu must be held.
-func (s *Server) admitConn(ip string) string {
+// returns which limit refuses it and why, or "". s.mu must be held.
+func (s *Server) admitConn(ip string) (kind, why string) {
 	o := s.opts
 	switch {
 	case len(s.sessions) >= o.MaxClients:
-		return fmt.Sprintf("the server is full (%d clients); try again later", o.MaxClients)
+		return "full", fmt.Sprintf("the server is full (%d clients); try again later", o.MaxClients)
 	case s.perIP[ip] >= o.MaxClientsPerIP:
-		return fmt.Sprintf("too many connections from %s (%d); close one first", ip, o.MaxClientsPerIP)
+		return "per_ip", fmt.Sprintf("too many connections from %s (%d); close one first", ip, o.MaxClientsPerIP)
 	}
 	if o.ConnectRate == rate.Inf {
-		return ""
+		return "", ""
 	}
 	lim := s.connects[ip]
 	if lim == nil {
@@ -50,9 +50,9 @@ func (s *Server) admitConn(ip string) string {
 	if r := lim.Reserve(); r.Delay() > 0 {
 		wait := r.Delay()
 		r.Cancel()
-		return fmt.Sprintf("too many new connections from %s; try again in %v", ip, wait.Round(time.Second))
+		return "connect_rate", fmt.Sprintf("too many new connections from %s; try again in %v", ip, wait.Round(time.Second))
 	}
-	return ""
+	return "", ""
 }
 
 // forgetIdleLimiters drops the limiters of addresses that have not
@@ -68,8 +68,9 @@ func (s *Server) forgetIdleLimiters() {
 
 // refuse tells a connection in one line why it is refused, and closes it.
 // It runs in its own goroutine so that a slow peer can't hold up Accept.
-func (s *Server) refuse(conn net.Conn, why string) {
+func (s *Server) refuse(conn net.Conn, kind, why string) {
 	s.log.Warn("Refused connection from " + conn.RemoteAddr().String() + ": " + why)
+	s.metrics.refused.WithLabelValues(kind).Inc()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

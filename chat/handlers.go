@@ -47,6 +47,7 @@ func now() string { return protocol.Stamp(time.Now()) }
 func (s *Server) sendTo(ss *session, ev *protocol.Event) {
 	d := delivery{ev: ev}
 	ss.enqueue(d.itemFor(ss))
+	s.metrics.deliveries.Inc()
 }
 
 // fail sends ss an error event.
@@ -60,6 +61,7 @@ func (s *Server) deliverRoom(r *room, ev *protocol.Event) {
 	for ss := range r.members {
 		ss.enqueue(d.itemFor(ss))
 	}
+	s.metrics.deliveries.Add(float64(len(r.members)))
 }
 
 // deliverAround queues ev once for everyone who shares a room with ss, and
@@ -133,11 +135,14 @@ func (s *Server) welcome(ss *session) *protocol.Event {
 	}
 }
 
-// depart takes ss out of every room and announces that it quit.
-func (s *Server) depart(ss *session, reason string) {
+// depart takes ss out of every room, announces that it quit, and logs and
+// counts why, once. kind is the reason's value for the disconnects metric.
+func (s *Server) depart(ss *session, reason, kind string) {
 	if _, ok := s.sessions[ss]; !ok {
 		return
 	}
+	s.log.Info("Client disconnected: "+ss.addr, "reason", kind)
+	s.metrics.disconnects.WithLabelValues(kind).Inc()
 	if ss.loginTimer != nil {
 		ss.loginTimer.Stop()
 	}
@@ -222,7 +227,7 @@ func (s *Server) handle(ss *session, c protocol.Command, err error) (quit bool, 
 		s.sendTo(ss, s.welcome(ss))
 	case protocol.CmdQuit:
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "bye", Text: "bye"})
-		s.depart(ss, c.Text)
+		s.depart(ss, c.Text, "quit")
 		return true, nil
 	}
 	return false, nil
@@ -261,7 +266,8 @@ func (s *Server) say(ss *session, c protocol.Command) *accepted {
 		typ = protocol.TypeAction
 	}
 	s.log.Info("Received from client: " + c.Text)
-	return &accepted{room: r, from: ss,
+	s.metrics.received.Inc()
+	return &accepted{room: r, from: ss, at: time.Now(),
 		ev: &protocol.Event{Type: typ, Time: now(), Room: r.name, From: ss.nick, Text: c.Text}}
 }
 

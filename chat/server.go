@@ -47,6 +47,8 @@ type Server struct {
 	// stopping is closed when shutdown begins, to wake waiting readers.
 	stopping chan struct{}
 
+	metrics *metrics
+
 	readers sync.WaitGroup // the sessions' reader goroutines, which send on commits
 	wg      sync.WaitGroup // every goroutine the server starts
 }
@@ -67,6 +69,7 @@ func NewServer(ln net.Listener, opts Options) *Server {
 		commits:  make(chan accepted, opts.CommitBatch),
 		stopping: make(chan struct{}),
 	}
+	s.metrics = newMetrics(s)
 	s.lobby = s.openRoom(DefaultRoom)
 	s.rooms = map[string]*room{protocol.Fold(DefaultRoom): s.lobby}
 	return s
@@ -186,9 +189,9 @@ func (s *Server) start(conn net.Conn) {
 		conn.Close()
 		return
 	}
-	if why := s.admitConn(ss.ip); why != "" {
+	if kind, why := s.admitConn(ss.ip); why != "" {
 		s.mu.Unlock()
-		s.refuse(conn, why)
+		s.refuse(conn, kind, why)
 		return
 	}
 	s.perIP[ss.ip]++

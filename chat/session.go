@@ -123,6 +123,7 @@ func (ss *session) enqueue(msg item) {
 	}
 	if dropped, ok := ss.out.push(msg); ok {
 		ss.missed.add(dropped)
+		ss.srv.metrics.dropped.Inc()
 	}
 	ss.mu.Unlock()
 	ss.signal()
@@ -218,6 +219,7 @@ func (ss *session) reject(err error) {
 	srv := ss.srv
 	code, _ := rejectCode(err)
 	srv.log.Warn("Rejected line from client "+ss.addr, "err", err)
+	srv.metrics.rejected.WithLabelValues(code).Inc()
 	msg := err.Error()
 	if errors.Is(err, line.ErrTooLong) {
 		msg = fmt.Sprintf("line longer than %d bytes", srv.opts.MaxLineBytes)
@@ -233,7 +235,6 @@ func (ss *session) lost(err error) string {
 	srv := ss.srv
 	switch {
 	case err == io.EOF:
-		srv.log.Info("Client disconnected: " + ss.addr)
 		return "connection closed"
 	case errors.Is(err, net.ErrClosed):
 		// The server closed the connection and logged why.
@@ -247,7 +248,7 @@ func (ss *session) lost(err error) string {
 		srv.mu.Unlock()
 		return "line timeout"
 	default:
-		srv.log.Info("Client disconnected: "+ss.addr, "err", err)
+		srv.log.Info("Reading from client failed: "+ss.addr, "err", err)
 		return "connection closed"
 	}
 }
@@ -257,8 +258,12 @@ func (ss *session) lost(err error) string {
 func (ss *session) leave(reason string) {
 	srv := ss.srv
 	ss.inflight.Wait()
+	kind, ok := leaveKind[reason]
+	if !ok {
+		kind = "other"
+	}
 	srv.mu.Lock()
-	srv.depart(ss, reason)
+	srv.depart(ss, reason, kind)
 	srv.mu.Unlock()
 	ss.finish(nil)
 }
@@ -299,6 +304,7 @@ func (ss *session) admit() admission {
 	}
 	r.Cancel()
 	ss.refusals++
+	srv.metrics.rejected.WithLabelValues(codeRateLimited).Inc()
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if ss.refusals >= srv.opts.FloodRefusals {
@@ -381,6 +387,9 @@ func (ss *session) writeLoop() {
 				ss.mu.Unlock()
 			case !errors.Is(err, net.ErrClosed):
 				ss.srv.log.Info("Write to client failed; disconnecting "+ss.addr, "err", err)
+				ss.mu.Lock()
+				ss.closeReason = "write failed"
+				ss.mu.Unlock()
 			}
 			return
 		}
@@ -412,7 +421,8 @@ func (ss *session) write(lost missed) error {
 	if err := ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.opts.WriteTimeout)); err != nil {
 		return err
 	}
-	_, err := ss.conn.Write(b)
+	n, err := ss.conn.Write(b)
+	ss.srv.metrics.bytesOut.Add(float64(n))
 	return err
 }
 

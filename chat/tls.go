@@ -56,6 +56,7 @@ func (s *Server) startTLS(ctx context.Context, conn net.Conn, h handshaker) {
 	cancel()
 	if err != nil {
 		s.log.Warn("TLS handshake failed; dropping "+conn.RemoteAddr().String(), "err", err)
+		s.metrics.refused.WithLabelValues("tls_handshake").Inc()
 		conn.Close()
 		return
 	}

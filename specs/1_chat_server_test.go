@@ -68,7 +68,7 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			name := alice.Name()
 			Expect(alice.conn.Close()).To(Succeed())
 			Eventually(srv.Clients).Should(BeZero())
-			Eventually(srv.Log).Should(gbytes.Say(`INFO Client disconnected: ` + name + `\n`))
+			Eventually(srv.Log).Should(gbytes.Say(`INFO Client disconnected: ` + name + ` reason=closed\n`))
 		})
 	})
 

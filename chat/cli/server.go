@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -52,6 +54,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&opts.LoginTimeout, "login-timeout", chat.DefaultLoginTimeout, "with -require-auth, disconnect a client not logged in after this `long`")
 	loginRate := fs.Float64("login-rate", float64(chat.DefaultLoginRate), "login `attempts` a second per account and per address, sustained (0: no limit)")
 	fs.IntVar(&opts.LoginBurst, "login-burst", chat.DefaultLoginBurst, "login `attempts` an account or address may make at once")
+	adminAddr := fs.String("admin-addr", "", "`address` for /metrics, /healthz, /readyz and /debug/pprof (off unless set; keep it private)")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
 	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
 	fs.IntVar(&opts.HistoryOnJoin, "history-on-join", chat.DefaultHistoryOnJoin, "latest `messages` of a room sent to whoever joins it (-1: none)")
@@ -152,7 +155,25 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 		logger.Error("Nothing to listen on: give -addr, -tls-addr or both")
 		return ExitUsage
 	}
-	if err := chat.NewServer(ln, opts).Serve(ctx); err != nil {
+	srv := chat.NewServer(ln, opts)
+	if *adminAddr != "" {
+		al := open(*adminAddr)
+		if al == nil {
+			return ExitFailure
+		}
+		admin := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			admin.Serve(al)
+		}()
+		defer func() {
+			admin.Close()
+			<-done
+		}()
+		logger.Info("Admin endpoints on http://" + al.Addr().String() + "/metrics")
+	}
+	if err := srv.Serve(ctx); err != nil {
 		return ExitFailure
 	}
 	return ExitOK

@@ -1,0 +1,124 @@
+package chat
+
+import (
+	"net/http"
+	"net/http/pprof"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus metrics, in a registry of their own
+// so that two servers in one process (as in the specs) don't collide.
+type metrics struct {
+	reg             *prometheus.Registry
+	received        prometheus.Counter
+	deliveries      prometheus.Counter
+	bytesOut        prometheus.Counter
+	dropped         prometheus.Counter
+	disconnects     *prometheus.CounterVec
+	refused         *prometheus.CounterVec
+	rejected        *prometheus.CounterVec
+	commitSeconds   prometheus.Histogram
+	commitBatch     prometheus.Histogram
+	deliverySeconds prometheus.Histogram
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "natter_messages_received_total", Help: "Chat messages accepted from clients."}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "natter_deliveries_total", Help: "Events queued for clients (one per receiver)."}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "natter_bytes_written_total", Help: "Bytes written to clients."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "natter_messages_dropped_total", Help: "Queued events dropped because their client read too slowly."}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "natter_disconnects_total", Help: "Clients gone, by reason."}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "natter_connections_refused_total", Help: "Connections refused before they became clients, by reason."}, []string{"reason"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "natter_lines_rejected_total", Help: "Lines refused, by error code."}, []string{"code"}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "natter_store_commit_seconds", Help: "Time to store one batch of messages (one transaction).",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}),
+		commitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "natter_store_commit_messages", Help: "Messages stored per transaction (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+		deliverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "natter_delivery_latency_seconds", Help: "Time from accepting a message to queueing it for its receivers, storage included.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}),
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	m.reg.MustRegister(m.received, m.deliveries, m.bytesOut, m.dropped, m.disconnects, m.refused,
+		m.rejected, m.commitSeconds, m.commitBatch, m.deliverySeconds,
+		gauge("natter_clients", "Connected clients.", func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(len(s.sessions))
+		}),
+		gauge("natter_rooms", "Rooms.", func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(len(s.rooms))
+		}),
+		gauge("natter_queued_events", "Events waiting in clients' outbound queues.", func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			n := 0
+			for ss := range s.sessions {
+				ss.mu.Lock()
+				n += ss.out.n
+				ss.mu.Unlock()
+			}
+			return float64(n)
+		}),
+	)
+	return m
+}
+
+// leaveKind maps the reasons a client leaves for to the few values of the
+// disconnects metric's label (a /quit reason is the client's own text, so
+// it can't be a label).
+var leaveKind = map[string]string{
+	"connection closed":            "closed",
+	"too slow to receive messages": "slow_consumer",
+	"write failed":                 "write_error",
+	"flooding":                     "flooding",
+	"line timeout":                 "line_timeout",
+	"ping timeout":                 "ping_timeout",
+	"login timeout":                "login_timeout",
+	"":                             "shutdown",
+}
+
+// AdminHandler serves the server's operational endpoints: Prometheus
+// metrics at /metrics, /healthz (the process is up), /readyz (the server
+// accepts clients: 503 once it is shutting down), and net/http/pprof under
+// /debug/pprof/. Serve it on a loopback or otherwise private address.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		s.mu.Lock()
+		closing := s.closing
+		s.mu.Unlock()
+		if closing {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
