@@ -6,7 +6,7 @@ REPORT      := report.json
 SPECS_DOC   := specs/SPECS.md
 GINKGO_FLAGS := -r --race --randomize-all --timeout=15m --poll-progress-after=60s
 
-.PHONY: test test-netfake test-loopback vet lint fuzz cover run cert specs-doc check-specs-doc clean
+.PHONY: test test-netfake test-loopback vet lint fuzz bench cover run cert specs-doc check-specs-doc clean
 
 ## test: vet, run every spec and test over both transports with -race, and regenerate the spec report
 test: vet
@@ -39,6 +39,10 @@ lint:
 cover:
 	$(GINKGO) -r --race --cover --coverpkg=./chat/...,./netfake/... --output-dir=. --coverprofile=coverage.out
 	go tool cover -func=coverage.out | tail -1
+
+## bench: load scenarios against a fresh server, history on and off, then the Go benchmarks
+bench:
+	bash cmd/loadgen/bench.sh
 
 ## check-specs-doc: fail if the committed spec report differs from the one just generated
 check-specs-doc:

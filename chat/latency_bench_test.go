@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/netfake"
@@ -40,7 +42,7 @@ func BenchmarkMessageLatency(b *testing.B) {
 				b.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			srv := chat.NewServer(ln, chat.Options{History: st.open(b), HistoryOnJoin: -1})
+			srv := chat.NewServer(ln, chat.Options{History: st.open(b), HistoryOnJoin: -1, MessageRate: rate.Inf})
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(ctx) }()
 			defer func() { cancel(); <-done }()
