@@ -13,6 +13,10 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
+// maxLoginLimiters is how many login-attempt limiters are kept before
+// idle ones are forgotten.
+const maxLoginLimiters = 4096
+
 // Error and notice codes of accounts.
 const (
 	codeNickRegistered = "nick_registered"
@@ -130,8 +134,18 @@ func (s *Server) loginAllowed(account, ip string) time.Duration {
 	if s.opts.LoginRate == rate.Inf {
 		return 0
 	}
-	var wait time.Duration
-	for _, k := range []string{"account:" + protocol.Fold(account), "ip:" + ip} {
+	if len(s.logins) >= maxLoginLimiters {
+		// Forget keys that have their full allowance back: nothing changes
+		// for them, and guessing at many names can't grow the map forever.
+		for k, lim := range s.logins {
+			if lim.Tokens() >= float64(s.opts.LoginBurst) {
+				delete(s.logins, k)
+			}
+		}
+	}
+	// The address first: once it is throttled, guessing at more names
+	// creates no more limiters.
+	for _, k := range []string{"ip:" + ip, "account:" + protocol.Fold(account)} {
 		lim := s.logins[k]
 		if lim == nil {
 			lim = rate.NewLimiter(s.opts.LoginRate, s.opts.LoginBurst)
@@ -140,10 +154,10 @@ func (s *Server) loginAllowed(account, ip string) time.Duration {
 		r := lim.Reserve()
 		if d := r.Delay(); d > 0 {
 			r.Cancel()
-			wait = max(wait, d)
+			return d
 		}
 	}
-	return wait
+	return 0
 }
 
 // requireLogin refuses a command from a client that must log in first, and
