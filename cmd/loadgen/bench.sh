@@ -27,5 +27,19 @@ for history in on off; do
   lg -scenario idle -n 5000 -duration 3s
   kill "$pid"; wait "$pid" || true
 done
+# nats-server on the same scenario, if one is at hand:
+#   GOBIN=$PWD/bin go install github.com/nats-io/nats-server/v2@v2.15.2
+#   NATS_SERVER=bin/nats-server make bench
+if [ -n "${NATS_SERVER:-}" ]; then
+  "$NATS_SERVER" -a 127.0.0.1 -p 14222 >"$bin/nats.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/14222) 2>/dev/null && break; sleep 0.1; done
+  for w in 8 64; do
+    "$bin/loadgen" -proto nats -addr 127.0.0.1:14222 -server-pid "$pid" -label nats-server \
+      -scenario fanout -n "$N" -messages "$MESSAGES" -window "$w"
+  done
+  kill "$pid"; wait "$pid" || true
+fi
+
 echo "# Go benchmarks"
 go test -run '^$' -bench . -benchtime 2000x ./chat ./chat/history

@@ -63,6 +63,7 @@ type config struct {
 	sources   int
 	serverPID int
 	label     string
+	proto     string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -80,6 +81,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&c.sources, "sources", 8, "loopback source addresses to spread sockets over")
 	fs.IntVar(&c.serverPID, "server-pid", 0, "server `pid`, to report its CPU time and memory from /proc")
 	fs.StringVar(&c.label, "label", "", "a label for the report line")
+	fs.StringVar(&c.proto, "proto", "natter", "natter, or nats to drive a nats-server with the same scenario (fanout and slow only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -124,6 +126,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 // that more than one address's worth of ephemeral ports is available.
 type dialer struct {
 	sources int
+	nats    bool
 	next    atomic.Int64
 }
 
@@ -137,6 +140,7 @@ func (d *dialer) dial(ctx context.Context, addr string) (net.Conn, error) {
 type client struct {
 	conn net.Conn
 	r    *bufio.Reader
+	nats bool // speaking NATS's protocol to a nats-server
 }
 
 func connect(ctx context.Context, d *dialer, addr string) (*client, error) {
@@ -144,12 +148,54 @@ func connect(ctx context.Context, d *dialer, addr string) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &client{conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}
-	if _, err := c.r.ReadString('\n'); err != nil { // the welcome
+	c := &client{conn: conn, r: bufio.NewReaderSize(conn, 64<<10), nats: d.nats}
+	if _, err := c.r.ReadString('\n'); err != nil { // natter's welcome, or NATS's INFO
 		conn.Close()
 		return nil, fmt.Errorf("welcome: %w", err)
 	}
+	if c.nats {
+		// Subscribe every client to the one subject, and wait for the
+		// PONG that says the server has processed the SUB.
+		fmt.Fprintf(conn, "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB chat 1\r\nPING\r\n")
+		for {
+			l, err := c.r.ReadString('\n')
+			if err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("nats handshake: %w", err)
+			}
+			if strings.HasPrefix(l, "PONG") {
+				break
+			}
+		}
+	}
 	return c, nil
+}
+
+// send sends one payload line.
+func (c *client) send(p []byte) error {
+	if c.nats {
+		_, err := fmt.Fprintf(c.conn, "PUB chat %d\r\n%s\r\n", len(p)-1, p[:len(p)-1])
+		return err
+	}
+	_, err := c.conn.Write(p)
+	return err
+}
+
+// next returns the next line that may carry a payload, answering NATS
+// PINGs on the way.
+func (c *client) next() (string, error) {
+	for {
+		l, err := c.r.ReadString('\n')
+		if err != nil || !c.nats {
+			return l, err
+		}
+		switch {
+		case strings.HasPrefix(l, "MSG "):
+			return c.r.ReadString('\n')
+		case strings.HasPrefix(l, "PING"):
+			c.conn.Write([]byte("PONG\r\n"))
+		}
+	}
 }
 
 func connectAll(ctx context.Context, d *dialer, addr string, n int) ([]*client, error) {
@@ -183,7 +229,10 @@ func parse(line string) (seq int, sent int64, ok bool) {
 	if strings.HasPrefix(line, "[") {
 		return 0, 0, false
 	}
-	_, rest, found := strings.Cut(line, ": lg ")
+	rest, found := strings.CutPrefix(line, "lg ") // a NATS payload
+	if !found {
+		_, rest, found = strings.Cut(line, ": lg ")
+	}
 	if !found {
 		return 0, 0, false
 	}
@@ -207,7 +256,7 @@ type receiver struct {
 func (rc *receiver) read(c *client, total int, got func(seq int)) {
 	rc.seen = make([]uint8, total)
 	for {
-		line, err := c.r.ReadString('\n')
+		line, err := c.next()
 		if err != nil {
 			return
 		}
@@ -230,13 +279,19 @@ func (rc *receiver) read(c *client, total int, got func(seq int)) {
 // fanout sends c.messages from one client to c.n receivers, at most
 // c.window in flight; stalled of the receivers never read.
 func fanout(ctx context.Context, c config, stalled int) (report, error) {
-	d := &dialer{sources: c.sources}
+	d := &dialer{sources: c.sources, nats: c.proto == "nats"}
 	sender, err := connect(ctx, d, c.addr)
 	if err != nil {
 		return report{}, err
 	}
 	defer sender.conn.Close()
-	go io.Copy(io.Discard, sender.r) // its own echoes
+	go func() { // its own echoes, and NATS's pings
+		for {
+			if _, err := sender.next(); err != nil {
+				return
+			}
+		}
+	}()
 	receivers, err := connectAll(ctx, d, c.addr, c.n)
 	if err != nil {
 		return report{}, err
@@ -272,7 +327,7 @@ func fanout(ctx context.Context, c config, stalled int) (report, error) {
 		case <-time.After(10 * time.Second):
 			return report{}, fmt.Errorf("message %d: the window did not move for 10s (messages lost?)", seq)
 		}
-		if _, err := sender.conn.Write(payload(seq, c.size)); err != nil {
+		if err := sender.send(payload(seq, c.size)); err != nil {
 			return report{}, err
 		}
 	}
@@ -460,7 +515,7 @@ func (r report) print(out io.Writer, c config) {
 		}
 		return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
 	}
-	fmt.Fprintf(out, "scenario=%s label=%q n=%d", c.scenario, c.label, c.n)
+	fmt.Fprintf(out, "scenario=%s proto=%s label=%q n=%d", c.scenario, c.proto, c.label, c.n)
 	switch c.scenario {
 	case "idle":
 		fmt.Fprintf(out, " held=%d", r.held)
