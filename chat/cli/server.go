@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -36,14 +38,16 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.IntVar(&opts.MaxRoomsPerClient, "max-rooms-per-client", chat.DefaultMaxRoomsPerClient, "`rooms` one client may be in at once")
 	fs.IntVar(&opts.MaxRoomMembers, "max-room-members", chat.DefaultMaxRoomMembers, "`clients` a room may hold (the lobby has no limit)")
 	fs.IntVar(&opts.MaxRooms, "max-rooms", chat.DefaultMaxRooms, "`rooms` that may exist at once")
-	lineRate := fs.Float64("rate", float64(chat.DefaultMessageRate), "`lines` a second a client may send, sustained (0: no limit)")
+	opts.MessageRate = chat.DefaultMessageRate
+	fs.Var(rateFlag{&opts.MessageRate}, "rate", "`lines` a second a client may send, sustained (0: no limit)")
 	fs.IntVar(&opts.MessageBurst, "burst", chat.DefaultMessageBurst, "`lines` a client may send at once before -rate applies")
 	fs.DurationVar(&opts.FloodDelay, "flood-delay", chat.DefaultFloodDelay, "hold back a line over the rate this `long` at most, then refuse lines")
 	fs.IntVar(&opts.FloodRefusals, "flood-refusals", chat.DefaultFloodRefusals, "disconnect a client after this many `lines` refused in a row")
 	fs.DurationVar(&opts.LineTimeout, "line-timeout", chat.DefaultLineTimeout, "disconnect a client whose line takes longer than this to arrive")
 	fs.IntVar(&opts.MaxClients, "max-clients", chat.DefaultMaxClients, "`clients` connected at once")
 	fs.IntVar(&opts.MaxClientsPerIP, "max-clients-per-ip", chat.DefaultMaxClientsPerIP, "`clients` connected at once from one IP address")
-	connectRate := fs.Float64("connect-rate", float64(chat.DefaultConnectRate), "new `connections` a second from one IP address, sustained (0: no limit)")
+	opts.ConnectRate = chat.DefaultConnectRate
+	fs.Var(rateFlag{&opts.ConnectRate}, "connect-rate", "new `connections` a second from one IP address, sustained (0: no limit)")
 	fs.IntVar(&opts.ConnectBurst, "connect-burst", chat.DefaultConnectBurst, "new `connections` one IP address may open at once")
 	tlsAddr := fs.String("tls-addr", "", "`address` to serve TLS on, beside -addr (-addr \"\" for TLS only)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM)")
@@ -52,7 +56,8 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&opts.PingInterval, "ping-interval", chat.DefaultPingInterval, "ping a JSON client silent this `long`; disconnect it after twice that")
 	fs.BoolVar(&opts.RequireAuth, "require-auth", false, "clients must /login or /register before anything else")
 	fs.DurationVar(&opts.LoginTimeout, "login-timeout", chat.DefaultLoginTimeout, "with -require-auth, disconnect a client not logged in after this `long`")
-	loginRate := fs.Float64("login-rate", float64(chat.DefaultLoginRate), "login `attempts` a second per account and per address, sustained (0: no limit)")
+	opts.LoginRate = chat.DefaultLoginRate
+	fs.Var(rateFlag{&opts.LoginRate}, "login-rate", "login `attempts` a second per account and per address, sustained (0: no limit)")
 	fs.IntVar(&opts.LoginBurst, "login-burst", chat.DefaultLoginBurst, "login `attempts` an account or address may make at once")
 	adminAddr := fs.String("admin-addr", "", "`address` for /metrics, /healthz, /readyz and /debug/pprof (off unless set; keep it private)")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
@@ -63,19 +68,6 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&retention.MaxAge, "retain-age", 0, "remove messages older than this `long` (0: keep)")
 	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
-	}
-
-	opts.LoginRate = rate.Limit(*loginRate)
-	if *loginRate <= 0 {
-		opts.LoginRate = rate.Inf
-	}
-	opts.ConnectRate = rate.Limit(*connectRate)
-	if *connectRate <= 0 {
-		opts.ConnectRate = rate.Inf
-	}
-	opts.MessageRate = rate.Limit(*lineRate)
-	if *lineRate <= 0 {
-		opts.MessageRate = rate.Inf
 	}
 
 	lvl, err := logline.ParseLevel(*level)
@@ -182,3 +174,29 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 // DefaultDataDir is where the server keeps its history unless told
 // otherwise: a directory under the working directory.
 const DefaultDataDir = "natter-data"
+
+// rateFlag is a flag for a rate.Limit, in events a second, where 0 means
+// no limit.
+type rateFlag struct{ l *rate.Limit }
+
+func (r rateFlag) String() string {
+	switch {
+	case r.l == nil:
+		return ""
+	case *r.l == rate.Inf:
+		return "0"
+	}
+	return strconv.FormatFloat(float64(*r.l), 'g', 4, 64)
+}
+
+func (r rateFlag) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 {
+		return errors.New("want a number, at least 0")
+	}
+	*r.l = rate.Limit(f)
+	if f == 0 {
+		*r.l = rate.Inf
+	}
+	return nil
+}
