@@ -121,12 +121,18 @@ func (ss *session) enqueue(msg item) {
 		ss.mu.Unlock()
 		return
 	}
-	if dropped, ok := ss.out.push(msg); ok {
+	ss.pushLocked(msg)
+	ss.mu.Unlock()
+	ss.signal()
+}
+
+// pushLocked queues it, accounting for the oldest message if it had to be
+// dropped. ss.mu must be held.
+func (ss *session) pushLocked(it item) {
+	if dropped, ok := ss.out.push(it); ok {
 		ss.missed.add(dropped)
 		ss.srv.metrics.dropped.Inc()
 	}
-	ss.mu.Unlock()
-	ss.signal()
 }
 
 // finish queues last (if not nil) as the final message and tells the writer
@@ -135,9 +141,7 @@ func (ss *session) finish(last []byte) {
 	ss.mu.Lock()
 	if !ss.finished {
 		if last != nil {
-			if dropped, ok := ss.out.push(item{b: last}); ok {
-				ss.missed.add(dropped)
-			}
+			ss.pushLocked(item{b: last})
 		}
 		ss.finished = true
 	}

@@ -113,14 +113,9 @@ func (s *BoltStore) Before(room string, before uint64, n int) ([]Message, error)
 				k, v = c.Prev()
 			}
 		}
-		for ; k != nil && len(out) < n; k, v = c.Prev() {
-			m, err := decode(v)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return nil
+		var err error
+		out, err = collect(k, v, c.Prev, n)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("history: read: %w", err)
@@ -140,14 +135,10 @@ func (s *BoltStore) After(room string, after uint64, n int) ([]Message, error) {
 			return nil
 		}
 		c := b.Cursor()
-		for k, v := c.Seek(key(after + 1)); k != nil && len(out) < n; k, v = c.Next() {
-			m, err := decode(v)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return nil
+		k, v := c.Seek(key(after + 1))
+		var err error
+		out, err = collect(k, v, c.Next, n)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("history: read: %w", err)
@@ -217,6 +208,20 @@ func (s *BoltStore) Close() error { return s.db.Close() }
 // buckets in the same file. Their bucket names must not be room names:
 // rooms are letters, digits, "-" and "_", so a name with "/" is safe.
 func (s *BoltStore) DB() *bolt.DB { return s.db }
+
+// collect decodes up to n messages, starting at the cursor position k, v
+// and moving with step. Values are copied out of the transaction by decode.
+func collect(k, v []byte, step func() ([]byte, []byte), n int) ([]Message, error) {
+	var out []Message
+	for ; k != nil && len(out) < n; k, v = step() {
+		m, err := decode(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
 
 func decode(v []byte) (Message, error) {
 	var m Message
