@@ -15,6 +15,7 @@ type metrics struct {
 	received        prometheus.Counter
 	deliveries      prometheus.Counter
 	bytesOut        prometheus.Counter
+	writes          prometheus.Counter
 	dropped         prometheus.Counter
 	disconnects     *prometheus.CounterVec
 	refused         *prometheus.CounterVec
@@ -33,6 +34,8 @@ func newMetrics(s *Server) *metrics {
 			Name: "natter_deliveries_total", Help: "Events queued for clients (one per receiver)."}),
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "natter_bytes_written_total", Help: "Bytes written to clients."}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "natter_writes_total", Help: "Writes to clients; deliveries per write is how well writes coalesce."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "natter_messages_dropped_total", Help: "Queued events dropped because their client read too slowly."}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -54,7 +57,7 @@ func newMetrics(s *Server) *metrics {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	m.reg.MustRegister(m.received, m.deliveries, m.bytesOut, m.dropped, m.disconnects, m.refused,
+	m.reg.MustRegister(m.received, m.deliveries, m.bytesOut, m.writes, m.dropped, m.disconnects, m.refused,
 		m.rejected, m.commitSeconds, m.commitBatch, m.deliverySeconds,
 		gauge("natter_clients", "Connected clients.", func() float64 {
 			s.mu.Lock()

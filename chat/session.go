@@ -426,6 +426,7 @@ func (ss *session) write(lost missed) error {
 		return err
 	}
 	n, err := ss.conn.Write(b)
+	ss.srv.metrics.writes.Inc()
 	ss.srv.metrics.bytesOut.Add(float64(n))
 	return err
 }

@@ -24,6 +24,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -112,7 +113,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	r.wall = time.Since(start)
 	if c.serverPID != 0 {
 		after := readProc(c.serverPID)
-		r.serverCPU = after.cpu - before.cpu
+		if r.serverCPU == 0 { // not measured over a phase of its own
+			r.serverCPU = after.cpu - before.cpu
+		}
 		r.serverRSS = after.rss
 		if r.idleRSSDelta == 0 && c.scenario == "idle" {
 			r.idleRSSDelta = r.idleRSS - before.rss
@@ -182,17 +185,21 @@ func (c *client) send(p []byte) error {
 }
 
 // next returns the next line that may carry a payload, answering NATS
-// PINGs on the way.
-func (c *client) next() (string, error) {
+// PINGs on the way. The line is only valid until the next call: reading
+// must cost the load generator as little as it can, or it measures itself.
+func (c *client) next() ([]byte, error) {
 	for {
-		l, err := c.r.ReadString('\n')
+		l, err := c.r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue // longer than any payload: not one
+		}
 		if err != nil || !c.nats {
 			return l, err
 		}
 		switch {
-		case strings.HasPrefix(l, "MSG "):
-			return c.r.ReadString('\n')
-		case strings.HasPrefix(l, "PING"):
+		case bytes.HasPrefix(l, []byte("MSG ")):
+			return c.r.ReadSlice('\n')
+		case bytes.HasPrefix(l, []byte("PING")):
 			c.conn.Write([]byte("PONG\r\n"))
 		}
 	}
@@ -224,25 +231,33 @@ func payload(seq int, size int) []byte {
 
 // parse finds a payload in a line as the server relays it live
 // ("nick: lg ..."); replayed history ("[history N] nick: lg ...") is not
-// this run's traffic.
-func parse(line string) (seq int, sent int64, ok bool) {
-	if strings.HasPrefix(line, "[") {
+// this run's traffic. It allocates nothing.
+func parse(line []byte) (seq int, sent int64, ok bool) {
+	if len(line) == 0 || line[0] == '[' {
 		return 0, 0, false
 	}
-	rest, found := strings.CutPrefix(line, "lg ") // a NATS payload
+	rest, found := bytes.CutPrefix(line, []byte("lg ")) // a NATS payload
 	if !found {
-		_, rest, found = strings.Cut(line, ": lg ")
+		_, rest, found = bytes.Cut(line, []byte(": lg "))
 	}
 	if !found {
 		return 0, 0, false
 	}
-	f := strings.Fields(rest)
-	if len(f) < 2 {
-		return 0, 0, false
+	s, rest, ok1 := number(rest)
+	t, _, ok2 := number(rest)
+	return int(s), t, ok1 && ok2
+}
+
+// number reads a decimal number ended by a space.
+func number(b []byte) (n int64, rest []byte, ok bool) {
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		n = n*10 + int64(b[i]-'0')
 	}
-	s, err1 := strconv.Atoi(f[0])
-	t, err2 := strconv.ParseInt(f[1], 10, 64)
-	return s, t, err1 == nil && err2 == nil
+	if i == 0 || i == len(b) || b[i] != ' ' {
+		return 0, b, false
+	}
+	return n, b[i+1:], true
 }
 
 // receiver reads one client's lines and records what it got.
@@ -255,6 +270,7 @@ type receiver struct {
 
 func (rc *receiver) read(c *client, total int, got func(seq int)) {
 	rc.seen = make([]uint8, total)
+	rc.latencies = make([]time.Duration, 0, total)
 	for {
 		line, err := c.next()
 		if err != nil {
@@ -318,6 +334,7 @@ func fanout(ctx context.Context, c config, stalled int) (report, error) {
 			})
 		}()
 	}
+	ph := startPhase(c.serverPID)
 	start := time.Now()
 	for seq := range c.messages {
 		select {
@@ -340,11 +357,13 @@ func fanout(ctx context.Context, c config, stalled int) (report, error) {
 		}
 	}
 	elapsed := time.Since(start)
+	serverCPU, selfCPU := ph.end()
 	for _, r := range receivers {
 		r.conn.Close()
 	}
 	wg.Wait()
 	r := merge(recs, c.messages)
+	r.serverCPU, r.selfCPU = serverCPU, selfCPU
 	r.deliveries = int64(live) * int64(c.messages)
 	r.rate = float64(r.deliveries) / elapsed.Seconds()
 	return r, nil
@@ -369,6 +388,7 @@ func chatter(ctx context.Context, c config) (report, error) {
 			recs[i].read(cl, total, nil)
 		}()
 	}
+	ph := startPhase(c.serverPID)
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / c.rate)
 	for i, cl := range cs {
@@ -403,11 +423,13 @@ wait:
 		}
 	}
 	elapsed := time.Since(start)
+	serverCPU, selfCPU := ph.end()
 	for _, cl := range cs {
 		cl.conn.Close()
 	}
 	rwg.Wait()
 	r := merge(recs, total)
+	r.serverCPU, r.selfCPU = serverCPU, selfCPU
 	r.deliveries = int64(total) * int64(c.n)
 	r.rate = float64(r.deliveries-r.lost) / elapsed.Seconds()
 	return r, nil
@@ -499,7 +521,8 @@ type report struct {
 	lost, dups   int64
 	rate         float64
 	wall         time.Duration
-	serverCPU    time.Duration
+	serverCPU    time.Duration // over the measured phase
+	selfCPU      time.Duration // the load generator's own, likewise
 	serverRSS    int64
 	held         int
 	idleRSS      int64
@@ -532,8 +555,39 @@ func (r report) print(out io.Writer, c config) {
 			fmt.Fprintf(out, " server_cpu=%v cpu_per_delivery=%.0fns server_rss=%dKiB", r.serverCPU.Round(time.Millisecond),
 				float64(r.serverCPU.Nanoseconds())/float64(r.deliveries-r.lost), r.serverRSS>>10)
 		}
+		if r.deliveries > 0 {
+			fmt.Fprintf(out, " loadgen_cpu_per_delivery=%.0fns", float64(r.selfCPU.Nanoseconds())/float64(r.deliveries-r.lost))
+		}
 	}
 	fmt.Fprintln(out)
+}
+
+// phase measures the server's CPU time, and the load generator's own, over
+// the part of a scenario that counts (not the connecting before it).
+type phase struct {
+	pid    int
+	server procStat
+	self   time.Duration
+}
+
+func startPhase(pid int) phase {
+	return phase{pid: pid, server: readProc(pid), self: selfCPU()}
+}
+
+func (p phase) end() (server, self time.Duration) {
+	if p.pid != 0 {
+		server = readProc(p.pid).cpu - p.server.cpu
+	}
+	return server, selfCPU() - p.self
+}
+
+// selfCPU is the load generator's own CPU time, user and system.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type procStat struct {
