@@ -98,12 +98,20 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 			s.fail(a.from, codeStoreError, "your message could not be stored, so it was not sent: %v", err)
 		}
 	} else {
+		s.batching = true
 		for i, a := range batch {
 			a.ev.Seq = msgs[i].Seq
 			a.room.delivered = msgs[i].Seq
 			s.deliverRoom(a.room, a.ev)
 			s.metrics.deliverySeconds.Observe(time.Since(a.at).Seconds())
 		}
+		s.batching = false
+		for _, ss := range s.toWake {
+			ss.toWake = false
+			ss.signal()
+		}
+		clear(s.toWake)
+		s.toWake = s.toWake[:0]
 	}
 	s.mu.Unlock()
 	for _, a := range batch {

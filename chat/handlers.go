@@ -64,15 +64,44 @@ func (s *Server) deliverRoom(r *room, ev *protocol.Event) {
 	s.metrics.deliveries.Add(float64(len(r.members)))
 }
 
+// deliverRoomExcept queues ev for every member of r but one.
+func (s *Server) deliverRoomExcept(r *room, ev *protocol.Event, except *session) {
+	d := delivery{ev: ev}
+	for ss := range r.members {
+		if ss != except {
+			ss.enqueue(d.itemFor(ss))
+		}
+	}
+	s.metrics.deliveries.Add(float64(len(r.members) - 1))
+}
+
+// announces reports whether joins, parts and quits in r are announced to
+// its members: whether it has at most AnnounceLimit members.
+func (s *Server) announces(r *room) bool { return len(r.members) <= s.opts.AnnounceLimit }
+
+// announce queues a join or part of ss in r for r's members, or only for
+// ss if r is too large to announce it.
+func (s *Server) announce(ss *session, r *room, ev *protocol.Event) {
+	if s.announces(r) {
+		s.deliverRoom(r, ev)
+	} else {
+		s.sendTo(ss, ev)
+	}
+}
+
 // deliverAround queues ev once for everyone who shares a room with ss, and
-// for ss itself unless skipSelf.
-func (s *Server) deliverAround(ss *session, ev *protocol.Event, skipSelf bool) {
+// for ss itself unless skipSelf. Only the rooms that in accepts count;
+// a nil in accepts every room.
+func (s *Server) deliverAround(ss *session, ev *protocol.Event, skipSelf bool, in func(*room) bool) {
 	d := delivery{ev: ev}
 	seen := map[*session]bool{ss: true}
 	if !skipSelf {
 		ss.enqueue(d.itemFor(ss))
 	}
 	for _, r := range ss.rooms {
+		if in != nil && !in(r) {
+			continue
+		}
 		for m := range r.members {
 			if !seen[m] {
 				seen[m] = true
@@ -103,8 +132,10 @@ func (s *Server) arrive(ss *session) {
 	}
 	// Announced to the others only: the welcome, the first line ss
 	// receives, tells ss itself.
-	s.deliverRoom(s.lobby, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: s.lobby.name, Nick: ss.nick})
 	s.lobby.members[ss] = struct{}{}
+	if s.announces(s.lobby) {
+		s.deliverRoomExcept(s.lobby, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: s.lobby.name, Nick: ss.nick}, ss)
+	}
 	ss.rooms = []*room{s.lobby}
 	ss.current = s.lobby
 	s.sendTo(ss, s.welcome(ss))
@@ -146,7 +177,7 @@ func (s *Server) depart(ss *session, reason, kind string) {
 	if ss.loginTimer != nil {
 		ss.loginTimer.Stop()
 	}
-	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeQuit, Time: now(), Nick: ss.nick, Reason: reason}, true)
+	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeQuit, Time: now(), Nick: ss.nick, Reason: reason}, true, s.announces)
 	for _, r := range ss.rooms {
 		s.leaveRoom(ss, r)
 	}
@@ -311,7 +342,7 @@ func (s *Server) rename(ss *session, name string) {
 	delete(s.nicks, protocol.Fold(old))
 	ss.nick = name
 	s.nicks[protocol.Fold(name)] = ss
-	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeNick, Time: now(), Old: old, Nick: name}, false)
+	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeNick, Time: now(), Old: old, Nick: name}, false, nil)
 }
 
 func (s *Server) join(ss *session, name string) {
@@ -339,7 +370,7 @@ func (s *Server) join(ss *session, name string) {
 		}
 		r.members[ss] = struct{}{}
 		ss.rooms = append(ss.rooms, r)
-		s.deliverRoom(r, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: r.name, Nick: ss.nick})
+		s.announce(ss, r, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: r.name, Nick: ss.nick})
 		ss.current = r
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: r.name})
 		if r.topic != "" {
@@ -357,7 +388,7 @@ func (s *Server) part(ss *session, name, reason string) {
 	if !ok {
 		return
 	}
-	s.deliverRoom(r, &protocol.Event{Type: protocol.TypePart, Time: now(), Room: r.name, Nick: ss.nick, Reason: reason})
+	s.announce(ss, r, &protocol.Event{Type: protocol.TypePart, Time: now(), Room: r.name, Nick: ss.nick, Reason: reason})
 	s.leaveRoom(ss, r)
 	ss.rooms = slices.DeleteFunc(ss.rooms, func(x *room) bool { return x == r })
 	if ss.current != r {

@@ -3,6 +3,7 @@ package chat
 import (
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"time"
 
@@ -41,6 +42,9 @@ const (
 	DefaultMaxRoomMembers = 1000
 	// DefaultMaxRooms is how many rooms may exist at once.
 	DefaultMaxRooms = 1000
+	// DefaultAnnounceLimit is the largest room whose joins, parts and
+	// quits are announced to its members.
+	DefaultAnnounceLimit = 200
 
 	// DefaultHistoryOnJoin is how many of a room's latest messages a client
 	// receives when it joins the room.
@@ -143,6 +147,14 @@ type Options struct {
 	// MaxRoomMembers is how many clients a room may hold; the default room
 	// is exempt. Zero means DefaultMaxRoomMembers.
 	MaxRoomMembers int
+	// AnnounceLimit is the largest room, in members, whose joins, parts
+	// and quits are announced to its members. Larger rooms stay quiet (IRC
+	// calls this auditorium mode): announcing every arrival to everyone
+	// costs N² deliveries as a room fills, which at thousands of members
+	// outweighs the chat itself. /who still lists everyone, and the person
+	// joining or leaving is still told. Zero means DefaultAnnounceLimit;
+	// negative means every room announces.
+	AnnounceLimit int
 	// MaxRooms is how many rooms may exist at once, the default room
 	// included. Zero means DefaultMaxRooms.
 	MaxRooms int
@@ -262,6 +274,12 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.LoginBurst, DefaultLoginBurst)
 	if o.Accounts == nil {
 		o.Accounts = accounts.NewMemory()
+	}
+	switch {
+	case o.AnnounceLimit == 0:
+		o.AnnounceLimit = DefaultAnnounceLimit
+	case o.AnnounceLimit < 0:
+		o.AnnounceLimit = math.MaxInt
 	}
 	switch {
 	case o.HistoryOnJoin == 0:

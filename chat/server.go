@@ -42,6 +42,12 @@ type Server struct {
 	logins   map[string]*rate.Limiter // login attempts by account and by address
 	closing  bool
 
+	// While batching, queueing an event marks its receiver in toWake
+	// instead of waking its writer at once, so a batch of messages goes out
+	// in one write per receiver, not one per message.
+	batching bool
+	toWake   []*session
+
 	// commits carries accepted messages from the readers to commitLoop.
 	commits chan accepted
 	// stopping is closed when shutdown begins, to wake waiting readers.

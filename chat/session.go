@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ type session struct {
 	loginTimer *time.Timer // with RequireAuth, until the client logs in
 
 	pinged bool // a ping has been sent since the client last spoke
+	toWake bool // in srv.toWake
 
 	// lastHeard is when the client last sent a line, in Unix nanoseconds.
 	lastHeard atomic.Int64
@@ -114,7 +116,8 @@ func newSession(srv *Server, conn net.Conn) *session {
 }
 
 // enqueue queues msg for this client without ever blocking. If the queue is
-// full the oldest message is dropped and accounted for.
+// full the oldest message is dropped and accounted for. srv.mu must be
+// held.
 func (ss *session) enqueue(msg item) {
 	ss.mu.Lock()
 	if ss.finished {
@@ -123,7 +126,13 @@ func (ss *session) enqueue(msg item) {
 	}
 	ss.pushLocked(msg)
 	ss.mu.Unlock()
-	ss.signal()
+	switch srv := ss.srv; {
+	case !srv.batching:
+		ss.signal()
+	case !ss.toWake:
+		ss.toWake = true
+		srv.toWake = append(srv.toWake, ss)
+	}
 }
 
 // pushLocked queues it, accounting for the oldest message if it had to be
@@ -373,6 +382,7 @@ func (ss *session) writeLoop() {
 	defer close(ss.done)
 	defer ss.conn.Close()
 	for range ss.wake {
+		runtime.Gosched()
 		ss.mu.Lock()
 		ss.batch = ss.out.drain(ss.batch[:0])
 		lost, finished := ss.missed, ss.finished

@@ -293,6 +293,30 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			alice.ExpectLines("*** you are now talking in #one", "*** error: the server has 2 rooms, the most allowed; join an existing one")
 		})
 
+		It("stops announcing joins, parts and quits in a room past the announce limit, and still lists everyone with /who", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			cs := chatters(chat.Options{AnnounceLimit: 2}, "alice", "bob", "carol")
+			alice, bob, carol := cs[0], cs[1], cs[2]
+			join(alice, "small")
+			join(bob, "small")
+			alice.ExpectExactly("*** bob joined #small") // two members: announced
+
+			// The lobby has three members, past the limit of two: a newcomer
+			// arrives and leaves, and carol leaves, unannounced.
+			connectAll(srv, nw, 1)[0].conn.Close()
+			Eventually(srv.Clients).Should(Equal(3))
+			carol.Send("/part lobby brb\n")
+			carol.ExpectExactly("*** carol left #lobby (brb)", "*** you are in no room now; /join one to talk")
+			carol.Send("/who lobby\n")
+			carol.ExpectExactly("*** in #lobby (2): alice, bob")
+
+			// None of that reached the lobby's members; the next line does.
+			alice.Send("/join lobby\n")
+			alice.ExpectExactly("*** you are now talking in #lobby")
+			alice.Send("still here\n")
+			alice.ExpectExactly("alice: still here")
+			bob.ExpectExactly("[#lobby] alice: still here")
+		})
+
 		It("refuses a topic over the length limit", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			alice := chatters(chat.Options{MaxTopicBytes: 10}, "alice")[0]
 			alice.Send("/topic this is far too long\n")

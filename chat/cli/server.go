@@ -37,6 +37,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.IntVar(&opts.MaxTopicBytes, "max-topic-bytes", chat.DefaultMaxTopicBytes, "longest room topic, in `bytes`")
 	fs.IntVar(&opts.MaxRoomsPerClient, "max-rooms-per-client", chat.DefaultMaxRoomsPerClient, "`rooms` one client may be in at once")
 	fs.IntVar(&opts.MaxRoomMembers, "max-room-members", chat.DefaultMaxRoomMembers, "`clients` a room may hold (the lobby has no limit)")
+	fs.IntVar(&opts.AnnounceLimit, "announce-limit", chat.DefaultAnnounceLimit, "largest room, in `members`, whose joins, parts and quits are announced (-1: every room)")
 	fs.IntVar(&opts.MaxRooms, "max-rooms", chat.DefaultMaxRooms, "`rooms` that may exist at once")
 	opts.MessageRate = chat.DefaultMessageRate
 	fs.Var(rateFlag{&opts.MessageRate}, "rate", "`lines` a second a client may send, sustained (0: no limit)")
