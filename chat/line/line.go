@@ -16,7 +16,6 @@
 package line
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -38,25 +37,35 @@ func IsRejected(err error) bool {
 		errors.Is(err, ErrNUL) || errors.Is(err, ErrControl)
 }
 
+// minBuffer is the buffer a Reader starts with and returns to whenever it
+// has nothing buffered, so that a reader waiting on an idle connection
+// holds little memory however long the lines it has read.
+const minBuffer = 512
+
 // Reader reads lines of at most a fixed number of bytes.
 type Reader struct {
-	br  *bufio.Reader
-	max int
+	rd         io.Reader
+	buf        []byte // buf[start:end] has been read but not yet returned
+	start, end int
+	size       int // the most it buffers: the longest line and its ending
+	max        int
+	err        error // from rd, reported once what was read before it is
 	// skipping is set once a line has been reported too long and the rest
 	// of it, up to its newline, has not yet been read and thrown away.
 	skipping bool
 }
 
 // NewReader returns a Reader of lines of at most max bytes, not counting the
-// line ending. It buffers at most max+2 bytes.
+// line ending. It buffers at most max+2 bytes, and holds a small buffer
+// while no line is pending.
 func NewReader(r io.Reader, max int) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, max+2), max: max}
+	return &Reader{rd: r, size: max + 2, max: max}
 }
 
 // Pending reports whether part of a line has been read: bytes of the next
 // line are buffered, or the rest of a too-long line is still to be skipped.
 // A caller can use it to bound how long a line may take to arrive.
-func (r *Reader) Pending() bool { return r.skipping || r.br.Buffered() > 0 }
+func (r *Reader) Pending() bool { return r.skipping || r.end > r.start }
 
 // Next returns the next line without its ending. The slice is valid only until
 // the next call. A last line that ends at EOF without a newline is returned as
@@ -67,22 +76,22 @@ func (r *Reader) Pending() bool { return r.skipping || r.br.Buffered() > 0 }
 // the rest of it.
 func (r *Reader) Next() ([]byte, error) {
 	for r.skipping {
-		_, err := r.br.ReadSlice('\n')
+		_, err := r.readSlice()
 		switch err {
 		case nil:
 			r.skipping = false
-		case bufio.ErrBufferFull:
+		case errBufferFull:
 		default:
 			return nil, err
 		}
 	}
-	b, err := r.br.ReadSlice('\n')
+	b, err := r.readSlice()
 	switch {
-	case err == bufio.ErrBufferFull:
+	case err == errBufferFull:
 		r.skipping = true
 		return nil, ErrTooLong
-	case err == io.EOF && len(b) > 0:
-		// A final unterminated line; the next call reports io.EOF.
+	case err != nil && len(b) > 0:
+		// A final unterminated line; the next call reports the error.
 	case err != nil:
 		return nil, err
 	}
@@ -99,6 +108,66 @@ func (r *Reader) Next() ([]byte, error) {
 		return nil, ErrControl
 	}
 	return b, nil
+}
+
+var errBufferFull = errors.New("line: buffer full")
+
+// readSlice returns the bytes up to and including the next newline; or,
+// with errBufferFull, size bytes holding none; or, with the read error,
+// whatever came before it. The bytes are valid until the next call.
+func (r *Reader) readSlice() ([]byte, error) {
+	scanned := 0 // bytes at buf[start:] known to hold no newline
+	for {
+		if i := bytes.IndexByte(r.buf[r.start+scanned:r.end], '\n'); i >= 0 {
+			b := r.buf[r.start : r.start+scanned+i+1]
+			r.start += scanned + i + 1
+			return b, nil
+		}
+		scanned = r.end - r.start
+		var err error
+		switch {
+		case r.err != nil:
+			err = r.err
+		case scanned >= r.size:
+			err = errBufferFull
+		}
+		if err != nil {
+			b := r.buf[r.start:r.end]
+			r.start = r.end
+			return b, err
+		}
+		r.fill()
+	}
+}
+
+// fill reads once more into the buffer, making room first: it moves the
+// unread bytes to the front, grows the buffer (up to size) if they fill
+// it, and goes back to a small buffer if there are none.
+func (r *Reader) fill() {
+	n, small := r.end-r.start, min(minBuffer, r.size)
+	switch {
+	case n == 0 && len(r.buf) != small:
+		r.buf = make([]byte, small)
+	case n == len(r.buf):
+		buf := make([]byte, min(max(2*len(r.buf), minBuffer), r.size))
+		copy(buf, r.buf[r.start:r.end])
+		r.buf = buf
+	default:
+		copy(r.buf, r.buf[r.start:r.end])
+	}
+	r.start, r.end = 0, n
+	for range 100 {
+		m, err := r.rd.Read(r.buf[r.end:])
+		r.end += m
+		if err != nil {
+			r.err = err
+			return
+		}
+		if m > 0 {
+			return
+		}
+	}
+	r.err = io.ErrNoProgress
 }
 
 // HasControl reports whether b, valid UTF-8, holds a control character

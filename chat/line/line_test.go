@@ -95,3 +95,34 @@ func TestReadErrorsPassThrough(t *testing.T) {
 		t.Fatalf("Next = %v; want %v", err, boom)
 	}
 }
+
+// An idle connection's reader waits with a small buffer, however long the
+// lines it may take or has taken, so that thousands of idle clients cost
+// little memory.
+func TestBufferGrowsForALongLineAndShrinksOnceItIsRead(t *testing.T) {
+	long := strings.Repeat("x", 3000)
+	lr := NewReader(strings.NewReader("hi\n"+long+"\nbye\n"), 4096)
+	wantCap := func(when string, want int) {
+		t.Helper()
+		if got := cap(lr.buf); got > want {
+			t.Fatalf("%s: buffer of %d bytes; want at most %d", when, got, want)
+		}
+	}
+	wantCap("before reading", 0)
+	for _, want := range []string{"hi", long, "bye"} {
+		b, err := lr.Next()
+		if err != nil || string(b) != want {
+			t.Fatalf("Next = %.20q, %v; want %.20q", b, err, want)
+		}
+		switch want {
+		case "hi":
+			wantCap("after a short line", minBuffer)
+		case long:
+			wantCap("holding the long line", 4098)
+		}
+	}
+	if _, err := lr.Next(); err != io.EOF {
+		t.Fatalf("Next = %v; want EOF", err)
+	}
+	wantCap("at EOF", minBuffer)
+}
