@@ -108,7 +108,7 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 		s.batching = false
 		for _, ss := range s.toWake {
 			ss.toWake = false
-			ss.signal()
+			ss.wake()
 		}
 		clear(s.toWake)
 		s.toWake = s.toWake[:0]

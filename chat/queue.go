@@ -9,6 +9,9 @@ type item struct {
 	seq  uint64
 }
 
+// minQueue is the smallest array a queue holds once it has held any.
+const minQueue = 8
+
 // queue is a bounded FIFO of messages for one receiver. When full, pushing
 // drops the oldest message. It grows on demand up to its limit, so an idle
 // connection holds no large array. It is not safe for concurrent use.
@@ -37,7 +40,7 @@ func (q *queue) push(m item) (dropped item, ok bool) {
 }
 
 func (q *queue) grow() {
-	size := min(max(2*len(q.buf), 8), q.limit)
+	size := min(max(2*len(q.buf), minQueue), q.limit)
 	buf := make([]item, size)
 	q.appendTo(buf[:0])
 	q.buf, q.head = buf, 0
@@ -51,10 +54,22 @@ func (q *queue) appendTo(dst []item) []item {
 	return dst
 }
 
-// drain moves every queued message, oldest first, onto dst and empties q.
-func (q *queue) drain(dst []item) []item {
-	dst = q.appendTo(dst)
-	clear(q.buf) // let the messages be collected once written
+// drainTo appends the bytes of every queued message, oldest first, to b
+// and empties q.
+func (q *queue) drainTo(b []byte) []byte {
+	for i := range q.n {
+		j := (q.head + i) % len(q.buf)
+		b = append(b, q.buf[j].b...)
+		q.buf[j] = item{} // let the message be collected once written
+	}
 	q.head, q.n = 0, 0
-	return dst
+	return b
+}
+
+// release lets go of an empty queue's array if a burst grew it, so that an
+// idle client holds only a small one.
+func (q *queue) release() {
+	if q.n == 0 && len(q.buf) > minQueue {
+		q.buf = nil
+	}
 }

@@ -209,11 +209,7 @@ func (s *Server) start(conn net.Conn) {
 	s.mu.Unlock()
 
 	s.log.Info("New client connected: " + ss.addr)
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		ss.writeLoop()
-	}()
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer s.readers.Done()

@@ -18,13 +18,18 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// maxRetainedWriteBuffer is the largest write buffer a session keeps between
-// writes; a burst may grow it further, but it is let go afterwards.
-const maxRetainedWriteBuffer = 64 << 10
+// maxPooledWriteBuffer is the largest write buffer kept for reuse; a burst
+// may grow one further, but it is let go afterwards.
+const maxPooledWriteBuffer = 64 << 10
+
+// writeBuffers holds write buffers between writes. They are shared by all
+// sessions rather than kept by each, so an idle client holds none.
+var writeBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // session is the server side of one client connection. Its reader goroutine
-// reads and broadcasts the client's lines; its writer goroutine owns every
-// write to the connection and closing it.
+// reads and broadcasts the client's lines. Its flusher goroutine, which
+// runs only while there is something to write, owns every write to the
+// connection and closing it; an idle client has a reader and no flusher.
 type session struct {
 	srv  *Server
 	conn net.Conn
@@ -54,6 +59,9 @@ type session struct {
 	out      queue
 	missed   missed // what was dropped from out since the last write
 	finished bool   // no more messages will be queued; close once flushed
+	// flushing is set while a flusher runs, and for good once one has
+	// closed the connection, so that at most one ever writes.
+	flushing bool
 	// closeReason says why the server closed the connection, for the quit
 	// announcement.
 	closeReason string
@@ -66,12 +74,10 @@ type session struct {
 	limiter  *rate.Limiter
 	refusals int // lines refused in a row
 
-	wake chan struct{} // tells the writer there is work; capacity 1
-	done chan struct{} // closed when the writer has closed the connection
+	done chan struct{} // closed when the flusher has closed the connection
 
-	// Writer-owned, reused between writes.
-	batch []item
-	wbuf  []byte
+	// deadline is the connection's write deadline, owned by the flusher.
+	deadline time.Time
 }
 
 // missed accounts for the messages a slow client lost.
@@ -105,7 +111,6 @@ func newSession(srv *Server, conn net.Conn) *session {
 		addr: conn.RemoteAddr().String(),
 		ip:   hostOf(conn.RemoteAddr()),
 		out:  queue{limit: srv.opts.OutboundQueue},
-		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
 	if srv.opts.MessageRate != rate.Inf {
@@ -125,13 +130,18 @@ func (ss *session) enqueue(msg item) {
 		return
 	}
 	ss.pushLocked(msg)
+	if srv := ss.srv; srv.batching {
+		ss.mu.Unlock()
+		if !ss.toWake {
+			ss.toWake = true
+			srv.toWake = append(srv.toWake, ss)
+		}
+		return
+	}
+	start := ss.startFlushLocked()
 	ss.mu.Unlock()
-	switch srv := ss.srv; {
-	case !srv.batching:
-		ss.signal()
-	case !ss.toWake:
-		ss.toWake = true
-		srv.toWake = append(srv.toWake, ss)
+	if start {
+		ss.startFlusher()
 	}
 }
 
@@ -154,15 +164,38 @@ func (ss *session) finish(last []byte) {
 		}
 		ss.finished = true
 	}
+	start := ss.startFlushLocked()
 	ss.mu.Unlock()
-	ss.signal()
+	if start {
+		ss.startFlusher()
+	}
 }
 
-func (ss *session) signal() {
-	select {
-	case ss.wake <- struct{}{}:
-	default:
+// wake makes sure what is queued gets written.
+func (ss *session) wake() {
+	ss.mu.Lock()
+	start := ss.startFlushLocked()
+	ss.mu.Unlock()
+	if start {
+		ss.startFlusher()
 	}
+}
+
+// startFlushLocked reports whether a flusher must be started, and if so
+// marks it started. ss.mu must be held.
+func (ss *session) startFlushLocked() bool {
+	if ss.flushing {
+		return false
+	}
+	ss.flushing = true
+	return true
+}
+
+// startFlusher starts the flusher, counted in the server's goroutines.
+// (A method, not a closure, so that starting it allocates nothing.)
+func (ss *session) startFlusher() {
+	ss.srv.wg.Add(1)
+	go ss.flush()
 }
 
 // readLoop reads and carries out the client's lines until the connection
@@ -376,64 +409,83 @@ func (ss *session) setFormat(name string) {
 	ss.jsonOut.Store(f == protocol.JSON)
 }
 
-// writeLoop writes queued messages, everything queued at once in one Write,
-// until the session is finished and flushed or a write fails.
-func (ss *session) writeLoop() {
-	defer close(ss.done)
-	defer ss.conn.Close()
-	for range ss.wake {
-		runtime.Gosched()
+// flush writes what is queued, everything queued at once in one Write,
+// until the queue is empty, then ends; once the session is finished and
+// flushed, or a write fails, it closes the connection.
+func (ss *session) flush() {
+	defer ss.srv.wg.Done()
+	// Let whatever else is runnable go first: under load, more messages
+	// queue meanwhile and share this write; when idle, this costs nothing.
+	runtime.Gosched()
+	for {
+		bp := writeBuffers.Get().(*[]byte)
 		ss.mu.Lock()
-		ss.batch = ss.out.drain(ss.batch[:0])
-		lost, finished := ss.missed, ss.finished
-		ss.missed = missed{}
+		b := ss.takeLocked((*bp)[:0])
+		finished := ss.finished
+		if len(b) == 0 && !finished {
+			ss.flushing = false
+			ss.out.release()
+			ss.mu.Unlock()
+			writeBuffers.Put(bp)
+			return
+		}
 		ss.mu.Unlock()
 
-		if err := ss.write(lost); err != nil {
-			switch {
-			case finished:
-				// The client is leaving anyway; a failed goodbye is normal.
-				ss.srv.log.Debug("Final write to client failed: "+ss.addr, "err", err)
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				ss.srv.log.Warn("Disconnecting slow client " + ss.addr + ": write deadline exceeded")
-				ss.mu.Lock()
-				ss.closeReason = "too slow to receive messages"
-				ss.mu.Unlock()
-			case !errors.Is(err, net.ErrClosed):
-				ss.srv.log.Info("Write to client failed; disconnecting "+ss.addr, "err", err)
-				ss.mu.Lock()
-				ss.closeReason = "write failed"
-				ss.mu.Unlock()
-			}
-			return
+		err := ss.write(b)
+		if cap(b) <= maxPooledWriteBuffer {
+			*bp = b
+			writeBuffers.Put(bp)
 		}
-		if finished {
-			return
+		if err == nil && !(finished && len(b) == 0) {
+			continue
 		}
+		switch {
+		case err == nil:
+		case finished:
+			// The client is leaving anyway; a failed goodbye is normal.
+			ss.srv.log.Debug("Final write to client failed: "+ss.addr, "err", err)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			ss.srv.log.Warn("Disconnecting slow client " + ss.addr + ": write deadline exceeded")
+			ss.mu.Lock()
+			ss.closeReason = "too slow to receive messages"
+			ss.mu.Unlock()
+		case !errors.Is(err, net.ErrClosed):
+			ss.srv.log.Info("Write to client failed; disconnecting "+ss.addr, "err", err)
+			ss.mu.Lock()
+			ss.closeReason = "write failed"
+			ss.mu.Unlock()
+		}
+		ss.conn.Close()
+		close(ss.done)
+		return // flushing stays set: nothing more is written
 	}
 }
 
-// write sends the batch, preceded by notices if messages were missed, as
-// one Write with a deadline.
-func (ss *session) write(lost missed) error {
-	b := ss.wbuf[:0]
-	if lost.count > 0 {
-		b = ss.appendMissed(b, lost)
+// takeLocked appends what is to be written to b and empties the queue:
+// notices for what was missed, if anything was, then every queued
+// message. ss.mu must be held.
+func (ss *session) takeLocked(b []byte) []byte {
+	if ss.missed.count > 0 {
+		b = ss.appendMissed(b, ss.missed)
+		ss.missed = missed{}
 	}
-	for i, m := range ss.batch {
-		b = append(b, m.b...)
-		ss.batch[i] = item{}
-	}
+	return ss.out.drainTo(b)
+}
+
+// write writes b with a write deadline. The deadline is renewed only once
+// less than three quarters of WriteTimeout is left, which spares a system
+// call per write: a write that makes no progress fails after between
+// three quarters of WriteTimeout and all of it.
+func (ss *session) write(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	if cap(b) <= maxRetainedWriteBuffer {
-		ss.wbuf = b
-	} else {
-		ss.wbuf = nil
-	}
-	if err := ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.opts.WriteTimeout)); err != nil {
-		return err
+	timeout := ss.srv.opts.WriteTimeout
+	if now := time.Now(); ss.deadline.Sub(now) < timeout*3/4 {
+		ss.deadline = now.Add(timeout)
+		if err := ss.conn.SetWriteDeadline(ss.deadline); err != nil {
+			return err
+		}
 	}
 	n, err := ss.conn.Write(b)
 	ss.srv.metrics.writes.Inc()

@@ -90,8 +90,8 @@ func (r *Reader) Next() ([]byte, error) {
 	case err == errBufferFull:
 		r.skipping = true
 		return nil, ErrTooLong
-	case err != nil && len(b) > 0:
-		// A final unterminated line; the next call reports the error.
+	case err == io.EOF && len(b) > 0:
+		// A final unterminated line; the next call reports io.EOF.
 	case err != nil:
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func (r *Reader) readSlice() ([]byte, error) {
 		var err error
 		switch {
 		case r.err != nil:
-			err = r.err
+			err, r.err = r.err, nil
 		case scanned >= r.size:
 			err = errBufferFull
 		}

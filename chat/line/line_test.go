@@ -126,3 +126,13 @@ func TestBufferGrowsForALongLineAndShrinksOnceItIsRead(t *testing.T) {
 	}
 	wantCap("at EOF", minBuffer)
 }
+
+// Only the end of the input makes an unfinished line a line: after any
+// other error (a read deadline, say) the part read is not a line.
+func TestAnUnfinishedLineIsDroppedOnAReadError(t *testing.T) {
+	boom := errors.New("boom")
+	lr := NewReader(io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(boom)), 16)
+	if b, err := lr.Next(); err != boom {
+		t.Fatalf("Next = %q, %v; want nothing and %v", b, err, boom)
+	}
+}
