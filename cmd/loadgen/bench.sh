@@ -24,7 +24,8 @@ for history in on off; do
   lg -scenario chatter -n 200 -rate 5 -duration 10s
   lg -scenario slow -n "$N" -stalled 1 -messages "$MESSAGES" -window 64
   lg -scenario connect -n 2000
-  lg -scenario idle -n 5000 -duration 3s
+  lg -scenario idle -n 10000 -duration 3s
+  if [ "$history" = off ]; then lg -scenario idle -n 19500 -duration 3s; fi
   kill "$pid"; wait "$pid" || true
 done
 # nats-server on the same scenario, if one is at hand:
