@@ -2,6 +2,8 @@ package chat
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"testing"
 
 	"github.com/natter-chat/natter/chat/protocol"
@@ -91,6 +93,66 @@ func BenchmarkBroadcast(b *testing.B) {
 				s.broadcast(ev)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/recipient")
+		})
+	}
+}
+
+// loopbackConn returns the writing end of a loopback TCP connection whose
+// other end is read and discarded until the benchmark ends.
+func loopbackConn(b *testing.B) net.Conn {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, c)
+		c.Close()
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	return c
+}
+
+// BenchmarkCoalescedWrite measures taking k queued messages and writing
+// them to a loopback TCP connection as one write; ns/message falls as k
+// grows, which is why a flusher takes everything queued at once.
+func BenchmarkCoalescedWrite(b *testing.B) {
+	line := []byte("alice: a chat line of a typical length, say sixty bytes or so\n")
+	for _, k := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("messages=%d", k), func(b *testing.B) {
+			s := newIdleSessions(b, 1)
+			var ss *session
+			for x := range s.sessions {
+				ss = x
+			}
+			ss.conn = loopbackConn(b)
+			var buf []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				ss.mu.Lock()
+				for range k {
+					ss.pushLocked(item{b: line})
+				}
+				buf = ss.takeLocked(buf[:0])
+				ss.mu.Unlock()
+				if err := ss.write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(k), "ns/message")
 		})
 	}
 }
