@@ -12,8 +12,10 @@
 //     is not UTF-8, or that holds a NUL byte, is discarded whole and the
 //     sender gets an error line; its connection stays up.
 //   - Each message is encoded once and shared by every receiver. Each
-//     connection has a bounded outbound queue, drained by one writer
-//     goroutine that writes everything queued in one Write.
+//     connection has a bounded outbound queue, drained by a flusher
+//     goroutine that writes everything queued in one Write and runs only
+//     while there is something to write, so an idle connection costs one
+//     goroutine (its reader) and a small buffer.
 //   - The broadcaster never blocks on a receiver. When a receiver's queue is
 //     full, its oldest queued messages are dropped and it is told how many
 //     it missed; a receiver that takes no bytes for [Options.WriteTimeout]

@@ -51,7 +51,7 @@ type session struct {
 	lastHeard atomic.Int64
 
 	// jsonOut is whether the client takes events as JSON. It changes under
-	// srv.mu but is atomic, so that the reader (parsing) and the writer
+	// srv.mu but is atomic, so that the reader (parsing) and the flusher
 	// (its own notices) can read it without srv.mu.
 	jsonOut atomic.Bool
 
@@ -154,7 +154,7 @@ func (ss *session) pushLocked(it item) {
 	}
 }
 
-// finish queues last (if not nil) as the final message and tells the writer
+// finish queues last (if not nil) as the final message and tells the flusher
 // to close the connection once everything queued has been written.
 func (ss *session) finish(last []byte) {
 	ss.mu.Lock()
@@ -200,7 +200,7 @@ func (ss *session) startFlusher() {
 
 // readLoop reads and carries out the client's lines until the connection
 // ends, the client quits, or the server gives up on it, then takes the
-// client out of the chat and lets the writer finish.
+// client out of the chat and lets the flusher finish.
 func (ss *session) readLoop() {
 	srv := ss.srv
 	in := &lineDeadline{conn: ss.conn, timeout: srv.opts.LineTimeout}
@@ -300,7 +300,7 @@ func (ss *session) lost(err error) string {
 }
 
 // leave takes the client out of the chat once its last messages are
-// delivered (to it too), announcing reason, and lets the writer finish.
+// delivered (to it too), announcing reason, and lets the flusher finish.
 func (ss *session) leave(reason string) {
 	srv := ss.srv
 	ss.inflight.Wait()

@@ -70,7 +70,7 @@ var _ = DescribeTableSubtree("Operations", func(tr Transport) {
 		})
 	})
 
-	It("counts clients, messages, deliveries, rejected lines and disconnects by reason, for Prometheus", SpecTimeout(specTimeout), func(ctx SpecContext) {
+	It("counts clients, messages, deliveries, writes, rejected lines and disconnects by reason, for Prometheus", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		cs := connectAll(srv, nw, 3)
 		alice, bob, flooder := cs[0], cs[1], cs[2]
 		alice.Send("one\ntwo\n")
@@ -89,6 +89,8 @@ var _ = DescribeTableSubtree("Operations", func(tr Transport) {
 		Expect(metric(body, "natter_store_commit_seconds_count")).NotTo(BeElementOf("", "0"))
 		Expect(metric(body, "natter_deliveries_total")).NotTo(BeElementOf("", "0"))
 		Expect(metric(body, "natter_bytes_written_total")).NotTo(BeElementOf("", "0"))
+		Expect(metric(body, "natter_writes_total")).NotTo(BeElementOf("", "0"))
+		Expect(metric(body, "go_goroutines")).NotTo(BeEmpty(), "the Go runtime's metrics are there too")
 	})
 
 	It("answers /healthz, /readyz and the pprof index", SpecTimeout(specTimeout), func(ctx SpecContext) {
