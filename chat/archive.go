@@ -97,7 +97,7 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 		for _, a := range batch {
 			s.fail(a.from, codeStoreError, "your message could not be stored, so it was not sent: %v", err)
 		}
-	} else {
+	} else if s.opts.Cluster == nil { // a cluster delivers through deliverStored
 		s.batching = true
 		for i, a := range batch {
 			a.ev.Seq = msgs[i].Seq
@@ -131,6 +131,23 @@ func (s *Server) trimStep() bool {
 		return false
 	}
 	return n == trimBatch
+}
+
+// deliverStored delivers a message the cluster stored, on this node or
+// another, to its room's members here. Messages arrive in the cluster's
+// order; one numbered at or below what the room has delivered was replayed
+// to its members already.
+func (s *Server) deliverStored(m history.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[protocol.Fold(m.Room)]
+	if r == nil || m.Seq <= r.delivered {
+		return
+	}
+	r.delivered = m.Seq
+	ev := historyEvent(m)
+	ev.History, ev.Room = false, r.name
+	s.deliverRoom(r, ev)
 }
 
 // historyEvent turns a stored message into the event that replays it.

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -111,6 +112,18 @@ const (
 // exists.
 const DefaultRoom = "lobby"
 
+// Cluster links a server to the other nodes of a deployment (see package
+// chat/cluster, which implements it over NATS JetStream). As a history
+// store its Append stores and numbers messages for the whole deployment
+// without delivering them; Run then hands every node every message, in
+// one order, to deliver to its own clients.
+type Cluster interface {
+	history.Store
+	// Run calls deliver with every message stored by any node, in the
+	// cluster's order, until ctx ends.
+	Run(ctx context.Context, deliver func(history.Message)) error
+}
+
 // Options configures a [Server]. The zero value uses every default.
 type Options struct {
 	// MaxLineBytes is the longest line, in bytes, that a client may send;
@@ -159,6 +172,11 @@ type Options struct {
 	// included. Zero means DefaultMaxRooms.
 	MaxRooms int
 
+	// Cluster, if set, makes this server one node of several serving one
+	// chat: messages are stored and ordered by the cluster and reach
+	// clients through it, on every node, and it is the history (History
+	// is ignored). See package chat/cluster.
+	Cluster Cluster
 	// History stores every message before anyone receives it. Nil means an
 	// in-memory store that keeps DefaultMemoryHistory messages per room.
 	// The server does not close it.
@@ -291,6 +309,9 @@ func (o Options) withDefaults() Options {
 	// else; at most half of it, so that a replay can't push itself out.
 	o.MaxHistoryPage = max(1, min(o.MaxHistoryPage, o.OutboundQueue/2))
 	o.HistoryOnJoin = min(o.HistoryOnJoin, o.MaxHistoryPage)
+	if o.Cluster != nil {
+		o.History = o.Cluster
+	}
 	if o.History == nil {
 		o.History = history.NewMemory(history.Retention{MaxMessages: DefaultMemoryHistory})
 	}

@@ -114,6 +114,17 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer s.wg.Done()
 		s.pingLoop()
 	}()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	if c := s.opts.Cluster; c != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := c.Run(runCtx, s.deliverStored); err != nil && runCtx.Err() == nil {
+				s.log.Error("Cluster delivery stopped", "err", err)
+			}
+		}()
+	}
 	acceptErr := make(chan error, len(listeners))
 	for _, ln := range listeners {
 		s.wg.Add(1)
@@ -131,6 +142,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		listeners = listeners[1:] // one loop has returned already
 	}
 	s.shutdown()
+	stopRun() // every client has had its goodbye
 	for range listeners {
 		<-acceptErr // every listener is closed: no more sessions start
 	}

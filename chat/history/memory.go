@@ -1,6 +1,7 @@
 package history
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -53,6 +54,28 @@ func (s *MemoryStore) Append(msgs []Message) error {
 		if max := s.retention.MaxMessages; max > 0 && len(r.msgs) > max {
 			r.msgs = append(r.msgs[:0], r.msgs[len(r.msgs)-max:]...)
 		}
+	}
+	return nil
+}
+
+// Insert adds m with the number it already has, which must be above every
+// number m's room has: for keeping a copy of a log numbered elsewhere,
+// such as a cluster's stream. A room's numbers then need not be
+// consecutive.
+func (s *MemoryStore) Insert(m Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	r := s.room(m.Room)
+	if m.Seq <= r.seq {
+		return fmt.Errorf("history: message %d is not above %d, the newest in %s", m.Seq, r.seq, m.Room)
+	}
+	r.seq = m.Seq
+	r.msgs = append(r.msgs, m)
+	if max := s.retention.MaxMessages; max > 0 && len(r.msgs) > max {
+		r.msgs = append(r.msgs[:0], r.msgs[len(r.msgs)-max:]...)
 	}
 	return nil
 }

@@ -1,0 +1,290 @@
+// Package cluster joins natter servers into one chat through NATS
+// JetStream, so that several nodes behind a load balancer behave as one
+// server.
+//
+// JetStream is the sequencer and the history. A deployment has one stream,
+// with a subject per room. A node stores a chat message by publishing it
+// and waiting for JetStream's acknowledgement; it delivers nothing itself.
+// Every node, the one that published included, consumes the stream in
+// order and delivers each message to its own clients, so all members of a
+// room, on every node, see its messages in the one order of the stream.
+//
+// A message's number is its stream sequence: unique and increasing across
+// the deployment, so a room's numbers increase but are not consecutive.
+// Each node keeps a copy of the stream in memory, kept up to date by the
+// same consumer, and answers history, paging and resume from it, so a
+// client can resume on any node.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/chat/history"
+)
+
+// Defaults for the zero fields of [Config].
+const (
+	// DefaultName names the deployment.
+	DefaultName = "natter"
+	// DefaultMaxMessages is how many of each room's newest messages the
+	// stream keeps.
+	DefaultMaxMessages = 10000
+	// DefaultTimeout bounds how long storing a batch of messages may take
+	// before it is given up on.
+	DefaultTimeout = 5 * time.Second
+)
+
+// Config configures a [Node].
+type Config struct {
+	// Name names the deployment: its stream is NATTER_<NAME> and its
+	// subjects natter.<name>.room.<room>. Nodes with the same name serve
+	// the same chat. Empty means DefaultName.
+	Name string
+	// MaxMessages is how many of each room's newest messages are kept.
+	// Zero means DefaultMaxMessages.
+	MaxMessages int
+	// MaxAge is how long a message is kept; zero keeps it until
+	// MaxMessages pushes it out.
+	MaxAge time.Duration
+	// Replicas is how many NATS servers hold a copy of the stream: 1 for
+	// a single NATS server, 3 for a three-server NATS cluster. Zero
+	// means 1.
+	Replicas int
+	// Timeout bounds storing one batch of messages. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Node is one natter server's link to the cluster. It implements
+// [history.Store]: Append publishes, reads come from the node's copy of
+// the stream.
+type Node struct {
+	js     jetstream.JetStream
+	cfg    Config
+	stream string
+	prefix string // subject prefix, up to the room
+	msgs   jetstream.MessagesContext
+	copy   *history.MemoryStore
+
+	mu      sync.Mutex
+	closed  bool
+	running bool
+}
+
+var _ history.Store = (*Node)(nil)
+
+// ErrClosed is returned by a Node that has been closed.
+var ErrClosed = errors.New("cluster: node closed")
+
+// Join connects a node to the deployment over nc: it creates the stream
+// if it does not exist, and reads the stream up to its current end before
+// returning, so the node starts with the whole history. The caller owns
+// nc and closes it after the node.
+func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.MaxMessages <= 0 {
+		cfg.MaxMessages = DefaultMaxMessages
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	n := &Node{
+		js:     js,
+		cfg:    cfg,
+		stream: "NATTER_" + strings.ToUpper(cfg.Name),
+		prefix: "natter." + strings.ToLower(cfg.Name) + ".room.",
+		copy:   history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages}),
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              n.stream,
+		Subjects:          []string{n.prefix + ">"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          cfg.Replicas,
+		MaxMsgsPerSubject: int64(cfg.MaxMessages),
+		MaxAge:            cfg.MaxAge,
+		Discard:           jetstream.DiscardOld,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: stream %s: %w", n.stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: stream %s: %w", n.stream, err)
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: consumer: %w", err)
+	}
+	if n.msgs, err = cons.Messages(); err != nil {
+		return nil, fmt.Errorf("cluster: consumer: %w", err)
+	}
+	// Catch up: everything stored before this node joined is history.
+	for last := info.State.LastSeq; last > 0; {
+		m, err := n.next(ctx)
+		if err != nil {
+			n.msgs.Stop()
+			return nil, fmt.Errorf("cluster: reading the stream: %w", err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		if msg, ok := n.decode(m, meta.Sequence.Stream); ok {
+			n.copy.Insert(msg)
+		}
+		if meta.Sequence.Stream >= last {
+			break
+		}
+	}
+	return n, nil
+}
+
+// next returns the next message of the stream, or ctx's error.
+func (n *Node) next(ctx context.Context) (jetstream.Msg, error) {
+	type result struct {
+		m   jetstream.Msg
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, err := n.msgs.Next()
+		done <- result{m, err}
+	}()
+	select {
+	case r := <-done:
+		return r.m, r.err
+	case <-ctx.Done():
+		n.msgs.Stop()
+		<-done
+		return nil, ctx.Err()
+	}
+}
+
+func (n *Node) decode(m jetstream.Msg, seq uint64) (history.Message, bool) {
+	var msg history.Message
+	if err := json.Unmarshal(m.Data(), &msg); err != nil {
+		return msg, false
+	}
+	msg.Seq = seq
+	return msg, true
+}
+
+// Run calls deliver with every message any node stores from now on, in
+// stream order, after adding it to the node's history, until ctx ends or
+// the node is closed. Only one Run may be active.
+func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
+	n.mu.Lock()
+	if n.closed || n.running {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.running = true
+	n.mu.Unlock()
+	stop := context.AfterFunc(ctx, n.msgs.Stop)
+	defer stop()
+	for {
+		m, err := n.msgs.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		msg, ok := n.decode(m, meta.Sequence.Stream)
+		if !ok {
+			continue
+		}
+		n.copy.Insert(msg)
+		deliver(msg)
+	}
+}
+
+// Append implements history.Store: it publishes msgs to the stream and
+// returns once JetStream has stored them, setting each one's Seq to its
+// stream sequence. The messages reach clients through Run, on every node.
+// If it fails, some of the messages may have been stored nonetheless.
+func (n *Node) Append(msgs []history.Message) error {
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	defer cancel()
+	acks := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		m.Seq = 0
+		data, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if acks[i], err = n.js.PublishAsync(n.prefix+strings.ToLower(m.Room), data); err != nil {
+			return fmt.Errorf("cluster: publish: %w", err)
+		}
+	}
+	for i, f := range acks {
+		select {
+		case ack := <-f.Ok():
+			msgs[i].Seq = ack.Sequence
+		case err := <-f.Err():
+			return fmt.Errorf("cluster: publish: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: publish: not stored within %v: %w", n.cfg.Timeout, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Before implements history.Store from the node's copy of the stream.
+func (n *Node) Before(room string, before uint64, k int) ([]history.Message, error) {
+	return n.copy.Before(room, before, k)
+}
+
+// After implements history.Store from the node's copy of the stream.
+func (n *Node) After(room string, after uint64, k int) ([]history.Message, error) {
+	return n.copy.After(room, after, k)
+}
+
+// Bounds implements history.Store from the node's copy of the stream.
+func (n *Node) Bounds(room string) (oldest, newest uint64, err error) {
+	return n.copy.Bounds(room)
+}
+
+// Trim implements history.Store. JetStream applies the retention limits
+// to the stream; the copy keeps MaxMessages per room.
+func (n *Node) Trim(time.Time, int) (int, error) { return 0, nil }
+
+// Close stops the node's consumer; a running Run returns.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	n.msgs.Stop()
+	return n.copy.Close()
+}

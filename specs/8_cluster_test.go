@@ -1,0 +1,133 @@
+package specs_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/cluster"
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// startNATS starts an in-process NATS server with JetStream on a temporary
+// directory, listening on no port, and registers its shutdown.
+func startNATS() *natsserver.Server {
+	GinkgoHelper()
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		JetStream: true, StoreDir: GinkgoT().TempDir(), DontListen: true, NoLog: true, NoSigs: true,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	ns.Start()
+	DeferCleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	Expect(ns.ReadyForConnections(5 * time.Second)).To(BeTrue(), "NATS did not start")
+	return ns
+}
+
+// startNode starts a natter server on nw that joins the cluster on ns.
+func startNode(nw Network, ns *natsserver.Server, opts chat.Options) *runningServer {
+	GinkgoHelper()
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	node, err := cluster.Join(ctx, nc, cluster.Config{})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(node.Close)
+	opts.Cluster = node
+	return startServer(nw, opts)
+}
+
+// named connects a client to srv and gives it a nickname, so that clients
+// of different nodes (whose guest numbers overlap) can be told apart.
+func named(nw Network, srv *runningServer, nick string) *testClient {
+	GinkgoHelper()
+	c := connectAll(srv, nw, 1)[0]
+	c.Send("/nick " + nick + "\n")
+	c.ExpectExactly("*** " + c.Nick + " is now " + nick)
+	c.Nick = nick
+	return c
+}
+
+var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
+	var (
+		nw   Network
+		ns   *natsserver.Server
+		a, b *runningServer
+	)
+
+	BeforeEach(func() {
+		nw = tr.New(false)
+		ns = startNATS()
+		a = startNode(nw, ns, chat.Options{HistoryOnJoin: -1})
+		b = startNode(nw, ns, chat.Options{HistoryOnJoin: -1})
+	})
+
+	It("delivers a line sent on one node to the room's members on every node, once each", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice, bob := named(nw, a, "alice"), named(nw, b, "bob")
+		alice.Send("hello from a\n")
+		bob.ExpectLines(alice.Says("hello from a"))
+		alice.ExpectLines(alice.Says("hello from a"))
+		bob.Send("hello from b\n")
+		alice.ExpectLines(bob.Says("hello from b"))
+		bob.ExpectLines(bob.Says("hello from b"))
+		// Nothing twice: the next line is the next message.
+		alice.Send("done\n")
+		bob.ExpectLines(alice.Says("done"))
+		alice.ExpectLines(alice.Says("done"))
+	})
+
+	It("gives every member, on every node, a room's messages in one order", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice, bob := named(nw, a, "alice"), named(nw, b, "bob")
+		carol := named(nw, a, "carol")
+		const n = 25
+		for i := range n {
+			alice.Send(fmt.Sprintf("a%d\n", i))
+			bob.Send(fmt.Sprintf("b%d\n", i))
+		}
+		read := func(c *testClient) []string {
+			GinkgoHelper()
+			got := make([]string, 2*n)
+			for i := range got {
+				l, err := c.NextLine()
+				Expect(err).NotTo(HaveOccurred())
+				got[i] = l
+			}
+			return got
+		}
+		first := read(alice)
+		Expect(first).To(ContainElements(alice.Says("a0"), bob.Says("b0"), alice.Says(fmt.Sprintf("a%d", n-1)), bob.Says(fmt.Sprintf("b%d", n-1))))
+		Expect(read(bob)).To(Equal(first))
+		Expect(read(carol)).To(Equal(first))
+	})
+
+	It("lets a client resume on another node without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice := named(nw, a, "alice")
+		carol := named(nw, a, "carol")
+		dave := named(nw, b, "dave")
+		carol.SwitchToJSON()
+		alice.Send("one\n")
+		seen := carol.ExpectEvent(protocol.Event{Type: protocol.TypeMessage, Room: "lobby", From: "alice", Text: "one"})
+		Expect(carol.conn.Close()).To(Succeed())
+
+		alice.Send("two\nthree\n")
+		dave.ExpectLines(alice.Says("one"), alice.Says("two"), alice.Says("three"))
+
+		// carol comes back through the other node.
+		again := named(nw, b, "carol")
+		again.Send(fmt.Sprintf("/resume lobby %d\n", seen.Seq))
+		again.ExpectExactly(
+			fmt.Sprintf("[history %d] alice: two", seen.Seq+1),
+			fmt.Sprintf("[history %d] alice: three", seen.Seq+2),
+			fmt.Sprintf("*** resumed #lobby after %d: 2 messages, complete", seen.Seq))
+	})
+}, transports)
