@@ -28,7 +28,7 @@ func startNATS() *natsserver.Server {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	})
-	Expect(ns.ReadyForConnections(5 * time.Second)).To(BeTrue(), "NATS did not start")
+	Expect(ns.ReadyForConnections(5*time.Second)).To(BeTrue(), "NATS did not start")
 	return ns
 }
 
