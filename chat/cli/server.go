@@ -12,10 +12,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/accounts"
+	"github.com/natter-chat/natter/chat/cluster"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/logline"
 )
@@ -67,6 +69,14 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	var retention history.Retention
 	fs.IntVar(&retention.MaxMessages, "retain-messages", 0, "keep only this many of each room's newest `messages` (0: all; in memory: 10000)")
 	fs.DurationVar(&retention.MaxAge, "retain-age", 0, "remove messages older than this `long` (0: keep)")
+	natsURL := fs.String("nats", "", "NATS `URLs` (comma-separated): run as one node of a cluster that shares its chat through JetStream")
+	natsCreds := fs.String("nats-creds", "", "NATS credentials `file`")
+	natsCA := fs.String("nats-ca", "", "CA certificate `file` (PEM) to verify NATS's TLS certificate")
+	natsCert := fs.String("nats-cert", "", "client certificate `file` (PEM) for NATS, with -nats-key")
+	natsKey := fs.String("nats-key", "", "client key `file` (PEM) for NATS")
+	var ccfg cluster.Config
+	fs.StringVar(&ccfg.Name, "cluster-name", cluster.DefaultName, "`name` of the deployment; nodes with the same name serve one chat")
+	fs.IntVar(&ccfg.Replicas, "cluster-replicas", 1, "NATS `servers` holding a copy of the history (3 for a three-server NATS cluster)")
 	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
 	}
@@ -83,14 +93,56 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	}
 	opts.Logger = logger
 
-	if *memory {
+	if *natsURL != "" {
+		nopts := []nats.Option{
+			nats.Name("natter"),
+			nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				logger.Warn("Lost the connection to NATS; messages are refused until it is back", "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				logger.Info("Connected to NATS again at " + nc.ConnectedUrlRedacted())
+			}),
+		}
+		if *natsCreds != "" {
+			nopts = append(nopts, nats.UserCredentials(*natsCreds))
+		}
+		if *natsCA != "" {
+			nopts = append(nopts, nats.RootCAs(*natsCA))
+		}
+		if *natsCert != "" || *natsKey != "" {
+			nopts = append(nopts, nats.ClientCert(*natsCert, *natsKey))
+		}
+		nc, err := nats.Connect(*natsURL, nopts...)
+		if err != nil {
+			logger.Error(fmt.Sprintf("Cannot connect to NATS at %s: %v", *natsURL, err))
+			return ExitFailure
+		}
+		defer nc.Close()
+		ccfg.MaxMessages, ccfg.MaxAge = retention.MaxMessages, retention.MaxAge
+		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		node, err := cluster.Join(jctx, nc, ccfg)
+		cancel()
+		if err != nil {
+			logger.Error(fmt.Sprintf("Cannot join the cluster: %v", err))
+			return ExitFailure
+		}
+		defer node.Close()
+		opts.Cluster = node
+		logger.Info("Cluster node of " + ccfg.Name + " through NATS at " + nc.ConnectedUrlRedacted())
+	}
+	switch {
+	case opts.Cluster != nil:
+		// The cluster keeps the history; accounts stay on this node.
+		opts.Accounts = accounts.NewMemory()
+	case *memory:
 		if retention.MaxMessages == 0 {
 			retention.MaxMessages = chat.DefaultMemoryHistory
 		}
 		opts.History = history.NewMemory(retention)
 		opts.Accounts = accounts.NewMemory()
 		logger.Info("History is kept in memory only")
-	} else {
+	default:
 		store, err := history.OpenBolt(*dataDir, retention)
 		if err != nil {
 			logger.Error(fmt.Sprintf("Cannot open the history in %s: %v", *dataDir, err))
