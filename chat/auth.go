@@ -110,6 +110,8 @@ func (s *Server) loggedIn(ss *session, account string) {
 		ss.loginTimer.Stop()
 	}
 	if ss.nick != account {
+		// The account's owner has the name, whatever another node says.
+		s.claimCluster(account)
 		s.rename(ss, account)
 	}
 	if ss.rooms == nil {

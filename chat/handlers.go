@@ -21,6 +21,7 @@ const (
 	codeBadJSON        = "bad_json"
 	codeBadNick        = "bad_nick"
 	codeNickTaken      = "nick_taken"
+	codeClusterDown    = "cluster_unavailable"
 	codeNoSuchNick     = "no_such_nick"
 	codeBadRoom        = "bad_room"
 	codeNoSuchRoom     = "no_such_room"
@@ -111,13 +112,30 @@ func (s *Server) deliverAround(ss *session, ev *protocol.Event, skipSelf bool, i
 	}
 }
 
+// claimCluster claims a name the server gives (a guest name, or an
+// account's) across the cluster, if there is one, and reports whether
+// another node's client has it. When the cluster can't be asked, it
+// assumes not: the name is unique on this node, and refusing it would
+// leave the client nameless.
+func (s *Server) claimCluster(nick string) bool {
+	if s.opts.Cluster == nil {
+		return true
+	}
+	ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(nick))
+	if err != nil {
+		s.log.Error("Claiming a nickname in the cluster failed", "err", err)
+		return true
+	}
+	return ok
+}
+
 // arrive gives a new session a guest name, puts it in the default room and
 // welcomes it.
 func (s *Server) arrive(ss *session) {
 	for {
 		s.guests++
 		ss.nick = protocol.GuestPrefix + strconv.Itoa(s.guests)
-		if s.nicks[protocol.Fold(ss.nick)] == nil {
+		if s.nicks[protocol.Fold(ss.nick)] == nil && s.claimCluster(ss.nick) {
 			break
 		}
 	}
@@ -183,6 +201,9 @@ func (s *Server) depart(ss *session, reason, kind string) {
 	}
 	ss.rooms, ss.current = nil, nil
 	delete(s.nicks, protocol.Fold(ss.nick))
+	if s.opts.Cluster != nil {
+		s.opts.Cluster.ReleaseNick(protocol.Fold(ss.nick))
+	}
 	delete(s.sessions, ss)
 	if s.perIP[ss.ip]--; s.perIP[ss.ip] <= 0 {
 		delete(s.perIP, ss.ip)
@@ -332,6 +353,17 @@ func (s *Server) nick(ss *session, name string) {
 		s.fail(ss, codeNickRegistered, "the nickname %s is registered; /login %s PASSWORD to use it", name, name)
 		return
 	}
+	if s.opts.Cluster != nil && protocol.Fold(name) != protocol.Fold(ss.nick) {
+		switch ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(name)); {
+		case err != nil:
+			s.log.Error("Claiming a nickname in the cluster failed", "err", err)
+			s.fail(ss, codeClusterDown, "can't check that nickname right now: the cluster is unreachable")
+			return
+		case !ok:
+			s.fail(ss, codeNickTaken, "the nickname %s is taken", name)
+			return
+		}
+	}
 	s.rename(ss, name)
 }
 
@@ -340,6 +372,9 @@ func (s *Server) nick(ss *session, name string) {
 func (s *Server) rename(ss *session, name string) {
 	old := ss.nick
 	delete(s.nicks, protocol.Fold(old))
+	if s.opts.Cluster != nil && protocol.Fold(old) != protocol.Fold(name) {
+		s.opts.Cluster.ReleaseNick(protocol.Fold(old))
+	}
 	ss.nick = name
 	s.nicks[protocol.Fold(name)] = ss
 	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeNick, Time: now(), Old: old, Nick: name}, false, nil)

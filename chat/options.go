@@ -122,6 +122,11 @@ type Cluster interface {
 	// Run calls deliver with every message stored by any node, in the
 	// cluster's order, until ctx ends.
 	Run(ctx context.Context, deliver func(history.Message)) error
+	// ClaimNick reserves a folded nickname for a client of this node,
+	// reporting false if a client of another node has it.
+	ClaimNick(nick string) (bool, error)
+	// ReleaseNick gives up a nickname this node claimed.
+	ReleaseNick(nick string)
 }
 
 // Options configures a [Server]. The zero value uses every default.

@@ -110,6 +110,21 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		Expect(read(carol)).To(Equal(first))
 	})
 
+	It("keeps nicknames unique across the nodes, guest names included, and frees one when its owner leaves", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice := named(nw, a, "alice")
+		other := connectAll(b, nw, 1)[0]
+		Expect(other.Nick).NotTo(Equal(named(nw, a, "carol").Nick), "a guest name is not given twice")
+		other.Send("/nick ALICE\n")
+		other.ExpectLines("*** error: the nickname ALICE is taken")
+
+		Expect(alice.conn.Close()).To(Succeed())
+		Eventually(func() string {
+			other.Send("/nick alice\n")
+			l, _ := other.ReadLine() // not NextLine: a rename is a presence line
+			return l
+		}).Should(Equal("*** " + other.Nick + " is now alice"))
+	})
+
 	It("lets a client resume on another node without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		alice := named(nw, a, "alice")
 		carol := named(nw, a, "carol")

@@ -41,6 +41,10 @@ const (
 	// DefaultTimeout bounds how long storing a batch of messages may take
 	// before it is given up on.
 	DefaultTimeout = 5 * time.Second
+	// DefaultPresenceTTL is how long a node's claims on nicknames outlive
+	// it: a node renews them three times per TTL, so a dead node's users
+	// are gone from the cluster within this long.
+	DefaultPresenceTTL = 30 * time.Second
 )
 
 // Config configures a [Node].
@@ -62,6 +66,9 @@ type Config struct {
 	// Timeout bounds storing one batch of messages. Zero means
 	// DefaultTimeout.
 	Timeout time.Duration
+	// PresenceTTL is how long a node's nicknames outlive it. Zero means
+	// DefaultPresenceTTL. All nodes of a deployment must agree on it.
+	PresenceTTL time.Duration
 }
 
 // Node is one natter server's link to the cluster. It implements
@@ -74,10 +81,15 @@ type Node struct {
 	prefix string // subject prefix, up to the room
 	msgs   jetstream.MessagesContext
 	copy   *history.MemoryStore
+	kv     jetstream.KeyValue // nick.<folded nickname> = the claiming node's id
+	id     string             // this node's
 
 	mu      sync.Mutex
 	closed  bool
 	running bool
+	nicks   map[string]bool // claimed by this node, folded
+	stop    chan struct{}   // closed by Close, to end renew
+	renewed chan struct{}   // closed when renew has returned
 }
 
 var _ history.Store = (*Node)(nil)
@@ -102,17 +114,34 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.PresenceTTL <= 0 {
+		cfg.PresenceTTL = DefaultPresenceTTL
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
 	n := &Node{
-		js:     js,
-		cfg:    cfg,
-		stream: "NATTER_" + strings.ToUpper(cfg.Name),
-		prefix: "natter." + strings.ToLower(cfg.Name) + ".room.",
-		copy:   history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages}),
+		js:      js,
+		cfg:     cfg,
+		stream:  "NATTER_" + strings.ToUpper(cfg.Name),
+		prefix:  "natter." + strings.ToLower(cfg.Name) + ".room.",
+		copy:    history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages}),
+		id:      nats.NewInbox()[len(nats.InboxPrefix):],
+		nicks:   make(map[string]bool),
+		stop:    make(chan struct{}),
+		renewed: make(chan struct{}),
 	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   "natter_" + strings.ToLower(cfg.Name) + "_presence",
+		TTL:      cfg.PresenceTTL,
+		Replicas: cfg.Replicas,
+		Storage:  jetstream.MemoryStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: presence bucket: %w", err)
+	}
+	n.kv = kv
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              n.stream,
 		Subjects:          []string{n.prefix + ">"},
@@ -154,7 +183,71 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 			break
 		}
 	}
+	go n.renew()
 	return n, nil
+}
+
+// ClaimNick reserves nick (folded) for a client of this node across the
+// cluster, and reports whether it could: false if a client of another
+// node has it. A node's claims last while it lives (see PresenceTTL).
+func (n *Node) ClaimNick(nick string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	defer cancel()
+	key := "nick." + nick
+	_, err := n.kv.Create(ctx, key, []byte(n.id))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		e, gerr := n.kv.Get(ctx, key)
+		if gerr != nil || string(e.Value()) != n.id {
+			return false, nil
+		}
+		err = nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cluster: claiming a nickname: %w", err)
+	}
+	n.mu.Lock()
+	n.nicks[nick] = true
+	n.mu.Unlock()
+	return true, nil
+}
+
+// ReleaseNick gives up a nickname this node claimed.
+func (n *Node) ReleaseNick(nick string) {
+	n.mu.Lock()
+	claimed := n.nicks[nick]
+	delete(n.nicks, nick)
+	n.mu.Unlock()
+	if !claimed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	defer cancel()
+	n.kv.Delete(ctx, "nick."+nick) // if it fails, the claim expires
+}
+
+// renew renews the node's claims three times per PresenceTTL until Close.
+func (n *Node) renew() {
+	defer close(n.renewed)
+	t := time.NewTicker(n.cfg.PresenceTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		nicks := make([]string, 0, len(n.nicks))
+		for nick := range n.nicks {
+			nicks = append(nicks, nick)
+		}
+		n.mu.Unlock()
+		for _, nick := range nicks {
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+			n.kv.Put(ctx, "nick."+nick, []byte(n.id))
+			cancel()
+		}
+	}
 }
 
 // next returns the next message of the stream, or ctx's error.
@@ -277,14 +370,18 @@ func (n *Node) Bounds(room string) (oldest, newest uint64, err error) {
 // to the stream; the copy keeps MaxMessages per room.
 func (n *Node) Trim(time.Time, int) (int, error) { return 0, nil }
 
-// Close stops the node's consumer; a running Run returns.
+// Close stops the node's consumer, so that a running Run returns, and its
+// renewal of nicknames; they expire after PresenceTTL unless released.
 func (n *Node) Close() error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
 		return nil
 	}
 	n.closed = true
+	n.mu.Unlock()
 	n.msgs.Stop()
+	close(n.stop)
+	<-n.renewed
 	return n.copy.Close()
 }
