@@ -150,6 +150,26 @@ func (s *Server) deliverStored(m history.Message) {
 	s.deliverRoom(r, ev)
 }
 
+// clusterStatus tells every client that the cluster has been lost, so
+// messages are refused (nothing can be sent that the other nodes would
+// not see), or that it is back.
+func (s *Server) clusterStatus(up bool) {
+	ev := &protocol.Event{Type: protocol.TypeNotice, Code: codeClusterDown,
+		Text: "the cluster is unreachable: messages can't be sent until it is back"}
+	if up {
+		ev = &protocol.Event{Type: protocol.TypeNotice, Code: "cluster_back", Text: "the cluster is back: messages can be sent again"}
+		s.log.Info("Cluster reachable again")
+	} else {
+		s.log.Warn("Cluster unreachable; refusing messages until it is back")
+	}
+	d := delivery{ev: ev}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		ss.enqueue(d.itemFor(ss))
+	}
+}
+
 // historyEvent turns a stored message into the event that replays it.
 func historyEvent(m history.Message) *protocol.Event {
 	return &protocol.Event{

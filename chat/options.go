@@ -127,6 +127,9 @@ type Cluster interface {
 	ClaimNick(nick string) (bool, error)
 	// ReleaseNick gives up a nickname this node claimed.
 	ReleaseNick(nick string)
+	// OnStatus registers a function told when the node loses the
+	// cluster (false) and has it again (true).
+	OnStatus(func(up bool))
 }
 
 // Options configures a [Server]. The zero value uses every default.

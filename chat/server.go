@@ -117,6 +117,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	if c := s.opts.Cluster; c != nil {
+		c.OnStatus(s.clusterStatus)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -3,6 +3,8 @@ package specs_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"sync/atomic"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -15,32 +17,55 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// startNATS starts an in-process NATS server with JetStream on a temporary
-// directory, listening on no port, and registers its shutdown.
-func startNATS() *natsserver.Server {
+// natsServer is an in-process NATS server with JetStream on a temporary
+// directory, listening on no port, that a spec can stop and start again
+// (with its data) to cut the nodes off from it.
+type natsServer struct {
+	dir string
+	cur atomic.Pointer[natsserver.Server]
+}
+
+// startNATS starts a natsServer and registers its shutdown.
+func startNATS() *natsServer {
+	GinkgoHelper()
+	n := &natsServer{dir: GinkgoT().TempDir()}
+	n.Start()
+	DeferCleanup(n.Stop)
+	return n
+}
+
+// Start starts the server, again if it was stopped.
+func (n *natsServer) Start() {
 	GinkgoHelper()
 	ns, err := natsserver.NewServer(&natsserver.Options{
-		JetStream: true, StoreDir: GinkgoT().TempDir(), DontListen: true, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: n.dir, DontListen: true, NoLog: true, NoSigs: true,
 	})
 	Expect(err).NotTo(HaveOccurred())
 	ns.Start()
-	DeferCleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	Expect(ns.ReadyForConnections(5*time.Second)).To(BeTrue(), "NATS did not start")
-	return ns
+	Expect(ns.ReadyForConnections(5 * time.Second)).To(BeTrue(), "NATS did not start")
+	n.cur.Store(ns)
 }
 
+// Stop shuts the server down, which drops every connection to it.
+func (n *natsServer) Stop() {
+	if ns := n.cur.Load(); ns != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
+}
+
+// InProcessConn connects to the running server, for nats.InProcessServer.
+func (n *natsServer) InProcessConn() (net.Conn, error) { return n.cur.Load().InProcessConn() }
+
 // startNode starts a natter server on nw that joins the cluster on ns.
-func startNode(nw Network, ns *natsserver.Server, opts chat.Options) *runningServer {
+func startNode(nw Network, ns *natsServer, opts chat.Options) *runningServer {
 	GinkgoHelper()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	node, err := cluster.Join(ctx, nc, cluster.Config{})
+	node, err := cluster.Join(ctx, nc, cluster.Config{Timeout: time.Second})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(node.Close)
 	opts.Cluster = node
@@ -61,7 +86,7 @@ func named(nw Network, srv *runningServer, nick string) *testClient {
 var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 	var (
 		nw   Network
-		ns   *natsserver.Server
+		ns   *natsServer
 		a, b *runningServer
 	)
 
@@ -123,6 +148,34 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			l, _ := other.ReadLine() // not NextLine: a rename is a presence line
 			return l
 		}).Should(Equal("*** " + other.Nick + " is now alice"))
+	})
+
+	It("refuses messages while NATS is unreachable, says so, and takes them again once it is back", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice, bob := named(nw, a, "alice"), named(nw, b, "bob")
+		ns.Stop()
+		alice.ExpectLines("*** the cluster is unreachable: messages can't be sent until it is back")
+		bob.ExpectLines("*** the cluster is unreachable: messages can't be sent until it is back")
+		alice.Send("anyone?\n")
+		l, err := alice.NextLine()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(l).To(HavePrefix("*** error: your message could not be stored, so it was not sent: "))
+
+		ns.Start()
+		alice.ExpectLines("*** the cluster is back: messages can be sent again")
+		bob.ExpectLines("*** the cluster is back: messages can be sent again")
+		Eventually(func() string {
+			alice.Send("back\n")
+			l, _ := alice.NextLine()
+			return l
+		}).Should(Equal(alice.Says("back")))
+		for {
+			l, err := bob.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			if l == alice.Says("back") {
+				break
+			}
+			Expect(l).To(Or(HavePrefix("*** error: "), Equal(alice.Says("back"))), "only refusals or the line")
+		}
 	})
 
 	It("lets a client resume on another node without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {

@@ -97,6 +97,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 		nopts := []nats.Option{
 			nats.Name("natter"),
 			nats.MaxReconnects(-1),
+			nats.ReconnectBufSize(-1), // refuse, never delay, what can't be sent
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				logger.Warn("Lost the connection to NATS; messages are refused until it is back", "err", err)
 			}),

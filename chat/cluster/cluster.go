@@ -88,6 +88,7 @@ type Node struct {
 	closed  bool
 	running bool
 	nicks   map[string]bool // claimed by this node, folded
+	status  func(up bool)   // told when NATS is lost and back
 	stop    chan struct{}   // closed by Close, to end renew
 	renewed chan struct{}   // closed when renew has returned
 }
@@ -101,7 +102,14 @@ var ErrClosed = errors.New("cluster: node closed")
 // if it does not exist, and reads the stream up to its current end before
 // returning, so the node starts with the whole history. The caller owns
 // nc and closes it after the node.
+//
+// nc must be made with nats.ReconnectBufSize(-1): a connection that
+// buffers messages while it reconnects would send, later, messages their
+// senders were told had been refused.
 func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
+	if nc.Opts.ReconnectBufSize != -1 {
+		return nil, errors.New("cluster: the NATS connection must not buffer while reconnecting: make it with nats.ReconnectBufSize(-1)")
+	}
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
 	}
@@ -136,7 +144,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		Bucket:   "natter_" + strings.ToLower(cfg.Name) + "_presence",
 		TTL:      cfg.PresenceTTL,
 		Replicas: cfg.Replicas,
-		Storage:  jetstream.MemoryStorage,
+		Storage:  jetstream.FileStorage,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: presence bucket: %w", err)
@@ -183,8 +191,39 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 			break
 		}
 	}
+	// Chain to whatever handlers the connection already has.
+	lost, back := nc.Opts.DisconnectedErrCB, nc.Opts.ReconnectedCB
+	nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
+		if lost != nil {
+			lost(c, err)
+		}
+		n.setUp(false)
+	})
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		if back != nil {
+			back(c)
+		}
+		n.setUp(true)
+	})
 	go n.renew()
 	return n, nil
+}
+
+// OnStatus registers f to be called when the node loses its connection to
+// NATS (f(false)) and when it has it again (f(true)).
+func (n *Node) OnStatus(f func(up bool)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.status = f
+}
+
+func (n *Node) setUp(up bool) {
+	n.mu.Lock()
+	f := n.status
+	n.mu.Unlock()
+	if f != nil {
+		f(up)
+	}
 }
 
 // ClaimNick reserves nick (folded) for a client of this node across the

@@ -27,7 +27,7 @@ func startNATS(t *testing.T) *natsserver.Server {
 
 func join(t *testing.T, ns *natsserver.Server) *Node {
 	t.Helper()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.ReconnectBufSize(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
