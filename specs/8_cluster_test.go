@@ -42,7 +42,7 @@ func (n *natsServer) Start() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	ns.Start()
-	Expect(ns.ReadyForConnections(5 * time.Second)).To(BeTrue(), "NATS did not start")
+	Expect(ns.ReadyForConnections(5*time.Second)).To(BeTrue(), "NATS did not start")
 	n.cur.Store(ns)
 }
 
