@@ -150,7 +150,7 @@ func (s *Server) arrive(ss *session) {
 	}
 	// Announced to the others only: the welcome, the first line ss
 	// receives, tells ss itself.
-	s.lobby.members[ss] = struct{}{}
+	s.enterRoom(ss, s.lobby)
 	if s.announces(s.lobby) {
 		s.deliverRoomExcept(s.lobby, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: s.lobby.name, Nick: ss.nick}, ss)
 	}
@@ -212,8 +212,22 @@ func (s *Server) depart(ss *session, reason, kind string) {
 
 // leaveRoom takes ss out of r, and r away if it is left empty and is not
 // the default room.
+// enterRoom makes ss a member of r, here and, in a cluster, for every
+// node to see. s.mu must be held.
+func (s *Server) enterRoom(ss *session, r *room) {
+	r.members[ss] = struct{}{}
+	if s.opts.Cluster != nil {
+		if err := s.opts.Cluster.Enter(r.name, ss.nick); err != nil {
+			s.log.Error("Recording presence in the cluster failed", "err", err)
+		}
+	}
+}
+
 func (s *Server) leaveRoom(ss *session, r *room) {
 	delete(r.members, ss)
+	if s.opts.Cluster != nil {
+		s.opts.Cluster.Leave(r.name, ss.nick)
+	}
 	if len(r.members) == 0 && r != s.lobby {
 		delete(s.rooms, protocol.Fold(r.name))
 	}
@@ -372,8 +386,16 @@ func (s *Server) nick(ss *session, name string) {
 func (s *Server) rename(ss *session, name string) {
 	old := ss.nick
 	delete(s.nicks, protocol.Fold(old))
-	if s.opts.Cluster != nil && protocol.Fold(old) != protocol.Fold(name) {
-		s.opts.Cluster.ReleaseNick(protocol.Fold(old))
+	if c := s.opts.Cluster; c != nil {
+		if protocol.Fold(old) != protocol.Fold(name) {
+			c.ReleaseNick(protocol.Fold(old))
+		}
+		for _, r := range ss.rooms {
+			c.Leave(r.name, old)
+			if err := c.Enter(r.name, name); err != nil {
+				s.log.Error("Recording presence in the cluster failed", "err", err)
+			}
+		}
 	}
 	ss.nick = name
 	s.nicks[protocol.Fold(name)] = ss
@@ -403,7 +425,7 @@ func (s *Server) join(ss *session, name string) {
 			r = s.openRoom(name)
 			s.rooms[protocol.Fold(name)] = r
 		}
-		r.members[ss] = struct{}{}
+		s.enterRoom(ss, r)
 		ss.rooms = append(ss.rooms, r)
 		s.announce(ss, r, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: r.name, Nick: ss.nick})
 		ss.current = r
@@ -438,10 +460,52 @@ func (s *Server) part(ss *session, name, reason string) {
 	s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: ss.current.name})
 }
 
+// clusterWho lists the members of a room on every node.
+func (s *Server) clusterWho(ss *session, name string) {
+	display := name
+	if r := s.rooms[protocol.Fold(name)]; r != nil {
+		display = r.name
+	} else if name == "" {
+		if ss.current == nil {
+			s.fail(ss, codeNoRoom, "you are in no room; /join one")
+			return
+		}
+		display = ss.current.name
+	}
+	nicks, err := s.opts.Cluster.Members(display)
+	switch {
+	case err != nil:
+		s.log.Error("Reading presence from the cluster failed", "err", err)
+		s.fail(ss, codeClusterDown, "can't list #%s right now: the cluster is unreachable", display)
+		return
+	case len(nicks) == 0:
+		s.fail(ss, codeNoSuchRoom, "there is no room #%s", display)
+		return
+	}
+	slices.SortFunc(nicks, func(a, b string) int { return strings.Compare(protocol.Fold(a), protocol.Fold(b)) })
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeWho, Room: display, Members: nicks})
+}
+
 func (s *Server) listRooms(ss *session) {
-	infos := make([]protocol.RoomInfo, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		infos = append(infos, protocol.RoomInfo{Name: r.name, Members: len(r.members), Topic: r.topic})
+	var infos []protocol.RoomInfo
+	if s.opts.Cluster != nil {
+		all, err := s.opts.Cluster.Rooms()
+		if err != nil {
+			s.log.Error("Reading presence from the cluster failed", "err", err)
+			s.fail(ss, codeClusterDown, "can't list the rooms right now: the cluster is unreachable")
+			return
+		}
+		for folded, nicks := range all {
+			info := protocol.RoomInfo{Name: folded, Members: len(nicks)}
+			if r := s.rooms[folded]; r != nil {
+				info.Name, info.Topic = r.name, r.topic
+			}
+			infos = append(infos, info)
+		}
+	} else {
+		for _, r := range s.rooms {
+			infos = append(infos, protocol.RoomInfo{Name: r.name, Members: len(r.members), Topic: r.topic})
+		}
 	}
 	slices.SortFunc(infos, func(a, b protocol.RoomInfo) int {
 		return strings.Compare(protocol.Fold(a.Name), protocol.Fold(b.Name))
@@ -464,6 +528,10 @@ func (s *Server) room(ss *session, name string) (*room, bool) {
 }
 
 func (s *Server) who(ss *session, name string) {
+	if s.opts.Cluster != nil {
+		s.clusterWho(ss, name)
+		return
+	}
 	if r, ok := s.room(ss, name); ok {
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeWho, Room: r.name, Members: r.nicks()})
 	}

@@ -130,6 +130,14 @@ type Cluster interface {
 	// OnStatus registers a function told when the node loses the
 	// cluster (false) and has it again (true).
 	OnStatus(func(up bool))
+	// Enter and Leave record which of this node's clients are in which
+	// room, for the whole cluster to see.
+	Enter(room, nick string) error
+	Leave(room, nick string)
+	// Members returns the nicknames in room on every node; Rooms the
+	// same for every room, by folded name.
+	Members(room string) ([]string, error)
+	Rooms() (map[string][]string, error)
 }
 
 // Options configures a [Server]. The zero value uses every default.

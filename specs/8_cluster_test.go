@@ -57,19 +57,23 @@ func (n *natsServer) Stop() {
 // InProcessConn connects to the running server, for nats.InProcessServer.
 func (n *natsServer) InProcessConn() (net.Conn, error) { return n.cur.Load().InProcessConn() }
 
-// startNode starts a natter server on nw that joins the cluster on ns.
-func startNode(nw Network, ns *natsServer, opts chat.Options) *runningServer {
+// presenceTTL is how long a dead node's users stay listed, in these specs.
+const presenceTTL = 2 * time.Second
+
+// startNode starts a natter server on nw that joins the cluster on ns. It
+// returns the node's NATS connection too, for a spec to cut.
+func startNode(nw Network, ns *natsServer, opts chat.Options) (*runningServer, *nats.Conn) {
 	GinkgoHelper()
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	node, err := cluster.Join(ctx, nc, cluster.Config{Timeout: time.Second})
+	node, err := cluster.Join(ctx, nc, cluster.Config{Timeout: time.Second, PresenceTTL: presenceTTL})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(node.Close)
 	opts.Cluster = node
-	return startServer(nw, opts)
+	return startServer(nw, opts), nc
 }
 
 // named connects a client to srv and gives it a nickname, so that clients
@@ -88,13 +92,14 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		nw   Network
 		ns   *natsServer
 		a, b *runningServer
+		anc  *nats.Conn // a's connection to NATS
 	)
 
 	BeforeEach(func() {
 		nw = tr.New(false)
 		ns = startNATS()
-		a = startNode(nw, ns, chat.Options{HistoryOnJoin: -1})
-		b = startNode(nw, ns, chat.Options{HistoryOnJoin: -1})
+		a, anc = startNode(nw, ns, chat.Options{HistoryOnJoin: -1})
+		b, _ = startNode(nw, ns, chat.Options{HistoryOnJoin: -1})
 	})
 
 	It("delivers a line sent on one node to the room's members on every node, once each", SpecTimeout(specTimeout), func(ctx SpecContext) {
@@ -148,6 +153,36 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			l, _ := other.ReadLine() // not NextLine: a rename is a presence line
 			return l
 		}).Should(Equal("*** " + other.Nick + " is now alice"))
+	})
+
+	It("lists a room's members and the rooms across every node", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice, bob := named(nw, a, "alice"), named(nw, b, "bob")
+		bob.Send("/join games\n")
+		bob.ExpectLines("*** you are now talking in #games")
+		alice.Send("/who lobby\n")
+		alice.ExpectLines("*** in #lobby (2): alice, bob")
+		alice.Send("/who games\n")
+		alice.ExpectLines("*** in #games (1): bob")
+		alice.Send("/rooms\n")
+		alice.ExpectLines("*** rooms: #games (1), #lobby (2)")
+	})
+
+	It("forgets the users of a node that died, within the presence TTL, and frees their nicknames", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		named(nw, a, "alice")
+		bob := named(nw, b, "bob")
+		bob.Send("/who\n")
+		bob.ExpectLines("*** in #lobby (2): alice, bob")
+
+		// Node a dies: it loses NATS for good, so it can't say goodbye.
+		anc.Close()
+		Expect(a.Stop()).To(Succeed())
+		Eventually(func() string {
+			bob.Send("/who\n")
+			l, _ := bob.NextLine()
+			return l
+		}).WithTimeout(3 * presenceTTL).Should(Equal("*** in #lobby (1): bob"))
+		bob.Send("/nick alice\n")
+		bob.ExpectExactly("*** bob is now alice")
 	})
 
 	It("refuses messages while NATS is unreachable, says so, and takes them again once it is back", SpecTimeout(specTimeout), func(ctx SpecContext) {

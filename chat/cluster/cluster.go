@@ -87,7 +87,7 @@ type Node struct {
 	mu      sync.Mutex
 	closed  bool
 	running bool
-	nicks   map[string]bool // claimed by this node, folded
+	held    map[string]bool // presence keys this node holds and renews
 	status  func(up bool)   // told when NATS is lost and back
 	stop    chan struct{}   // closed by Close, to end renew
 	renewed chan struct{}   // closed when renew has returned
@@ -136,7 +136,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		prefix:  "natter." + strings.ToLower(cfg.Name) + ".room.",
 		copy:    history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages}),
 		id:      nats.NewInbox()[len(nats.InboxPrefix):],
-		nicks:   make(map[string]bool),
+		held:    make(map[string]bool),
 		stop:    make(chan struct{}),
 		renewed: make(chan struct{}),
 	}
@@ -245,26 +245,80 @@ func (n *Node) ClaimNick(nick string) (bool, error) {
 		return false, fmt.Errorf("cluster: claiming a nickname: %w", err)
 	}
 	n.mu.Lock()
-	n.nicks[nick] = true
+	n.held[key] = true
 	n.mu.Unlock()
 	return true, nil
 }
 
 // ReleaseNick gives up a nickname this node claimed.
-func (n *Node) ReleaseNick(nick string) {
+func (n *Node) ReleaseNick(nick string) { n.drop("nick." + nick) }
+
+// Enter records across the cluster that nick, a client of this node, is
+// in room, until Leave (or until the node is gone for PresenceTTL).
+func (n *Node) Enter(room, nick string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	defer cancel()
+	key := memberKey(room, nick)
+	if _, err := n.kv.Put(ctx, key, []byte(n.id)); err != nil {
+		return fmt.Errorf("cluster: presence: %w", err)
+	}
 	n.mu.Lock()
-	claimed := n.nicks[nick]
-	delete(n.nicks, nick)
+	n.held[key] = true
 	n.mu.Unlock()
-	if !claimed {
+	return nil
+}
+
+// Leave records that nick is no longer in room.
+func (n *Node) Leave(room, nick string) { n.drop(memberKey(room, nick)) }
+
+// Members returns the nicknames of the members of room on every node,
+// in no particular order.
+func (n *Node) Members(room string) ([]string, error) {
+	rooms, err := n.members("in." + strings.ToLower(room) + ".*")
+	if err != nil {
+		return nil, err
+	}
+	return rooms[strings.ToLower(room)], nil
+}
+
+// Rooms returns, for every room with members on any node, by its name in
+// lower case, the nicknames of its members.
+func (n *Node) Rooms() (map[string][]string, error) { return n.members("in.*.*") }
+
+func (n *Node) members(filter string) (map[string][]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	defer cancel()
+	keys, err := n.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: presence: %w", err)
+	}
+	rooms := make(map[string][]string)
+	for key := range keys.Keys() {
+		if room, nick, ok := strings.Cut(strings.TrimPrefix(key, "in."), "."); ok {
+			rooms[room] = append(rooms[room], nick)
+		}
+	}
+	return rooms, nil
+}
+
+func memberKey(room, nick string) string { return "in." + strings.ToLower(room) + "." + nick }
+
+// drop deletes a key this node holds; if that fails, it expires.
+func (n *Node) drop(key string) {
+	n.mu.Lock()
+	held := n.held[key]
+	delete(n.held, key)
+	n.mu.Unlock()
+	if !held {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
 	defer cancel()
-	n.kv.Delete(ctx, "nick."+nick) // if it fails, the claim expires
+	n.kv.Delete(ctx, key)
 }
 
-// renew renews the node's claims three times per PresenceTTL until Close.
+// renew renews the node's presence keys three times per PresenceTTL until
+// Close.
 func (n *Node) renew() {
 	defer close(n.renewed)
 	t := time.NewTicker(n.cfg.PresenceTTL / 3)
@@ -276,15 +330,20 @@ func (n *Node) renew() {
 		case <-t.C:
 		}
 		n.mu.Lock()
-		nicks := make([]string, 0, len(n.nicks))
-		for nick := range n.nicks {
-			nicks = append(nicks, nick)
+		keys := make([]string, 0, len(n.held))
+		for key := range n.held {
+			keys = append(keys, key)
 		}
 		n.mu.Unlock()
-		for _, nick := range nicks {
-			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
-			n.kv.Put(ctx, "nick."+nick, []byte(n.id))
-			cancel()
+		for _, key := range keys {
+			n.mu.Lock()
+			held := n.held[key]
+			n.mu.Unlock()
+			if held { // not dropped meanwhile
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+				n.kv.Put(ctx, key, []byte(n.id))
+				cancel()
+			}
 		}
 	}
 }
