@@ -72,7 +72,7 @@ func startNode(nw Network, ns *natsServer, opts chat.Options) (*runningServer, *
 	node, err := cluster.Join(ctx, nc, cluster.Config{Timeout: time.Second, PresenceTTL: presenceTTL})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(node.Close)
-	opts.Cluster = node
+	opts.Cluster, opts.Accounts = node, node.Accounts()
 	return startServer(nw, opts), nc
 }
 
@@ -153,6 +153,23 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			l, _ := other.ReadLine() // not NextLine: a rename is a presence line
 			return l
 		}).Should(Equal("*** " + other.Nick + " is now alice"))
+	})
+
+	It("shares accounts: a name registered on one node logs in on another, and can't be registered twice", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice := connectAll(a, nw, 1)[0]
+		alice.Send("/register alice correct-horse\n")
+		alice.ExpectLines(
+			"*** warning: your password crossed the network unencrypted; connect with TLS next time",
+			"*** registered alice; you are logged in")
+		Expect(alice.conn.Close()).To(Succeed())
+
+		again := connectAll(b, nw, 1)[0]
+		again.Send("/register ALICE another-password\n")
+		again.ExpectLines("*** error: can't register ALICE: that name is already registered")
+		again.Send("/login alice correct-horse\n")
+		again.ExpectLines(
+			"*** warning: your password crossed the network unencrypted; connect with TLS next time",
+			"*** logged in as alice")
 	})
 
 	It("lists a room's members and the rooms across every node", SpecTimeout(specTimeout), func(ctx SpecContext) {

@@ -50,6 +50,15 @@ var Cost = bcrypt.DefaultCost
 
 func key(name string) []byte { return []byte(strings.ToLower(name)) }
 
+// Hash returns the hash to store for a new account's password, or
+// ErrPasswordRule; for stores outside this package.
+func Hash(password string) ([]byte, error) { return hash(password) }
+
+// Verify checks password against a stored hash, h, nil if the account does
+// not exist, returning ErrUnknown or ErrWrong if it does not match. It
+// takes as long either way.
+func Verify(h []byte, password string) error { return check(h, password) }
+
 func hash(password string) ([]byte, error) {
 	if len(password) < MinPassword || len(password) > MaxPassword || !utf8.ValidString(password) {
 		return nil, ErrPasswordRule

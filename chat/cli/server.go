@@ -129,13 +129,12 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 			return ExitFailure
 		}
 		defer node.Close()
-		opts.Cluster = node
+		opts.Cluster, opts.Accounts = node, node.Accounts()
 		logger.Info("Cluster node of " + ccfg.Name + " through NATS at " + nc.ConnectedUrlRedacted())
 	}
 	switch {
 	case opts.Cluster != nil:
-		// The cluster keeps the history; accounts stay on this node.
-		opts.Accounts = accounts.NewMemory()
+		// The cluster keeps the history and the accounts.
 	case *memory:
 		if retention.MaxMessages == 0 {
 			retention.MaxMessages = chat.DefaultMemoryHistory

@@ -75,14 +75,15 @@ type Config struct {
 // [history.Store]: Append publishes, reads come from the node's copy of
 // the stream.
 type Node struct {
-	js     jetstream.JetStream
-	cfg    Config
-	stream string
-	prefix string // subject prefix, up to the room
-	msgs   jetstream.MessagesContext
-	copy   *history.MemoryStore
-	kv     jetstream.KeyValue // nick.<folded nickname> = the claiming node's id
-	id     string             // this node's
+	js       jetstream.JetStream
+	cfg      Config
+	stream   string
+	prefix   string // subject prefix, up to the room
+	msgs     jetstream.MessagesContext
+	copy     *history.MemoryStore
+	kv       jetstream.KeyValue // nick.<folded nickname> = the claiming node's id
+	accounts jetstream.KeyValue // folded name = password hash
+	id       string             // this node's
 
 	mu      sync.Mutex
 	closed  bool
@@ -150,6 +151,13 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: presence bucket: %w", err)
 	}
 	n.kv = kv
+	if n.accounts, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   "natter_" + strings.ToLower(cfg.Name) + "_accounts",
+		Replicas: cfg.Replicas,
+		Storage:  jetstream.FileStorage,
+	}); err != nil {
+		return nil, fmt.Errorf("cluster: accounts bucket: %w", err)
+	}
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              n.stream,
 		Subjects:          []string{n.prefix + ">"},
