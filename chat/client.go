@@ -34,7 +34,8 @@ const DefaultClientMaxLineBytes = 64 << 10
 // a time, apart from Close.
 type Client struct {
 	dialer Dialer
-	addr   string
+	addrs  []string // the servers to try, in turn
+	addr   string   // the one connected to
 
 	conn    net.Conn
 	lines   *line.Reader
@@ -54,8 +55,13 @@ type Client struct {
 // Dial connects to the chat server at addr through d and switches the
 // connection to the JSON format. If nick is not empty it then asks for that
 // nickname; the server's answer arrives as an event.
+//
+// addr may list several servers, separated by commas: the nodes of a
+// cluster. Dial connects to the first that answers, and reconnecting
+// tries the next one first, so a client of a node that died resumes on
+// another.
 func Dial(ctx context.Context, d Dialer, addr, nick string) (*Client, error) {
-	c := &Client{dialer: d, addr: addr, rooms: make(map[string]string), seen: make(map[string]*seenSeqs)}
+	c := &Client{dialer: d, addrs: strings.Split(addr, ","), rooms: make(map[string]string), seen: make(map[string]*seenSeqs)}
 	if err := c.connect(ctx, nick); err != nil {
 		return nil, err
 	}
@@ -66,7 +72,18 @@ func Dial(ctx context.Context, d Dialer, addr, nick string) (*Client, error) {
 // which says who and where we are. Text lines before it (the text-format
 // welcome and history) are skipped.
 func (c *Client) connect(ctx context.Context, nick string) error {
-	conn, err := c.dialer.DialContext(ctx, "tcp", c.addr)
+	var (
+		conn net.Conn
+		err  error
+	)
+	for range c.addrs {
+		c.addrs = append(c.addrs[1:], c.addrs[0]) // whichever answers, the next try starts after it
+		addr := c.addrs[len(c.addrs)-1]
+		if conn, err = c.dialer.DialContext(ctx, "tcp", addr); err == nil {
+			c.addr = addr
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}

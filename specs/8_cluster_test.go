@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -11,8 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
 
 	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/cli"
 	"github.com/natter-chat/natter/chat/cluster"
 	"github.com/natter-chat/natter/chat/protocol"
 )
@@ -200,6 +203,26 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		}).WithTimeout(3 * presenceTTL).Should(Equal("*** in #lobby (1): bob"))
 		bob.Send("/nick alice\n")
 		bob.ExpectExactly("*** bob is now alice")
+	})
+
+	It("moves the clients of a node that stops to another node, where they resume without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		client := runCommand(cli.RunClient, nw, "-addr", a.Addr+","+b.Addr, "-nick", "alice")
+		client.Type("before\n")
+		Eventually(client.stdout).Should(gbytes.Say("alice: before\n"))
+
+		Expect(a.Stop()).To(Succeed())
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* connection lost; reconnecting`))
+		bob := named(nw, b, "bob")
+		bob.Send("while you were away\n")
+		bob.ExpectLines(bob.Says("while you were away"))
+
+		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* reconnected to ` + b.Addr + `\n`))
+		Eventually(client.stdout).Should(gbytes.Say(bob.Says("while you were away") + `\n`))
+		bob.Send("welcome back\n")
+		Eventually(client.stdout).Should(gbytes.Say(bob.Says("welcome back") + `\n`))
+		out := string(client.stdout.Contents())
+		Expect(strings.Count(out, "alice: before")).To(Equal(1), "nothing shown twice")
+		Expect(strings.Count(out, bob.Says("while you were away"))).To(Equal(1))
 	})
 
 	It("refuses messages while NATS is unreachable, says so, and takes them again once it is back", SpecTimeout(specTimeout), func(ctx SpecContext) {

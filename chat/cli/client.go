@@ -29,7 +29,7 @@ const DefaultReconnect = 10
 // or closes the connection, 130 when ctx is done first.
 func RunClient(ctx context.Context, args []string, env Env) int {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
-	addr := fs.String("addr", DefaultAddr, "server `address`")
+	addr := fs.String("addr", DefaultAddr, "server `address`; several, comma-separated, for the nodes of a cluster (reconnecting tries the next)")
 	timeout := fs.Duration("dial-timeout", DefaultDialTimeout, "give up connecting after this `long`")
 	nick := fs.String("nick", "", "`nickname` to take on connecting")
 	color := fs.String("color", "auto", "colour the output: auto (if stdout is a terminal), always or never")
