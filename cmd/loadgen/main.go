@@ -70,7 +70,7 @@ type config struct {
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var c config
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "server `address`")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "server `address`; several, comma-separated, spread the clients over the nodes of a cluster (the sender uses the first)")
 	fs.StringVar(&c.scenario, "scenario", "fanout", "fanout, chatter, slow, idle or connect")
 	fs.IntVar(&c.n, "n", 100, "clients (receivers, for fanout and slow)")
 	fs.IntVar(&c.messages, "messages", 10000, "messages to send (fanout, slow)")
@@ -205,10 +205,13 @@ func (c *client) next() ([]byte, error) {
 	}
 }
 
-func connectAll(ctx context.Context, d *dialer, addr string, n int) ([]*client, error) {
+// connectAll connects n clients, in turn to each of the comma-separated
+// addresses in addrs.
+func connectAll(ctx context.Context, d *dialer, addrs string, n int) ([]*client, error) {
+	list := strings.Split(addrs, ",")
 	cs := make([]*client, n)
 	for i := range cs {
-		c, err := connect(ctx, d, addr)
+		c, err := connect(ctx, d, list[i%len(list)])
 		if err != nil {
 			for _, c := range cs[:i] {
 				c.conn.Close()
@@ -296,7 +299,7 @@ func (rc *receiver) read(c *client, total int, got func(seq int)) {
 // c.window in flight; stalled of the receivers never read.
 func fanout(ctx context.Context, c config, stalled int) (report, error) {
 	d := &dialer{sources: c.sources, nats: c.proto == "nats"}
-	sender, err := connect(ctx, d, c.addr)
+	sender, err := connect(ctx, d, strings.Split(c.addr, ",")[0])
 	if err != nil {
 		return report{}, err
 	}
@@ -483,7 +486,7 @@ func connectStorm(ctx context.Context, c config) (report, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			t := time.Now()
-			cl, err := connect(ctx, d, c.addr)
+			cl, err := connect(ctx, d, strings.Split(c.addr, ",")[0])
 			if err != nil {
 				failed.Add(1)
 				return
