@@ -77,6 +77,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	var ccfg cluster.Config
 	fs.StringVar(&ccfg.Name, "cluster-name", cluster.DefaultName, "`name` of the deployment; nodes with the same name serve one chat")
 	fs.IntVar(&ccfg.Replicas, "cluster-replicas", 1, "NATS `servers` holding a copy of the history (3 for a three-server NATS cluster)")
+	fs.DurationVar(&ccfg.PresenceTTL, "cluster-presence-ttl", cluster.DefaultPresenceTTL, "how `long` a dead node's users stay listed and keep their nicknames")
 	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
 	}
