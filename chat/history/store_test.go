@@ -180,3 +180,24 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// A copy of a log numbered elsewhere keeps the numbers it is given, gaps
+// and all, and pages by them.
+func TestMemoryInsertKeepsGivenNumbers(t *testing.T) {
+	s := NewMemory(Retention{})
+	for _, seq := range []uint64{3, 7, 8} {
+		if err := s.Insert(Message{Room: "lobby", Seq: seq, Text: "m"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Insert(Message{Room: "lobby", Seq: 8}); err == nil {
+		t.Fatal("Insert of a number not above the newest succeeded")
+	}
+	after, _ := s.After("lobby", 3, 10)
+	if len(after) != 2 || after[0].Seq != 7 || after[1].Seq != 8 {
+		t.Fatalf("After(3) = %v; want 7 and 8", after)
+	}
+	if oldest, newest, _ := s.Bounds("lobby"); oldest != 3 || newest != 8 {
+		t.Fatalf("Bounds = %d, %d; want 3, 8", oldest, newest)
+	}
+}
