@@ -102,7 +102,8 @@ var leaveKind = map[string]string{
 
 // AdminHandler serves the server's operational endpoints: Prometheus
 // metrics at /metrics, /healthz (the process is up), /readyz (the server
-// accepts clients: 503 once it is shutting down), and net/http/pprof under
+// accepts clients: 503 once it is shutting down, or when a cluster node has
+// stopped receiving the cluster's messages), and net/http/pprof under
 // /debug/pprof/. Serve it on a loopback or otherwise private address.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -112,10 +113,14 @@ func (s *Server) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
-		closing := s.closing
+		closing, lost := s.closing, s.clusterLost
 		s.mu.Unlock()
-		if closing {
+		switch {
+		case closing:
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		case lost:
+			http.Error(w, "cluster delivery stopped", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))

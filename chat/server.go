@@ -41,6 +41,9 @@ type Server struct {
 	connects map[string]*rate.Limiter // new-connection rate by IP address
 	logins   map[string]*rate.Limiter // login attempts by account and by address
 	closing  bool
+	// clusterLost is set when this cluster node stops receiving the
+	// cluster's messages for good.
+	clusterLost bool
 
 	// While batching, queueing an event marks its receiver in toWake
 	// instead of waking its writer at once, so a batch of messages goes out
@@ -122,7 +125,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() {
 			defer s.wg.Done()
 			if err := c.Run(runCtx, s.deliverStored); err != nil && runCtx.Err() == nil {
+				// This node no longer sees the others' messages: stop
+				// saying it is ready, so a load balancer sends no one here.
 				s.log.Error("Cluster delivery stopped", "err", err)
+				s.mu.Lock()
+				s.clusterLost = true
+				s.mu.Unlock()
 			}
 		}()
 	}

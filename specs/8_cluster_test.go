@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -187,14 +188,20 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		alice.ExpectLines("*** rooms: #games (1), #lobby (2)")
 	})
 
-	It("forgets the users of a node that died, within the presence TTL, and frees their nicknames", SpecTimeout(specTimeout), func(ctx SpecContext) {
+	It("forgets the users of a node that died, within the presence TTL, and frees their nicknames; the dead node stops saying it is ready", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		named(nw, a, "alice")
 		bob := named(nw, b, "bob")
 		bob.Send("/who\n")
 		bob.ExpectLines("*** in #lobby (2): alice, bob")
 
-		// Node a dies: it loses NATS for good, so it can't say goodbye.
+		// Node a dies: it loses NATS for good, so it can't say goodbye, and
+		// stops saying it is ready.
 		anc.Close()
+		Eventually(func() string {
+			rec := httptest.NewRecorder()
+			a.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+			return fmt.Sprint(rec.Code, " ", rec.Body.String())
+		}).Should(Equal("503 cluster delivery stopped\n"))
 		Expect(a.Stop()).To(Succeed())
 		Eventually(func() string {
 			bob.Send("/who\n")
