@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"errors"
 	"slices"
 	"time"
 
@@ -95,7 +96,11 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 	if err != nil {
 		s.log.Error("Storing messages failed; refusing them", "count", len(batch), "err", err)
 		for _, a := range batch {
-			s.fail(a.from, codeStoreError, "your message could not be stored, so it was not sent: %v", err)
+			if errors.Is(err, history.ErrUnconfirmed) {
+				s.fail(a.from, codeStoreError, "your message was not confirmed as stored, so it may not have been sent: %v", err)
+			} else {
+				s.fail(a.from, codeStoreError, "your message could not be stored, so it was not sent: %v", err)
+			}
 		}
 	} else if s.opts.Cluster == nil { // a cluster delivers through deliverStored
 		s.batching = true

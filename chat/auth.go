@@ -50,6 +50,11 @@ func (ss *session) register(c protocol.Command) {
 		taken = other != nil && other != ss
 		if taken {
 			srv.fail(ss, codeNickTaken, "the nickname %s is in use; register a free one", other.nick)
+			return
+		}
+		if protocol.Fold(c.Nick) != protocol.Fold(ss.nick) && !srv.claimCluster(c.Nick) {
+			taken = true
+			srv.fail(ss, codeNickTaken, "the nickname %s is in use; register a free one", c.Nick)
 		}
 	})
 	if taken {
@@ -57,7 +62,12 @@ func (ss *session) register(c protocol.Command) {
 	}
 	if err := srv.opts.Accounts.Register(c.Nick, c.Password); err != nil {
 		srv.log.Info("Registration refused for "+ss.addr, "err", err)
-		srv.locked(func() { srv.fail(ss, codeAccount, "can't register %s: %v", c.Nick, err) })
+		srv.locked(func() {
+			if srv.opts.Cluster != nil && protocol.Fold(c.Nick) != protocol.Fold(ss.nick) {
+				srv.opts.Cluster.ReleaseNick(protocol.Fold(c.Nick))
+			}
+			srv.fail(ss, codeAccount, "can't register %s: %v", c.Nick, err)
+		})
 		return
 	}
 	srv.log.Info("Registered account " + c.Nick + " from " + ss.addr)
@@ -95,6 +105,10 @@ func (ss *session) login(c protocol.Command) {
 			srv.fail(ss, codeAccount, "%s is logged in on another connection", other.nick)
 			return
 		}
+		if protocol.Fold(c.Nick) != protocol.Fold(ss.nick) && !srv.claimCluster(c.Nick) {
+			srv.fail(ss, codeAccount, "%s is logged in on another connection", c.Nick)
+			return
+		}
 		ss.warnIfPlain()
 		srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "logged_in", Text: "logged in as " + c.Nick})
 		srv.loggedIn(ss, c.Nick)
@@ -110,9 +124,7 @@ func (s *Server) loggedIn(ss *session, account string) {
 		ss.loginTimer.Stop()
 	}
 	if ss.nick != account {
-		// The account's owner has the name, whatever another node says.
-		s.claimCluster(account)
-		s.rename(ss, account)
+		s.rename(ss, account) // claimed in the cluster by register or login
 	}
 	if ss.rooms == nil {
 		s.join(ss, s.lobby.name)

@@ -61,7 +61,10 @@ type Client struct {
 // tries the next one first, so a client of a node that died resumes on
 // another.
 func Dial(ctx context.Context, d Dialer, addr, nick string) (*Client, error) {
-	c := &Client{dialer: d, addrs: strings.Split(addr, ","), rooms: make(map[string]string), seen: make(map[string]*seenSeqs)}
+	c := &Client{dialer: d, rooms: make(map[string]string), seen: make(map[string]*seenSeqs)}
+	for a := range strings.SplitSeq(addr, ",") {
+		c.addrs = append(c.addrs, strings.TrimSpace(a))
+	}
 	if err := c.connect(ctx, nick); err != nil {
 		return nil, err
 	}
@@ -72,21 +75,31 @@ func Dial(ctx context.Context, d Dialer, addr, nick string) (*Client, error) {
 // which says who and where we are. Text lines before it (the text-format
 // welcome and history) are skipped.
 func (c *Client) connect(ctx context.Context, nick string) error {
-	var (
-		conn net.Conn
-		err  error
-	)
-	for range c.addrs {
+	var err error
+	for i := range c.addrs {
 		c.addrs = append(c.addrs[1:], c.addrs[0]) // whichever answers, the next try starts after it
 		addr := c.addrs[len(c.addrs)-1]
-		if conn, err = c.dialer.DialContext(ctx, "tcp", addr); err == nil {
-			c.addr = addr
-			break
+		// Leave time for the addresses after this one.
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && i < len(c.addrs)-1 {
+			actx, cancel = context.WithTimeout(ctx, time.Until(dl)/time.Duration(len(c.addrs)-i))
+		}
+		err = c.connectTo(actx, addr, nick)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
 		}
 	}
+	return err
+}
+
+// connectTo connects to addr: see connect.
+func (c *Client) connectTo(ctx context.Context, addr, nick string) error {
+	conn, err := c.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
+	c.addr = addr
 	c.conn, c.lines = conn, line.NewReader(conn, DefaultClientMaxLineBytes)
 	if err := c.negotiate(ctx, nick); err != nil {
 		conn.Close()

@@ -88,10 +88,11 @@ type Node struct {
 	mu      sync.Mutex
 	closed  bool
 	running bool
-	held    map[string]bool // presence keys this node holds and renews
-	status  func(up bool)   // told when NATS is lost and back
-	stop    chan struct{}   // closed by Close, to end renew
-	renewed chan struct{}   // closed when renew has returned
+	held    map[string]uint64 // presence keys this node holds and renews, at their revisions
+	status  func(up bool)     // told when NATS is lost and back
+	ctx     context.Context   // cancelled by Close, to end renew
+	cancel  context.CancelFunc
+	renewed chan struct{} // closed when renew has returned
 }
 
 var _ history.Store = (*Node)(nil)
@@ -135,10 +136,9 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		cfg:     cfg,
 		stream:  "NATTER_" + strings.ToUpper(cfg.Name),
 		prefix:  "natter." + strings.ToLower(cfg.Name) + ".room.",
-		copy:    history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages}),
+		copy:    history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages, MaxAge: cfg.MaxAge}),
 		id:      nats.NewInbox()[len(nats.InboxPrefix):],
-		held:    make(map[string]bool),
-		stop:    make(chan struct{}),
+		held:    make(map[string]uint64),
 		renewed: make(chan struct{}),
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -182,7 +182,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: consumer: %w", err)
 	}
 	// Catch up: everything stored before this node joined is history.
-	for last := info.State.LastSeq; last > 0; {
+	for last := info.State.LastSeq; info.State.Msgs > 0; {
 		m, err := n.next(ctx)
 		if err != nil {
 			n.msgs.Stop()
@@ -195,7 +195,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		if msg, ok := n.decode(m, meta.Sequence.Stream); ok {
 			n.copy.Insert(msg)
 		}
-		if meta.Sequence.Stream >= last {
+		if meta.Sequence.Stream >= last || meta.NumPending == 0 {
 			break
 		}
 	}
@@ -213,6 +213,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		}
 		n.setUp(true)
 	})
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	go n.renew()
 	return n, nil
 }
@@ -241,19 +242,19 @@ func (n *Node) ClaimNick(nick string) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
 	defer cancel()
 	key := "nick." + nick
-	_, err := n.kv.Create(ctx, key, []byte(n.id))
+	rev, err := n.kv.Create(ctx, key, []byte(n.id))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		e, gerr := n.kv.Get(ctx, key)
 		if gerr != nil || string(e.Value()) != n.id {
 			return false, nil
 		}
-		err = nil
+		rev, err = e.Revision(), nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("cluster: claiming a nickname: %w", err)
 	}
 	n.mu.Lock()
-	n.held[key] = true
+	n.held[key] = rev
 	n.mu.Unlock()
 	return true, nil
 }
@@ -267,11 +268,12 @@ func (n *Node) Enter(room, nick string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
 	defer cancel()
 	key := memberKey(room, nick)
-	if _, err := n.kv.Put(ctx, key, []byte(n.id)); err != nil {
+	rev, err := n.kv.Put(ctx, key, []byte(n.id))
+	if err != nil {
 		return fmt.Errorf("cluster: presence: %w", err)
 	}
 	n.mu.Lock()
-	n.held[key] = true
+	n.held[key] = rev
 	n.mu.Unlock()
 	return nil
 }
@@ -306,6 +308,9 @@ func (n *Node) members(filter string) (map[string][]string, error) {
 			rooms[room] = append(rooms[room], nick)
 		}
 	}
+	if err := ctx.Err(); err != nil { // the listing was cut short
+		return nil, fmt.Errorf("cluster: presence: %w", err)
+	}
 	return rooms, nil
 }
 
@@ -314,7 +319,7 @@ func memberKey(room, nick string) string { return "in." + strings.ToLower(room) 
 // drop deletes a key this node holds; if that fails, it expires.
 func (n *Node) drop(key string) {
 	n.mu.Lock()
-	held := n.held[key]
+	_, held := n.held[key]
 	delete(n.held, key)
 	n.mu.Unlock()
 	if !held {
@@ -326,14 +331,16 @@ func (n *Node) drop(key string) {
 }
 
 // renew renews the node's presence keys three times per PresenceTTL until
-// Close.
+// Close. A nickname is renewed only at the revision this node wrote, so a
+// claim that lapsed (say, during an outage) and was taken by another node
+// is given up rather than taken back.
 func (n *Node) renew() {
 	defer close(n.renewed)
 	t := time.NewTicker(n.cfg.PresenceTTL / 3)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.stop:
+		case <-n.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -344,15 +351,38 @@ func (n *Node) renew() {
 		}
 		n.mu.Unlock()
 		for _, key := range keys {
-			n.mu.Lock()
-			held := n.held[key]
-			n.mu.Unlock()
-			if held { // not dropped meanwhile
-				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
-				n.kv.Put(ctx, key, []byte(n.id))
-				cancel()
-			}
+			n.renewKey(key)
 		}
+	}
+}
+
+func (n *Node) renewKey(key string) {
+	n.mu.Lock()
+	rev, held := n.held[key]
+	n.mu.Unlock()
+	if !held { // dropped meanwhile
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.Timeout)
+	defer cancel()
+	var err error
+	if strings.HasPrefix(key, "nick.") {
+		rev, err = n.kv.Update(ctx, key, []byte(n.id), rev)
+		if err != nil && ctx.Err() == nil {
+			// Lapsed: ours again only if no one took it meanwhile.
+			rev, err = n.kv.Create(ctx, key, []byte(n.id))
+		}
+	} else {
+		rev, err = n.kv.Put(ctx, key, []byte(n.id))
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch _, still := n.held[key]; {
+	case !still:
+	case errors.Is(err, jetstream.ErrKeyExists):
+		delete(n.held, key) // another node's now
+	case err == nil:
+		n.held[key] = rev
 	}
 }
 
@@ -423,7 +453,9 @@ func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
 // Append implements history.Store: it publishes msgs to the stream and
 // returns once JetStream has stored them, setting each one's Seq to its
 // stream sequence. The messages reach clients through Run, on every node.
-// If it fails, some of the messages may have been stored nonetheless.
+// An error wrapping history.ErrUnconfirmed means some of the messages may
+// have been stored nonetheless, and will then reach everyone; any other
+// error means none was sent.
 func (n *Node) Append(msgs []history.Message) error {
 	n.mu.Lock()
 	closed := n.closed
@@ -449,9 +481,9 @@ func (n *Node) Append(msgs []history.Message) error {
 		case ack := <-f.Ok():
 			msgs[i].Seq = ack.Sequence
 		case err := <-f.Err():
-			return fmt.Errorf("cluster: publish: %w", err)
+			return fmt.Errorf("cluster: publish: %w: %w", history.ErrUnconfirmed, err)
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: publish: not stored within %v: %w", n.cfg.Timeout, ctx.Err())
+			return fmt.Errorf("cluster: publish: %w within %v", history.ErrUnconfirmed, n.cfg.Timeout)
 		}
 	}
 	return nil
@@ -472,9 +504,9 @@ func (n *Node) Bounds(room string) (oldest, newest uint64, err error) {
 	return n.copy.Bounds(room)
 }
 
-// Trim implements history.Store. JetStream applies the retention limits
-// to the stream; the copy keeps MaxMessages per room.
-func (n *Node) Trim(time.Time, int) (int, error) { return 0, nil }
+// Trim implements history.Store on the node's copy; JetStream applies the
+// same limits to the stream.
+func (n *Node) Trim(now time.Time, limit int) (int, error) { return n.copy.Trim(now, limit) }
 
 // Close stops the node's consumer, so that a running Run returns, and its
 // renewal of nicknames; they expire after PresenceTTL unless released.
@@ -487,7 +519,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.msgs.Stop()
-	close(n.stop)
+	n.cancel()
 	<-n.renewed
 	return n.copy.Close()
 }

@@ -57,5 +57,10 @@ type Store interface {
 	Close() error
 }
 
+// ErrUnconfirmed is wrapped by an Append error when the store did not
+// confirm the messages in time but may have kept them all the same, as a
+// cluster's store can when its connection drops.
+var ErrUnconfirmed = errors.New("history: not confirmed as stored")
+
 // ErrClosed is returned by a Store that has been closed.
 var ErrClosed = errors.New("history: store closed")
