@@ -192,6 +192,11 @@ func (s *Server) openRoom(name string) *room {
 		s.log.Error("Reading history failed", "room", name, "err", err)
 	}
 	r.delivered = newest
+	if s.opts.Cluster != nil {
+		if r.topic, err = s.opts.Cluster.Topic(name); err != nil {
+			s.log.Error("Reading a topic from the cluster failed", "room", name, "err", err)
+		}
+	}
 	return r
 }
 

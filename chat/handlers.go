@@ -552,6 +552,28 @@ func (s *Server) topic(ss *session, c protocol.Command) {
 		s.fail(ss, codeTopicTooLong, "a topic is at most %d bytes", s.opts.MaxTopicBytes)
 		return
 	}
-	r.topic = c.Text
-	s.deliverRoom(r, &protocol.Event{Type: protocol.TypeTopic, Time: now(), Room: r.name, From: ss.nick, Text: c.Text})
+	if s.opts.Cluster != nil {
+		// Every node, this one too, hears of it through topicSet.
+		if err := s.opts.Cluster.SetTopic(r.name, ss.nick, c.Text); err != nil {
+			s.log.Error("Setting a topic in the cluster failed", "err", err)
+			s.fail(ss, codeClusterDown, "can't set the topic right now: the cluster is unreachable")
+		}
+		return
+	}
+	s.topicSetLocked(r, ss.nick, c.Text)
+}
+
+// topicSet is told of a topic set on any node of a cluster.
+func (s *Server) topicSet(room, by, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.rooms[protocol.Fold(room)]; r != nil {
+		s.topicSetLocked(r, by, text)
+	}
+}
+
+// topicSetLocked sets r's topic and tells its members. s.mu must be held.
+func (s *Server) topicSetLocked(r *room, by, text string) {
+	r.topic = text
+	s.deliverRoom(r, &protocol.Event{Type: protocol.TypeTopic, Time: now(), Room: r.name, From: by, Text: text})
 }

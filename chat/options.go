@@ -138,6 +138,12 @@ type Cluster interface {
 	// same for every room, by folded name.
 	Members(room string) ([]string, error)
 	Rooms() (map[string][]string, error)
+	// SetTopic sets a room's topic for every node; each hears of it
+	// through the function given to OnTopic, this one included. Topic
+	// returns a room's topic.
+	SetTopic(room, by, text string) error
+	Topic(room string) (string, error)
+	OnTopic(func(room, by, text string))
 }
 
 // Options configures a [Server]. The zero value uses every default.

@@ -127,6 +127,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stopRun()
 	if c := s.opts.Cluster; c != nil {
 		c.OnStatus(s.clusterStatus)
+		c.OnTopic(s.topicSet)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -177,6 +177,21 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			"*** logged in as alice")
 	})
 
+	It("shares a room's topic: members on every node see it set, and whoever joins on any node is told it", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice, bob := named(nw, a, "alice"), named(nw, b, "bob")
+		alice.Send("/topic cluster day\n")
+		for _, c := range []*testClient{alice, bob} {
+			c.ExpectLines("*** alice set the topic of #lobby: cluster day")
+		}
+		bob.Send("/topic\n")
+		bob.ExpectLines("*** topic of #lobby: cluster day")
+
+		alice.Send("/join games\n/topic no spoilers\n")
+		alice.ExpectLines("*** you are now talking in #games", "*** alice set the topic of #games: no spoilers")
+		bob.Send("/join games\n")
+		bob.ExpectLines("*** you are now talking in #games", "*** topic of #games: no spoilers")
+	})
+
 	It("lists a room's members and the rooms across every node", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		alice, bob := named(nw, a, "alice"), named(nw, b, "bob")
 		bob.Send("/join games\n")

@@ -83,7 +83,9 @@ type Node struct {
 	copy     *history.MemoryStore
 	kv       jetstream.KeyValue // nick.<folded nickname> = the claiming node's id
 	accounts jetstream.KeyValue // folded name = password hash
-	id       string             // this node's
+	rooms    jetstream.KeyValue // topic.<room> = its topic
+	topics   jetstream.KeyWatcher
+	id       string // this node's
 
 	mu      sync.Mutex
 	closed  bool
@@ -93,6 +95,8 @@ type Node struct {
 	ctx     context.Context   // cancelled by Close, to end renew
 	cancel  context.CancelFunc
 	renewed chan struct{} // closed when renew has returned
+	watched chan struct{} // closed when watchTopics has returned
+	onTopic func(room, by, text string)
 }
 
 var _ history.Store = (*Node)(nil)
@@ -140,6 +144,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		id:      nats.NewInbox()[len(nats.InboxPrefix):],
 		held:    make(map[string]uint64),
 		renewed: make(chan struct{}),
+		watched: make(chan struct{}),
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:   "natter_" + strings.ToLower(cfg.Name) + "_presence",
@@ -157,6 +162,13 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		Storage:  jetstream.FileStorage,
 	}); err != nil {
 		return nil, fmt.Errorf("cluster: accounts bucket: %w", err)
+	}
+	if n.rooms, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   "natter_" + strings.ToLower(cfg.Name) + "_rooms",
+		Replicas: cfg.Replicas,
+		Storage:  jetstream.FileStorage,
+	}); err != nil {
+		return nil, fmt.Errorf("cluster: rooms bucket: %w", err)
 	}
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              n.stream,
@@ -213,8 +225,15 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		}
 		n.setUp(true)
 	})
+	// The watch lasts as long as the node, not as long as ctx.
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if n.topics, err = n.rooms.Watch(n.ctx, "topic.*", jetstream.UpdatesOnly()); err != nil {
+		n.cancel()
+		n.msgs.Stop()
+		return nil, fmt.Errorf("cluster: watching topics: %w", err)
+	}
 	go n.renew()
+	go n.watchTopics(n.topics)
 	return n, nil
 }
 
@@ -521,5 +540,7 @@ func (n *Node) Close() error {
 	n.msgs.Stop()
 	n.cancel()
 	<-n.renewed
+	n.topics.Stop()
+	<-n.watched
 	return n.copy.Close()
 }
