@@ -167,6 +167,7 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			"*** warning: your password crossed the network unencrypted; connect with TLS next time",
 			"*** registered alice; you are logged in")
 		Expect(alice.conn.Close()).To(Succeed())
+		Eventually(a.Clients).Should(BeZero(), "alice has left node a, and her nickname is free")
 
 		again := connectAll(b, nw, 1)[0]
 		again.Send("/register ALICE another-password\n")
