@@ -95,12 +95,12 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 	s.mu.Lock()
 	if err != nil {
 		s.log.Error("Storing messages failed; refusing them", "count", len(batch), "err", err)
+		why := "your message could not be stored, so it was not sent: %v"
+		if errors.Is(err, history.ErrUnconfirmed) {
+			why = "your message was not confirmed as stored, so it may not have been sent: %v"
+		}
 		for _, a := range batch {
-			if errors.Is(err, history.ErrUnconfirmed) {
-				s.fail(a.from, codeStoreError, "your message was not confirmed as stored, so it may not have been sent: %v", err)
-			} else {
-				s.fail(a.from, codeStoreError, "your message could not be stored, so it was not sent: %v", err)
-			}
+			s.fail(a.from, codeStoreError, why, err)
 		}
 	} else if s.opts.Cluster == nil { // a cluster delivers through deliverStored
 		s.batching = true

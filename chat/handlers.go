@@ -57,23 +57,20 @@ func (s *Server) fail(ss *session, code, format string, args ...any) {
 }
 
 // deliverRoom queues ev for every member of r.
-func (s *Server) deliverRoom(r *room, ev *protocol.Event) {
-	d := delivery{ev: ev}
-	for ss := range r.members {
-		ss.enqueue(d.itemFor(ss))
-	}
-	s.metrics.deliveries.Add(float64(len(r.members)))
-}
+func (s *Server) deliverRoom(r *room, ev *protocol.Event) { s.deliverRoomExcept(r, ev, nil) }
 
-// deliverRoomExcept queues ev for every member of r but one.
+// deliverRoomExcept queues ev for every member of r but except (nil for
+// none).
 func (s *Server) deliverRoomExcept(r *room, ev *protocol.Event, except *session) {
 	d := delivery{ev: ev}
+	n := 0
 	for ss := range r.members {
 		if ss != except {
 			ss.enqueue(d.itemFor(ss))
+			n++
 		}
 	}
-	s.metrics.deliveries.Add(float64(len(r.members) - 1))
+	s.metrics.deliveries.Add(float64(n))
 }
 
 // announces reports whether joins, parts and quits in r are announced to
@@ -210,8 +207,6 @@ func (s *Server) depart(ss *session, reason, kind string) {
 	}
 }
 
-// leaveRoom takes ss out of r, and r away if it is left empty and is not
-// the default room.
 // enterRoom makes ss a member of r, here and, in a cluster, for every
 // node to see. s.mu must be held.
 func (s *Server) enterRoom(ss *session, r *room) {
@@ -223,6 +218,8 @@ func (s *Server) enterRoom(ss *session, r *room) {
 	}
 }
 
+// leaveRoom takes ss out of r, and r away if it is left empty and is not
+// the default room.
 func (s *Server) leaveRoom(ss *session, r *room) {
 	delete(r.members, ss)
 	if s.opts.Cluster != nil {

@@ -138,11 +138,7 @@ func (ss *session) enqueue(msg item) {
 		}
 		return
 	}
-	start := ss.startFlushLocked()
-	ss.mu.Unlock()
-	if start {
-		ss.startFlusher()
-	}
+	ss.unlockAndFlush()
 }
 
 // pushLocked queues it, accounting for the oldest message if it had to be
@@ -164,38 +160,27 @@ func (ss *session) finish(last []byte) {
 		}
 		ss.finished = true
 	}
-	start := ss.startFlushLocked()
-	ss.mu.Unlock()
-	if start {
-		ss.startFlusher()
-	}
+	ss.unlockAndFlush()
 }
 
 // wake makes sure what is queued gets written.
 func (ss *session) wake() {
 	ss.mu.Lock()
-	start := ss.startFlushLocked()
+	ss.unlockAndFlush()
+}
+
+// unlockAndFlush unlocks ss.mu, which must be held, and starts a flusher
+// unless one is running; it is counted in the server's goroutines. (go
+// ss.flush(), a method, not a closure, so that starting it allocates
+// nothing.)
+func (ss *session) unlockAndFlush() {
+	start := !ss.flushing
+	ss.flushing = true
 	ss.mu.Unlock()
 	if start {
-		ss.startFlusher()
+		ss.srv.wg.Add(1)
+		go ss.flush()
 	}
-}
-
-// startFlushLocked reports whether a flusher must be started, and if so
-// marks it started. ss.mu must be held.
-func (ss *session) startFlushLocked() bool {
-	if ss.flushing {
-		return false
-	}
-	ss.flushing = true
-	return true
-}
-
-// startFlusher starts the flusher, counted in the server's goroutines.
-// (A method, not a closure, so that starting it allocates nothing.)
-func (ss *session) startFlusher() {
-	ss.srv.wg.Add(1)
-	go ss.flush()
 }
 
 // readLoop reads and carries out the client's lines until the connection
@@ -436,28 +421,35 @@ func (ss *session) flush() {
 			*bp = b
 			writeBuffers.Put(bp)
 		}
-		if err == nil && !(finished && len(b) == 0) {
-			continue
-		}
-		switch {
-		case err == nil:
-		case finished:
-			// The client is leaving anyway; a failed goodbye is normal.
-			ss.srv.log.Debug("Final write to client failed: "+ss.addr, "err", err)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			ss.srv.log.Warn("Disconnecting slow client " + ss.addr + ": write deadline exceeded")
-			ss.mu.Lock()
-			ss.closeReason = "too slow to receive messages"
-			ss.mu.Unlock()
-		case !errors.Is(err, net.ErrClosed):
-			ss.srv.log.Info("Write to client failed; disconnecting "+ss.addr, "err", err)
-			ss.mu.Lock()
-			ss.closeReason = "write failed"
-			ss.mu.Unlock()
+		if err != nil {
+			ss.writeFailed(err, finished)
+		} else if !finished || len(b) > 0 {
+			continue // finished: close once a take comes back empty
 		}
 		ss.conn.Close()
 		close(ss.done)
 		return // flushing stays set: nothing more is written
+	}
+}
+
+// writeFailed logs why a write failed and keeps the reason to announce.
+func (ss *session) writeFailed(err error, finished bool) {
+	reason := ""
+	switch {
+	case finished:
+		// The client is leaving anyway; a failed goodbye is normal.
+		ss.srv.log.Debug("Final write to client failed: "+ss.addr, "err", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		ss.srv.log.Warn("Disconnecting slow client " + ss.addr + ": write deadline exceeded")
+		reason = "too slow to receive messages"
+	case !errors.Is(err, net.ErrClosed):
+		ss.srv.log.Info("Write to client failed; disconnecting "+ss.addr, "err", err)
+		reason = "write failed"
+	}
+	if reason != "" {
+		ss.mu.Lock()
+		ss.closeReason = reason
+		ss.mu.Unlock()
 	}
 }
 

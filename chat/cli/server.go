@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -95,40 +96,12 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	opts.Logger = logger
 
 	if *natsURL != "" {
-		nopts := []nats.Option{
-			nats.Name("natter"),
-			nats.MaxReconnects(-1),
-			nats.ReconnectBufSize(-1), // refuse, never delay, what can't be sent
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				logger.Warn("Lost the connection to NATS; messages are refused until it is back", "err", err)
-			}),
-			nats.ReconnectHandler(func(nc *nats.Conn) {
-				logger.Info("Connected to NATS again at " + nc.ConnectedUrlRedacted())
-			}),
-		}
-		if *natsCreds != "" {
-			nopts = append(nopts, nats.UserCredentials(*natsCreds))
-		}
-		if *natsCA != "" {
-			nopts = append(nopts, nats.RootCAs(*natsCA))
-		}
-		if *natsCert != "" || *natsKey != "" {
-			nopts = append(nopts, nats.ClientCert(*natsCert, *natsKey))
-		}
-		nc, err := nats.Connect(*natsURL, nopts...)
+		ccfg.MaxMessages, ccfg.MaxAge = retention.MaxMessages, retention.MaxAge
+		nc, node, err := joinCluster(ctx, logger, natsFlags{*natsURL, *natsCreds, *natsCA, *natsCert, *natsKey}, ccfg)
 		if err != nil {
-			logger.Error(fmt.Sprintf("Cannot connect to NATS at %s: %v", *natsURL, err))
 			return ExitFailure
 		}
 		defer nc.Close()
-		ccfg.MaxMessages, ccfg.MaxAge = retention.MaxMessages, retention.MaxAge
-		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		node, err := cluster.Join(jctx, nc, ccfg)
-		cancel()
-		if err != nil {
-			logger.Error(fmt.Sprintf("Cannot join the cluster: %v", err))
-			return ExitFailure
-		}
 		defer node.Close()
 		opts.Cluster, opts.Accounts = node, node.Accounts()
 		logger.Info("Cluster node of " + ccfg.Name + " through NATS at " + nc.ConnectedUrlRedacted())
@@ -223,6 +196,48 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 		return ExitFailure
 	}
 	return ExitOK
+}
+
+// natsFlags are the flags for the connection to NATS.
+type natsFlags struct{ url, creds, ca, cert, key string }
+
+// joinCluster connects to NATS and joins the cluster, logging why if it
+// can't. The caller closes the node, then the connection.
+func joinCluster(ctx context.Context, logger *slog.Logger, f natsFlags, cfg cluster.Config) (*nats.Conn, *cluster.Node, error) {
+	opts := []nats.Option{
+		nats.Name("natter"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(-1), // refuse, never delay, what can't be sent
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.Warn("Lost the connection to NATS; messages are refused until it is back", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.Info("Connected to NATS again at " + nc.ConnectedUrlRedacted())
+		}),
+	}
+	if f.creds != "" {
+		opts = append(opts, nats.UserCredentials(f.creds))
+	}
+	if f.ca != "" {
+		opts = append(opts, nats.RootCAs(f.ca))
+	}
+	if f.cert != "" || f.key != "" {
+		opts = append(opts, nats.ClientCert(f.cert, f.key))
+	}
+	nc, err := nats.Connect(f.url, opts...)
+	if err != nil {
+		logger.Error(fmt.Sprintf("Cannot connect to NATS at %s: %v", f.url, err))
+		return nil, nil, err
+	}
+	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	node, err := cluster.Join(jctx, nc, cfg)
+	if err != nil {
+		nc.Close()
+		logger.Error(fmt.Sprintf("Cannot join the cluster: %v", err))
+		return nil, nil, err
+	}
+	return nc, node, nil
 }
 
 // DefaultDataDir is where the server keeps its history unless told

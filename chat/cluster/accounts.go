@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"strings"
 
@@ -14,19 +13,12 @@ import (
 // JetStream key-value bucket: registering a name is a create, which
 // JetStream refuses if the name exists, so two nodes can't both register
 // it.
-type Accounts struct {
-	kv      jetstream.KeyValue
-	timeout func() (context.Context, context.CancelFunc)
-}
+type Accounts struct{ n *Node }
 
 var _ accounts.Store = (*Accounts)(nil)
 
 // Accounts returns the deployment's accounts.
-func (n *Node) Accounts() *Accounts {
-	return &Accounts{kv: n.accounts, timeout: func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), n.cfg.Timeout)
-	}}
-}
+func (n *Node) Accounts() *Accounts { return &Accounts{n} }
 
 // Register implements accounts.Store.
 func (a *Accounts) Register(name, password string) error {
@@ -34,9 +26,9 @@ func (a *Accounts) Register(name, password string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := a.timeout()
+	ctx, cancel := a.n.op()
 	defer cancel()
-	_, err = a.kv.Create(ctx, strings.ToLower(name), h)
+	_, err = a.n.accounts.Create(ctx, strings.ToLower(name), h)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return accounts.ErrExists
 	}
@@ -60,9 +52,9 @@ func (a *Accounts) Exists(name string) (bool, error) {
 
 // hash returns name's password hash, nil if there is no such account.
 func (a *Accounts) hash(name string) ([]byte, error) {
-	ctx, cancel := a.timeout()
+	ctx, cancel := a.n.op()
 	defer cancel()
-	e, err := a.kv.Get(ctx, strings.ToLower(name))
+	e, err := a.n.accounts.Get(ctx, strings.ToLower(name))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return nil, nil

@@ -146,29 +146,15 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		renewed: make(chan struct{}),
 		watched: make(chan struct{}),
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   "natter_" + strings.ToLower(cfg.Name) + "_presence",
-		TTL:      cfg.PresenceTTL,
-		Replicas: cfg.Replicas,
-		Storage:  jetstream.FileStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: presence bucket: %w", err)
+	// Presence expires unless renewed; accounts and topics stay.
+	if n.kv, err = bucket(ctx, js, cfg, "presence", cfg.PresenceTTL); err != nil {
+		return nil, err
 	}
-	n.kv = kv
-	if n.accounts, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   "natter_" + strings.ToLower(cfg.Name) + "_accounts",
-		Replicas: cfg.Replicas,
-		Storage:  jetstream.FileStorage,
-	}); err != nil {
-		return nil, fmt.Errorf("cluster: accounts bucket: %w", err)
+	if n.accounts, err = bucket(ctx, js, cfg, "accounts", 0); err != nil {
+		return nil, err
 	}
-	if n.rooms, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   "natter_" + strings.ToLower(cfg.Name) + "_rooms",
-		Replicas: cfg.Replicas,
-		Storage:  jetstream.FileStorage,
-	}); err != nil {
-		return nil, fmt.Errorf("cluster: rooms bucket: %w", err)
+	if n.rooms, err = bucket(ctx, js, cfg, "rooms", 0); err != nil {
+		return nil, err
 	}
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              n.stream,
@@ -211,6 +197,13 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 			break
 		}
 	}
+	// The watch lasts as long as the node, not as long as ctx.
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if n.topics, err = n.rooms.Watch(n.ctx, "topic.*", jetstream.UpdatesOnly()); err != nil {
+		n.cancel()
+		n.msgs.Stop()
+		return nil, fmt.Errorf("cluster: watching topics: %w", err)
+	}
 	// Chain to whatever handlers the connection already has.
 	lost, back := nc.Opts.DisconnectedErrCB, nc.Opts.ReconnectedCB
 	nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
@@ -225,16 +218,28 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		}
 		n.setUp(true)
 	})
-	// The watch lasts as long as the node, not as long as ctx.
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	if n.topics, err = n.rooms.Watch(n.ctx, "topic.*", jetstream.UpdatesOnly()); err != nil {
-		n.cancel()
-		n.msgs.Stop()
-		return nil, fmt.Errorf("cluster: watching topics: %w", err)
-	}
 	go n.renew()
 	go n.watchTopics(n.topics)
 	return n, nil
+}
+
+// bucket creates (or updates) one of the deployment's key-value buckets.
+func bucket(ctx context.Context, js jetstream.JetStream, cfg Config, what string, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   "natter_" + strings.ToLower(cfg.Name) + "_" + what,
+		TTL:      ttl,
+		Replicas: cfg.Replicas,
+		Storage:  jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %s bucket: %w", what, err)
+	}
+	return kv, nil
+}
+
+// op bounds one request to NATS by Timeout, and by the node's life.
+func (n *Node) op() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(n.ctx, n.cfg.Timeout)
 }
 
 // OnStatus registers f to be called when the node loses its connection to
@@ -258,7 +263,7 @@ func (n *Node) setUp(up bool) {
 // cluster, and reports whether it could: false if a client of another
 // node has it. A node's claims last while it lives (see PresenceTTL).
 func (n *Node) ClaimNick(nick string) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	ctx, cancel := n.op()
 	defer cancel()
 	key := "nick." + nick
 	rev, err := n.kv.Create(ctx, key, []byte(n.id))
@@ -284,7 +289,7 @@ func (n *Node) ReleaseNick(nick string) { n.drop("nick." + nick) }
 // Enter records across the cluster that nick, a client of this node, is
 // in room, until Leave (or until the node is gone for PresenceTTL).
 func (n *Node) Enter(room, nick string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	ctx, cancel := n.op()
 	defer cancel()
 	key := memberKey(room, nick)
 	rev, err := n.kv.Put(ctx, key, []byte(n.id))
@@ -315,7 +320,7 @@ func (n *Node) Members(room string) ([]string, error) {
 func (n *Node) Rooms() (map[string][]string, error) { return n.members("in.*.*") }
 
 func (n *Node) members(filter string) (map[string][]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	ctx, cancel := n.op()
 	defer cancel()
 	keys, err := n.kv.ListKeysFiltered(ctx, filter)
 	if err != nil {
@@ -344,7 +349,7 @@ func (n *Node) drop(key string) {
 	if !held {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	ctx, cancel := n.op()
 	defer cancel()
 	n.kv.Delete(ctx, key)
 }
@@ -382,7 +387,7 @@ func (n *Node) renewKey(key string) {
 	if !held { // dropped meanwhile
 		return
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.Timeout)
+	ctx, cancel := n.op()
 	defer cancel()
 	var err error
 	if strings.HasPrefix(key, "nick.") {
@@ -482,7 +487,7 @@ func (n *Node) Append(msgs []history.Message) error {
 	if closed {
 		return ErrClosed
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	ctx, cancel := n.op()
 	defer cancel()
 	acks := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +22,7 @@ func (n *Node) SetTopic(room, by, text string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	ctx, cancel := n.op()
 	defer cancel()
 	if _, err := n.rooms.Put(ctx, topicKey(room), b); err != nil {
 		return fmt.Errorf("cluster: topic: %w", err)
@@ -33,7 +32,7 @@ func (n *Node) SetTopic(room, by, text string) error {
 
 // Topic returns room's topic, "" if it has none.
 func (n *Node) Topic(room string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	ctx, cancel := n.op()
 	defer cancel()
 	e, err := n.rooms.Get(ctx, topicKey(room))
 	switch {

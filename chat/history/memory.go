@@ -48,12 +48,8 @@ func (s *MemoryStore) Append(msgs []Message) error {
 	}
 	for i := range msgs {
 		r := s.room(msgs[i].Room)
-		r.seq++
-		msgs[i].Seq = r.seq
-		r.msgs = append(r.msgs, msgs[i])
-		if max := s.retention.MaxMessages; max > 0 && len(r.msgs) > max {
-			r.msgs = append(r.msgs[:0], r.msgs[len(r.msgs)-max:]...)
-		}
+		msgs[i].Seq = r.seq + 1
+		r.add(msgs[i], s.retention.MaxMessages)
 	}
 	return nil
 }
@@ -72,12 +68,17 @@ func (s *MemoryStore) Insert(m Message) error {
 	if m.Seq <= r.seq {
 		return fmt.Errorf("history: message %d is not above %d, the newest in %s", m.Seq, r.seq, m.Room)
 	}
+	r.add(m, s.retention.MaxMessages)
+	return nil
+}
+
+// add appends m, the room's newest, keeping at most max messages (0: all).
+func (r *memRoom) add(m Message, max int) {
 	r.seq = m.Seq
 	r.msgs = append(r.msgs, m)
-	if max := s.retention.MaxMessages; max > 0 && len(r.msgs) > max {
+	if max > 0 && len(r.msgs) > max {
 		r.msgs = append(r.msgs[:0], r.msgs[len(r.msgs)-max:]...)
 	}
-	return nil
 }
 
 // Before implements Store.
