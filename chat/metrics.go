@@ -86,20 +86,6 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-// leaveKind maps the reasons a client leaves for to the few values of the
-// disconnects metric's label (a /quit reason is the client's own text, so
-// it can't be a label).
-var leaveKind = map[string]string{
-	"connection closed":            "closed",
-	"too slow to receive messages": "slow_consumer",
-	"write failed":                 "write_error",
-	"flooding":                     "flooding",
-	"line timeout":                 "line_timeout",
-	"ping timeout":                 "ping_timeout",
-	"login timeout":                "login_timeout",
-	"":                             "shutdown",
-}
-
 // AdminHandler serves the server's operational endpoints: Prometheus
 // metrics at /metrics, /healthz (the process is up), /readyz (the server
 // accepts clients: 503 once it is shutting down, or when a cluster node has

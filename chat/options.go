@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -111,40 +110,6 @@ const (
 // DefaultRoom is the room every client is in when it connects. It always
 // exists.
 const DefaultRoom = "lobby"
-
-// Cluster links a server to the other nodes of a deployment (see package
-// chat/cluster, which implements it over NATS JetStream). As a history
-// store its Append stores and numbers messages for the whole deployment
-// without delivering them; Run then hands every node every message, in
-// one order, to deliver to its own clients.
-type Cluster interface {
-	history.Store
-	// Run calls deliver with every message stored by any node, in the
-	// cluster's order, until ctx ends.
-	Run(ctx context.Context, deliver func(history.Message)) error
-	// ClaimNick reserves a folded nickname for a client of this node,
-	// reporting false if a client of another node has it.
-	ClaimNick(nick string) (bool, error)
-	// ReleaseNick gives up a nickname this node claimed.
-	ReleaseNick(nick string)
-	// OnStatus registers a function told when the node loses the
-	// cluster (false) and has it again (true).
-	OnStatus(func(up bool))
-	// Enter and Leave record which of this node's clients are in which
-	// room, for the whole cluster to see.
-	Enter(room, nick string) error
-	Leave(room, nick string)
-	// Members returns the nicknames in room on every node; Rooms the
-	// same for every room, by folded name.
-	Members(room string) ([]string, error)
-	Rooms() (map[string][]string, error)
-	// SetTopic sets a room's topic for every node; each hears of it
-	// through the function given to OnTopic, this one included. Topic
-	// returns a room's topic.
-	SetTopic(room, by, text string) error
-	Topic(room string) (string, error)
-	OnTopic(func(room, by, text string))
-}
 
 // Options configures a [Server]. The zero value uses every default.
 type Options struct {

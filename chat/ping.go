@@ -29,9 +29,7 @@ func (s *Server) pingLoop() {
 			switch {
 			case silent >= 2*s.opts.PingInterval:
 				s.log.Warn("Disconnecting unresponsive client " + ss.addr + ": no answer to ping")
-				ss.mu.Lock()
-				ss.closeReason = "ping timeout"
-				ss.mu.Unlock()
+				ss.closeFor(leftPingTimeout)
 				ss.conn.Close()
 			case silent >= s.opts.PingInterval && !ss.pinged:
 				ss.pinged = true

@@ -1,5 +1,8 @@
 package chat
 
+// This file is rooms: who is in which, and where a room's numbering
+// carries on from.
+
 import (
 	"slices"
 	"strings"
@@ -35,41 +38,42 @@ func (r *room) nicks() []string {
 	return nicks
 }
 
-// itemFor returns the queue item carrying the event to ss. Server.mu must
-// be held.
-func (d *delivery) itemFor(ss *session) item {
-	// A numbered message, live or replayed, carries its room and number.
-	return item{b: d.bytesFor(ss), room: d.ev.Room, seq: d.ev.Seq}
-}
-
-// delivery is one event on its way to many sessions. It encodes the event
-// at most once per form it is needed in (JSON; text for readers whose
-// current room is the event's room; text for the others), never once per
-// receiver, and the receivers share those bytes.
-type delivery struct {
-	ev   *protocol.Event
-	json []byte
-	text [2][]byte // [0]: in the reader's current room (or no room); [1]: another room
-}
-
-// bytesFor returns the encoding of the event for ss. Server.mu must be
-// held.
-func (d *delivery) bytesFor(ss *session) []byte {
-	if ss.jsonOut.Load() {
-		if d.json == nil {
-			d.json = d.ev.AppendJSON(nil)
+// openRoom makes a room, its numbering carrying on from its stored
+// history. s.mu must be held.
+func (s *Server) openRoom(name string) *room {
+	r := newRoom(name)
+	_, newest, err := s.opts.History.Bounds(name)
+	if err != nil {
+		s.log.Error("Reading history failed", "room", name, "err", err)
+	}
+	r.delivered = newest
+	if s.opts.Cluster != nil {
+		if r.topic, err = s.opts.Cluster.Topic(name); err != nil {
+			s.log.Error("Reading a topic from the cluster failed", "room", name, "err", err)
 		}
-		return d.json
 	}
-	i, current := 0, ""
-	if ss.current != nil {
-		current = ss.current.name
+	return r
+}
+
+// enterRoom makes ss a member of r, here and, in a cluster, for every
+// node to see. s.mu must be held.
+func (s *Server) enterRoom(ss *session, r *room) {
+	r.members[ss] = struct{}{}
+	if s.opts.Cluster != nil {
+		if err := s.opts.Cluster.Enter(r.name, ss.nick); err != nil {
+			s.log.Error("Recording presence in the cluster failed", "err", err)
+		}
 	}
-	if d.ev.Room != "" && !strings.EqualFold(d.ev.Room, current) {
-		i = 1
+}
+
+// leaveRoom takes ss out of r, and r away if it is left empty and is not
+// the default room. s.mu must be held.
+func (s *Server) leaveRoom(ss *session, r *room) {
+	delete(r.members, ss)
+	if s.opts.Cluster != nil {
+		s.opts.Cluster.Leave(r.name, ss.nick)
 	}
-	if d.text[i] == nil {
-		d.text[i] = d.ev.AppendText(nil, protocol.View{Me: ss.nick, Current: current})
+	if len(r.members) == 0 && r != s.lobby {
+		delete(s.rooms, protocol.Fold(r.name))
 	}
-	return d.text[i]
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -14,14 +15,9 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// Accept-error backoff, as nats-server does for EMFILE and the like.
-const (
-	acceptMinSleep = 10 * time.Millisecond
-	acceptMaxSleep = time.Second
-)
-
 // Server is a chat server: clients with nicknames talk in rooms. Create one
-// with [NewServer] and run it with [Server.Serve].
+// with [NewServer] and run it with [Server.Serve]. doc.go maps its
+// goroutines, its locks and the path of a message.
 type Server struct {
 	ln   net.Listener
 	opts Options
@@ -31,11 +27,17 @@ type Server struct {
 	// formats, and closing. Every command runs under it, and delivering an
 	// event holds it while the event is queued for every receiver, which
 	// gives all receivers one order; queueing never blocks, so neither does
-	// holding mu.
+	// holding mu. Nothing that waits (a password hash, a disk write, a
+	// commit) happens while it is held. It is taken before a session's mu,
+	// never after.
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	nicks    map[string]*session // by protocol.Fold(nick)
-	rooms    map[string]*room    // by protocol.Fold(name)
+	// reserved holds the nicknames being registered, by protocol.Fold,
+	// while their password is hashed without mu: no one else may take
+	// them meanwhile.
+	reserved map[string]*session
+	rooms    map[string]*room // by protocol.Fold(name)
 	lobby    *room
 	guests   int                      // the last guest number given out
 	perIP    map[string]int           // connected clients by IP address
@@ -45,6 +47,18 @@ type Server struct {
 	// clusterLost is set when this cluster node stops receiving the
 	// cluster's messages for good.
 	clusterLost bool
+	// awaiting holds, in the cluster's order, this node's messages that
+	// the cluster has stored but not yet handed back for delivery; each
+	// sender's next command waits for them (see session.inflight).
+	awaiting []awaited
+	// clusterDelivered is the number of the last message the cluster
+	// handed back.
+	clusterDelivered uint64
+
+	// registrations counts the accounts registered through this server.
+	// A check of the accounts made without mu is good only if it has not
+	// changed by the time mu is held again. Written under mu.
+	registrations atomic.Uint64
 
 	// While batching, queueing an event marks its receiver in toWake
 	// instead of waking its writer at once, so a batch of messages goes out
@@ -73,6 +87,7 @@ func NewServer(ln net.Listener, opts Options) *Server {
 		log:      opts.Logger,
 		sessions: make(map[*session]struct{}),
 		nicks:    make(map[string]*session),
+		reserved: make(map[string]*session),
 		perIP:    make(map[string]int),
 		connects: make(map[string]*rate.Limiter),
 		logins:   make(map[string]*rate.Limiter),
@@ -125,20 +140,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
-	if c := s.opts.Cluster; c != nil {
-		c.OnStatus(s.clusterStatus)
-		c.OnTopic(s.topicSet)
+	if s.opts.Cluster != nil {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := c.Run(runCtx, s.deliverStored); err != nil && runCtx.Err() == nil {
-				// This node no longer sees the others' messages: stop
-				// saying it is ready, so a load balancer sends no one here.
-				s.log.Error("Cluster delivery stopped", "err", err)
-				s.mu.Lock()
-				s.clusterLost = true
-				s.mu.Unlock()
-			}
+			s.runCluster(runCtx)
 		}()
 	}
 	acceptErr := make(chan error, len(listeners))
@@ -170,81 +176,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-// acceptLoop accepts connections on ln until it is closed, backing off on
-// temporary errors such as running out of file descriptors.
-func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
-	sleep := time.Duration(0)
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				sleep = min(max(2*sleep, acceptMinSleep), acceptMaxSleep)
-				s.log.Warn("Accept failed; retrying", "err", err, "retry_in", sleep)
-				t := time.NewTimer(sleep)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					return nil
-				}
-				continue
-			}
-			return err
-		}
-		sleep = 0
-		if h, ok := conn.(handshaker); ok {
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.startTLS(ctx, conn, h)
-			}()
-			continue
-		}
-		s.start(conn)
-	}
-}
-
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
-}
-
-// start registers a new connection, greets it, and starts its reader and
-// writer.
-func (s *Server) start(conn net.Conn) {
-	ss := newSession(s, conn)
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		conn.Close()
-		return
-	}
-	if kind, why := s.admitConn(ss.ip); why != "" {
-		s.mu.Unlock()
-		s.refuse(conn, kind, why)
-		return
-	}
-	s.perIP[ss.ip]++
-	s.sessions[ss] = struct{}{}
-	s.arrive(ss)
-	// Added under mu, so that shutdown, which sets closing under mu, never
-	// waits for readers before this one is counted.
-	s.readers.Add(1)
-	s.mu.Unlock()
-
-	s.log.Info("New client connected: " + ss.addr)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer s.readers.Done()
-		ss.readLoop()
-	}()
-}
-
 // shutdown closes the listener, says goodbye to every client, and, after
 // at most ShutdownTimeout, closes whatever connections are left.
 func (s *Server) shutdown() {
@@ -257,7 +188,7 @@ func (s *Server) shutdown() {
 			s.log.Warn("Closing listener", "err", err)
 		}
 	}
-	goodbye := &delivery{ev: &protocol.Event{Type: protocol.TypeNotice, Code: "shutdown", Text: "server shutting down"}}
+	goodbye := &delivery{ev: &protocol.Event{Type: protocol.TypeNotice, Code: codeShutdown, Text: "server shutting down"}}
 	s.mu.Lock()
 	s.closing = true
 	sessions := make([]*session, 0, len(s.sessions))

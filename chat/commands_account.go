@@ -1,10 +1,12 @@
 package chat
 
+// This file is accounts: /register, /login, and what -require-auth asks
+// of a client before anything else.
+
 import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -24,6 +26,10 @@ const (
 	codeBadLogin       = "bad_login"
 	codeThrottled      = "login_throttled"
 	codeLoginRequired  = "login_required"
+
+	codeRegistered        = "registered"
+	codeLoggedIn          = "logged_in"
+	codePlaintextPassword = "plaintext_password"
 )
 
 // authenticate carries out /register and /login. The password hash is
@@ -42,42 +48,58 @@ func (ss *session) authenticate(c protocol.Command) {
 	}
 }
 
+// register carries out /register. The name is reserved for ss while its
+// password is hashed and stored, so that no one can take it meanwhile.
 func (ss *session) register(c protocol.Command) {
 	srv := ss.srv
-	var taken bool
-	srv.locked(func() {
-		other := srv.nicks[protocol.Fold(c.Nick)]
-		taken = other != nil && other != ss
-		if taken {
-			srv.fail(ss, codeNickTaken, "the nickname %s is in use; register a free one", other.nick)
-			return
-		}
-		if protocol.Fold(c.Nick) != protocol.Fold(ss.nick) && !srv.claimCluster(c.Nick) {
-			taken = true
-			srv.fail(ss, codeNickTaken, "the nickname %s is in use; register a free one", c.Nick)
-		}
-	})
-	if taken {
+	folded := protocol.Fold(c.Nick)
+	if !srv.reserve(ss, c.Nick) {
 		return
 	}
-	if err := srv.opts.Accounts.Register(c.Nick, c.Password); err != nil {
+	err := srv.opts.Accounts.Register(c.Nick, c.Password)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	delete(srv.reserved, folded)
+	if err != nil {
 		srv.log.Info("Registration refused for "+ss.addr, "err", err)
-		srv.locked(func() {
-			if srv.opts.Cluster != nil && protocol.Fold(c.Nick) != protocol.Fold(ss.nick) {
-				srv.opts.Cluster.ReleaseNick(protocol.Fold(c.Nick))
-			}
-			srv.fail(ss, codeAccount, "can't register %s: %v", c.Nick, err)
-		})
+		if srv.opts.Cluster != nil && folded != protocol.Fold(ss.nick) {
+			srv.opts.Cluster.ReleaseNick(folded)
+		}
+		srv.fail(ss, codeAccount, "can't register %s: %v", c.Nick, err)
 		return
 	}
+	srv.registrations.Add(1)
 	srv.log.Info("Registered account " + c.Nick + " from " + ss.addr)
-	srv.locked(func() {
-		ss.warnIfPlain()
-		srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "registered", Text: "registered " + c.Nick + "; you are logged in"})
-		srv.loggedIn(ss, c.Nick)
-	})
+	ss.warnIfPlain()
+	if other := srv.nicks[folded]; other != nil && other != ss {
+		// The reservation kept everyone else off the name; should that
+		// ever fail, the account is still this client's to log in to.
+		srv.fail(ss, codeNickTaken, "registered %s, but the nickname is in use; /login %s PASSWORD once it is free", c.Nick, c.Nick)
+		return
+	}
+	srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeRegistered, Text: "registered " + c.Nick + "; you are logged in"})
+	srv.loggedIn(ss, c.Nick)
 }
 
+// reserve holds name for ss while it registers it, or tells ss why it
+// can't, and reports whether it did.
+func (s *Server) reserve(ss *session, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if other := s.holder(name); other != nil && other != ss {
+		s.fail(ss, codeNickTaken, "the nickname %s is in use; register a free one", other.nickFor(name))
+		return false
+	}
+	if protocol.Fold(name) != protocol.Fold(ss.nick) && !s.claimCluster(name) {
+		s.fail(ss, codeNickTaken, "the nickname %s is in use; register a free one", name)
+		return false
+	}
+	s.reserved[protocol.Fold(name)] = ss
+	return true
+}
+
+// login carries out /login. The password is checked without s.mu; once
+// s.mu is held, the name is checked again for anyone holding it.
 func (ss *session) login(c protocol.Command) {
 	srv := ss.srv
 	if wait := srv.loginAllowed(c.Nick, ss.ip); wait > 0 {
@@ -101,8 +123,8 @@ func (ss *session) login(c protocol.Command) {
 	}
 	srv.log.Info("Logged in " + c.Nick + " from " + ss.addr)
 	srv.locked(func() {
-		if other := srv.nicks[protocol.Fold(c.Nick)]; other != nil && other != ss {
-			srv.fail(ss, codeAccount, "%s is logged in on another connection", other.nick)
+		if other := srv.holder(c.Nick); other != nil && other != ss {
+			srv.fail(ss, codeAccount, "%s is logged in on another connection", other.nickFor(c.Nick))
 			return
 		}
 		if protocol.Fold(c.Nick) != protocol.Fold(ss.nick) && !srv.claimCluster(c.Nick) {
@@ -110,7 +132,7 @@ func (ss *session) login(c protocol.Command) {
 			return
 		}
 		ss.warnIfPlain()
-		srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "logged_in", Text: "logged in as " + c.Nick})
+		srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeLoggedIn, Text: "logged in as " + c.Nick})
 		srv.loggedIn(ss, c.Nick)
 	})
 }
@@ -135,7 +157,7 @@ func (s *Server) loggedIn(ss *session, account string) {
 // be held.
 func (ss *session) warnIfPlain() {
 	if _, ok := ss.conn.(*tls.Conn); !ok {
-		ss.srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: "plaintext_password",
+		ss.srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codePlaintextPassword,
 			Text: "warning: your password crossed the network unencrypted; connect with TLS next time"})
 	}
 }
@@ -199,9 +221,7 @@ func (s *Server) startLoginClock(ss *session) {
 		}
 		s.log.Warn(fmt.Sprintf("Disconnecting client %s: not logged in within %v", ss.addr, s.opts.LoginTimeout))
 		s.fail(ss, codeLoginRequired, "not logged in within %v; disconnecting", s.opts.LoginTimeout)
-		ss.mu.Lock()
-		ss.closeReason = "login timeout"
-		ss.mu.Unlock()
+		ss.closeFor(leftLoginTimeout)
 		ss.finish(nil) // flush the error, then close
 	})
 }
@@ -211,18 +231,4 @@ func (s *Server) locked(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f()
-}
-
-// registered reports whether name belongs to an account other than ss's.
-// s.mu must be held.
-func (s *Server) registeredToOther(ss *session, name string) bool {
-	if strings.EqualFold(ss.account, name) {
-		return false
-	}
-	ok, err := s.opts.Accounts.Exists(name)
-	if err != nil {
-		s.log.Error("Reading accounts failed", "err", err)
-		return true // refuse rather than let a registered name be taken
-	}
-	return ok
 }

@@ -1,0 +1,153 @@
+package chat
+
+// This file is the glue to a cluster: what a node hands it, and what it
+// hands the node.
+
+import (
+	"context"
+
+	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// Cluster links a server to the other nodes of a deployment (see package
+// chat/cluster, which implements it over NATS JetStream). As a history
+// store its Append stores and numbers messages for the whole deployment
+// without delivering them; Run then hands every node every message, in
+// one order, to deliver to its own clients.
+type Cluster interface {
+	history.Store
+	// Run calls deliver with every message stored by any node, in the
+	// cluster's order, until ctx ends.
+	Run(ctx context.Context, deliver func(history.Message)) error
+	// ClaimNick reserves a folded nickname for a client of this node,
+	// reporting false if a client of another node has it.
+	ClaimNick(nick string) (bool, error)
+	// ReleaseNick gives up a nickname this node claimed.
+	ReleaseNick(nick string)
+	// OnStatus registers a function told when the node loses the
+	// cluster (false) and has it again (true).
+	OnStatus(func(up bool))
+	// Enter and Leave record which of this node's clients are in which
+	// room, for the whole cluster to see.
+	Enter(room, nick string) error
+	Leave(room, nick string)
+	// Members returns the nicknames in room on every node; Rooms the
+	// same for every room, by folded name.
+	Members(room string) ([]string, error)
+	Rooms() (map[string][]string, error)
+	// SetTopic sets a room's topic for every node; each hears of it
+	// through the function given to OnTopic, this one included. Topic
+	// returns a room's topic.
+	SetTopic(room, by, text string) error
+	Topic(room string) (string, error)
+	OnTopic(func(room, by, text string))
+}
+
+// awaited is one of this node's messages, stored by the cluster and not
+// yet delivered back: its sender's next command waits for it.
+type awaited struct {
+	seq  uint64
+	from *session
+}
+
+// runCluster delivers the cluster's messages to this node's clients until
+// ctx ends or the cluster's delivery stops for good, and then lets go of
+// every sender waiting for a delivery that will not come.
+func (s *Server) runCluster(ctx context.Context) {
+	c := s.opts.Cluster
+	c.OnStatus(s.clusterStatus)
+	c.OnTopic(s.topicSet)
+	err := c.Run(ctx, s.deliverStored)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		// This node no longer sees the others' messages: stop saying it
+		// is ready, so a load balancer sends no one here.
+		s.log.Error("Cluster delivery stopped", "err", err)
+	}
+	s.clusterLost = true
+	for _, a := range s.awaiting {
+		a.from.inflight.Done()
+	}
+	s.awaiting = nil
+}
+
+// awaitDelivery makes from's next command wait until the cluster hands
+// back its message numbered seq (or stops handing back anything), unless
+// it has already: the cluster may hand a message back before confirming
+// it stored it. s.mu must be held.
+func (s *Server) awaitDelivery(seq uint64, from *session) {
+	if s.clusterLost || seq <= s.clusterDelivered {
+		from.inflight.Done() // no need to wait, or nothing to wait for
+		return
+	}
+	s.awaiting = append(s.awaiting, awaited{seq, from})
+}
+
+// deliverStored delivers a message the cluster stored, on this node or
+// another, to its room's members here. Messages arrive in the cluster's
+// order; one numbered at or below what the room has delivered was replayed
+// to its members already.
+func (s *Server) deliverStored(m history.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ev := historyEvent(m)
+	ev.History = false
+	s.deliverNumbered(ev)
+	s.clusterDelivered = max(s.clusterDelivered, m.Seq)
+	// The cluster numbers every message in one sequence, in the order it
+	// hands them back: whatever this node stored up to m has come back.
+	n := 0
+	for n < len(s.awaiting) && s.awaiting[n].seq <= m.Seq {
+		s.awaiting[n].from.inflight.Done()
+		n++
+	}
+	s.awaiting = s.awaiting[n:]
+}
+
+// clusterStatus tells every client that the cluster has been lost, so
+// messages are refused (nothing can be sent that the other nodes would
+// not see), or that it is back.
+func (s *Server) clusterStatus(up bool) {
+	ev := &protocol.Event{Type: protocol.TypeNotice, Code: codeClusterDown,
+		Text: "the cluster is unreachable: messages can't be sent until it is back"}
+	if up {
+		ev = &protocol.Event{Type: protocol.TypeNotice, Code: "cluster_back", Text: "the cluster is back: messages can be sent again"}
+		s.log.Info("Cluster reachable again")
+	} else {
+		s.log.Warn("Cluster unreachable; refusing messages until it is back")
+	}
+	d := delivery{ev: ev}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		ss.enqueue(d.itemFor(ss))
+	}
+}
+
+// topicSet is told of a topic set on any node of a cluster.
+func (s *Server) topicSet(room, by, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.rooms[protocol.Fold(room)]; r != nil {
+		s.topicSetLocked(r, by, text)
+	}
+}
+
+// claimCluster claims a name the server gives (a guest name, or an
+// account's) across the cluster, if there is one, and reports whether
+// it is free of other nodes' clients. When the cluster can't be asked, it
+// assumes not: the name is unique on this node, and refusing it would
+// leave the client nameless.
+func (s *Server) claimCluster(nick string) bool {
+	if s.opts.Cluster == nil {
+		return true
+	}
+	ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(nick))
+	if err != nil {
+		s.log.Error("Claiming a nickname in the cluster failed", "err", err)
+		return true
+	}
+	return ok
+}

@@ -1,0 +1,187 @@
+package chat
+
+// This file is the command dispatcher: every command a client sends, the
+// chat line included, starts here.
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// Error codes sent in error events; chat/PROTOCOL.md lists them.
+const (
+	codeUnknownCommand = "unknown_command"
+	codeUsage          = "usage"
+	codeBadJSON        = "bad_json"
+	codeBadNick        = "bad_nick"
+	codeNickTaken      = "nick_taken"
+	codeClusterDown    = "cluster_unavailable"
+	codeNoSuchNick     = "no_such_nick"
+	codeBadRoom        = "bad_room"
+	codeNoSuchRoom     = "no_such_room"
+	codeNotInRoom      = "not_in_room"
+	codeNoRoom         = "no_current_room"
+	codeTopicTooLong   = "topic_too_long"
+	codeTooManyJoined  = "too_many_rooms_joined"
+	codeRoomFull       = "room_full"
+	codeTooManyRooms   = "too_many_rooms"
+	codeLineTooLong    = "line_too_long"
+	codeInvalidUTF8    = "invalid_utf8"
+	codeNULByte        = "nul_byte"
+	codeControl        = "control_character"
+	codeStoreError     = "store_error"
+	codeRateLimited    = "rate_limited"
+	codeFlooding       = "flooding"
+	codeLineTimeout    = "line_timeout"
+	codeRefused        = "connection_refused"
+	codeShutdown       = "shutdown"
+	codeBye            = "bye"
+	codeSameNick       = "same_nick"
+	codeClusterBack    = "cluster_back"
+)
+
+func now() string { return protocol.Stamp(time.Now()) }
+
+// accept takes a chat line (say or me) from ss for its room and returns it
+// as a message for the commit loop, which stores and delivers it; or it
+// tells ss why not and returns nil. s.mu must be held.
+func (s *Server) accept(ss *session, c protocol.Command) *accepted {
+	if s.requireLogin(ss, c) {
+		return nil
+	}
+	if strings.TrimSpace(c.Text) == "" {
+		return nil // a blank line is not a message
+	}
+	r, ok := s.joined(ss, c.Room)
+	if !ok {
+		return nil
+	}
+	typ := protocol.TypeMessage
+	if c.Name == protocol.CmdMe {
+		typ = protocol.TypeAction
+	}
+	s.log.Info("Received from client: " + c.Text)
+	s.metrics.received.Inc()
+	return &accepted{from: ss, at: time.Now(),
+		ev: &protocol.Event{Type: typ, Time: now(), Room: r.name, From: ss.nick, Text: c.Text}}
+}
+
+// dispatch carries out a command from ss other than a chat line, or tells
+// ss why the line it came from was not one, and reports whether ss has
+// quit. It is called without s.mu: most commands run with it held, but
+// those that must wait for something (a password hash, a look at the
+// accounts) do that first and take the lock after, checking again what
+// they checked before.
+func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool) {
+	switch c.Name {
+	case protocol.CmdRegister, protocol.CmdLogin:
+		if err == nil {
+			ss.authenticate(c)
+			return false
+		}
+	case protocol.CmdNick:
+		if err == nil {
+			s.nick(ss, c.Nick)
+			return false
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case errors.Is(err, protocol.ErrUnknownCommand):
+		s.fail(ss, codeUnknownCommand, "%v", err)
+		return false
+	case errors.Is(err, protocol.ErrUsage):
+		s.fail(ss, codeUsage, "%v", err)
+		return false
+	case err != nil:
+		s.fail(ss, codeBadJSON, "%v", err)
+		return false
+	}
+	if s.requireLogin(ss, c) {
+		return false
+	}
+	switch c.Name {
+	case protocol.CmdHistory:
+		s.history(ss, c)
+	case protocol.CmdResume:
+		s.resume(ss, c)
+	case protocol.CmdMsg:
+		s.msg(ss, c)
+	case protocol.CmdJoin:
+		s.join(ss, c.Room)
+	case protocol.CmdPart:
+		s.part(ss, c.Room, c.Text)
+	case protocol.CmdRooms:
+		s.listRooms(ss)
+	case protocol.CmdWho:
+		s.who(ss, c.Room)
+	case protocol.CmdTopic:
+		s.topic(ss, c)
+	case protocol.CmdPong:
+		// Hearing from the client was the point; the reader noted it.
+	case protocol.CmdHelp:
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeHelp, Commands: protocol.HelpLines()})
+	case protocol.CmdFormat:
+		ss.setFormat(c.Format)
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeFormat, Format: c.Format})
+		s.sendTo(ss, s.welcome(ss))
+	case protocol.CmdQuit:
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeBye, Text: "bye"})
+		s.depart(ss, quitWith(c.Text))
+		return true
+	}
+	return false
+}
+
+// joined returns the room named name that ss is in, or the current room if
+// name is empty, or fails with a reason sent to ss. s.mu must be held.
+func (s *Server) joined(ss *session, name string) (*room, bool) {
+	if name == "" {
+		if ss.current == nil {
+			s.fail(ss, codeNoRoom, "you are in no room; /join one")
+			return nil, false
+		}
+		return ss.current, true
+	}
+	for _, r := range ss.rooms {
+		if strings.EqualFold(r.name, name) {
+			return r, true
+		}
+	}
+	s.fail(ss, codeNotInRoom, "you are not in #%s", name)
+	return nil, false
+}
+
+// room returns the existing room named name, or ss's current room if name
+// is empty, or fails with a reason sent to ss. s.mu must be held.
+func (s *Server) room(ss *session, name string) (*room, bool) {
+	if name == "" {
+		return s.joined(ss, "")
+	}
+	r := s.rooms[protocol.Fold(name)]
+	if r == nil {
+		s.fail(ss, codeNoSuchRoom, "there is no room #%s", name)
+		return nil, false
+	}
+	return r, true
+}
+
+// msg sends a private message to its recipient and echoes it to its
+// sender. s.mu must be held.
+func (s *Server) msg(ss *session, c protocol.Command) {
+	to := s.nicks[protocol.Fold(c.Nick)]
+	if to == nil {
+		s.fail(ss, codeNoSuchNick, "no one is called %s", c.Nick)
+		return
+	}
+	ev := &protocol.Event{Type: protocol.TypePrivate, Time: now(), From: ss.nick, To: to.nick, Text: c.Text}
+	s.sendTo(to, ev)
+	if to != ss {
+		s.sendTo(ss, ev)
+	}
+}

@@ -1,0 +1,109 @@
+package chat
+
+// This file is the /nick command and renaming.
+
+import (
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// nick carries out /nick. Whether name is registered is read from the
+// accounts before s.mu is taken, since that may read the disk; it still
+// holds once s.mu is held if no account was registered meanwhile
+// (s.registrations), and a registration in progress holds its name in
+// s.reserved. It is called without s.mu.
+func (s *Server) nick(ss *session, name string) {
+	bad := protocol.CheckNick(name, s.opts.MaxNickLength)
+	for {
+		before := s.registrations.Load()
+		registered := false
+		if bad == nil {
+			var err error
+			if registered, err = s.opts.Accounts.Exists(name); err != nil {
+				s.log.Error("Reading accounts failed", "err", err)
+				registered = true // refuse rather than let a registered name be taken
+			}
+		}
+		s.mu.Lock()
+		if s.registrations.Load() == before {
+			s.nickLocked(ss, name, bad, registered)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock() // an account was registered meanwhile: look again
+	}
+}
+
+// nickLocked is nick once s.mu is held: bad is what is wrong with name, if
+// anything, and registered whether it has an account.
+func (s *Server) nickLocked(ss *session, name string, bad error, registered bool) {
+	switch {
+	case s.requireLogin(ss, protocol.Command{Name: protocol.CmdNick}):
+		return
+	case bad != nil:
+		s.fail(ss, codeBadNick, "can't use %q as a nickname: %v", name, bad)
+		return
+	case name == ss.nick:
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeSameNick, Text: "you are already " + name})
+		return
+	}
+	if other := s.holder(name); other != nil && other != ss {
+		s.fail(ss, codeNickTaken, "the nickname %s is taken", other.nickFor(name))
+		return
+	}
+	if registered && ss.account != protocol.Fold(name) {
+		s.fail(ss, codeNickRegistered, "the nickname %s is registered; /login %s PASSWORD to use it", name, name)
+		return
+	}
+	if s.opts.Cluster != nil && protocol.Fold(name) != protocol.Fold(ss.nick) {
+		switch ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(name)); {
+		case err != nil:
+			s.log.Error("Claiming a nickname in the cluster failed", "err", err)
+			s.fail(ss, codeClusterDown, "can't check that nickname right now: the cluster is unreachable")
+			return
+		case !ok:
+			s.fail(ss, codeNickTaken, "the nickname %s is taken", name)
+			return
+		}
+	}
+	s.rename(ss, name)
+}
+
+// holder returns the session that has the nickname name, or is
+// registering it, or nil. s.mu must be held.
+func (s *Server) holder(name string) *session {
+	folded := protocol.Fold(name)
+	if ss := s.nicks[folded]; ss != nil {
+		return ss
+	}
+	return s.reserved[folded]
+}
+
+// nickFor returns how to name name to others: as ss spells it if ss has
+// it, as asked for if ss is only registering it. Server.mu must be held.
+func (ss *session) nickFor(name string) string {
+	if protocol.Fold(ss.nick) == protocol.Fold(name) {
+		return ss.nick
+	}
+	return name
+}
+
+// rename gives ss the nickname name and announces it to everyone who
+// shares a room with ss. s.mu must be held.
+func (s *Server) rename(ss *session, name string) {
+	old := ss.nick
+	delete(s.nicks, protocol.Fold(old))
+	if c := s.opts.Cluster; c != nil {
+		if protocol.Fold(old) != protocol.Fold(name) {
+			c.ReleaseNick(protocol.Fold(old))
+		}
+		for _, r := range ss.rooms {
+			c.Leave(r.name, old)
+			if err := c.Enter(r.name, name); err != nil {
+				s.log.Error("Recording presence in the cluster failed", "err", err)
+			}
+		}
+	}
+	ss.nick = name
+	s.nicks[protocol.Fold(name)] = ss
+	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeNick, Time: now(), Old: old, Nick: name}, false, nil)
+}

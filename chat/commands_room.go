@@ -1,0 +1,170 @@
+package chat
+
+// This file is the commands about rooms: /join, /part, /who, /rooms and
+// /topic.
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// join carries out /join. s.mu must be held.
+func (s *Server) join(ss *session, name string) {
+	if err := protocol.CheckRoom(name, s.opts.MaxRoomNameLength); err != nil {
+		s.fail(ss, codeBadRoom, "can't use %q as a room name: %v", name, err)
+		return
+	}
+	r := s.rooms[protocol.Fold(name)]
+	switch {
+	case r != nil && slices.Contains(ss.rooms, r):
+		// Already in it: make it the current room.
+	case len(ss.rooms) >= s.opts.MaxRoomsPerClient:
+		s.fail(ss, codeTooManyJoined, "you are in %d rooms, the most allowed; /part one first", len(ss.rooms))
+		return
+	case r == nil && len(s.rooms) >= s.opts.MaxRooms:
+		s.fail(ss, codeTooManyRooms, "the server has %d rooms, the most allowed; join an existing one", len(s.rooms))
+		return
+	case r != nil && r != s.lobby && len(r.members) >= s.opts.MaxRoomMembers:
+		s.fail(ss, codeRoomFull, "#%s is full (%d members)", r.name, len(r.members))
+		return
+	default:
+		if r == nil {
+			r = s.openRoom(name)
+			s.rooms[protocol.Fold(name)] = r
+		}
+		s.enterRoom(ss, r)
+		ss.rooms = append(ss.rooms, r)
+		s.announce(ss, r, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: r.name, Nick: ss.nick})
+		ss.current = r
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: r.name})
+		if r.topic != "" {
+			s.sendTo(ss, &protocol.Event{Type: protocol.TypeTopic, Room: r.name, Text: r.topic})
+		}
+		s.replayLatest(ss, r, s.opts.HistoryOnJoin)
+		return
+	}
+	ss.current = r
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: r.name})
+}
+
+// part carries out /part. s.mu must be held.
+func (s *Server) part(ss *session, name, reason string) {
+	r, ok := s.joined(ss, name)
+	if !ok {
+		return
+	}
+	s.announce(ss, r, &protocol.Event{Type: protocol.TypePart, Time: now(), Room: r.name, Nick: ss.nick, Reason: reason})
+	s.leaveRoom(ss, r)
+	ss.rooms = slices.DeleteFunc(ss.rooms, func(x *room) bool { return x == r })
+	if ss.current != r {
+		return
+	}
+	if len(ss.rooms) == 0 {
+		ss.current = nil
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeNoRoom, Text: "you are in no room now; /join one to talk"})
+		return
+	}
+	ss.current = ss.rooms[len(ss.rooms)-1]
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: ss.current.name})
+}
+
+// clusterWho lists the members of a room on every node. s.mu must be
+// held.
+func (s *Server) clusterWho(ss *session, name string) {
+	display := name
+	if r := s.rooms[protocol.Fold(name)]; r != nil {
+		display = r.name
+	} else if name == "" {
+		if ss.current == nil {
+			s.fail(ss, codeNoRoom, "you are in no room; /join one")
+			return
+		}
+		display = ss.current.name
+	}
+	nicks, err := s.opts.Cluster.Members(display)
+	switch {
+	case err != nil:
+		s.log.Error("Reading presence from the cluster failed", "err", err)
+		s.fail(ss, codeClusterDown, "can't list #%s right now: the cluster is unreachable", display)
+		return
+	case len(nicks) == 0:
+		s.fail(ss, codeNoSuchRoom, "there is no room #%s", display)
+		return
+	}
+	slices.SortFunc(nicks, func(a, b string) int { return strings.Compare(protocol.Fold(a), protocol.Fold(b)) })
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeWho, Room: display, Members: nicks})
+}
+
+// listRooms carries out /rooms. s.mu must be held.
+func (s *Server) listRooms(ss *session) {
+	var infos []protocol.RoomInfo
+	if s.opts.Cluster != nil {
+		all, err := s.opts.Cluster.Rooms()
+		if err != nil {
+			s.log.Error("Reading presence from the cluster failed", "err", err)
+			s.fail(ss, codeClusterDown, "can't list the rooms right now: the cluster is unreachable")
+			return
+		}
+		for folded, nicks := range all {
+			info := protocol.RoomInfo{Name: folded, Members: len(nicks)}
+			if r := s.rooms[folded]; r != nil {
+				info.Name, info.Topic = r.name, r.topic
+			}
+			infos = append(infos, info)
+		}
+	} else {
+		for _, r := range s.rooms {
+			infos = append(infos, protocol.RoomInfo{Name: r.name, Members: len(r.members), Topic: r.topic})
+		}
+	}
+	slices.SortFunc(infos, func(a, b protocol.RoomInfo) int {
+		return strings.Compare(protocol.Fold(a.Name), protocol.Fold(b.Name))
+	})
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeRooms, Rooms: infos})
+}
+
+// who carries out /who. s.mu must be held.
+func (s *Server) who(ss *session, name string) {
+	if s.opts.Cluster != nil {
+		s.clusterWho(ss, name)
+		return
+	}
+	if r, ok := s.room(ss, name); ok {
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeWho, Room: r.name, Members: r.nicks()})
+	}
+}
+
+// topic carries out /topic, showing or setting it. s.mu must be held.
+func (s *Server) topic(ss *session, c protocol.Command) {
+	if !c.SetTopic {
+		if r, ok := s.room(ss, c.Room); ok {
+			s.sendTo(ss, &protocol.Event{Type: protocol.TypeTopic, Room: r.name, Text: r.topic})
+		}
+		return
+	}
+	r, ok := s.joined(ss, c.Room)
+	if !ok {
+		return
+	}
+	if len(c.Text) > s.opts.MaxTopicBytes {
+		s.fail(ss, codeTopicTooLong, "a topic is at most %d bytes", s.opts.MaxTopicBytes)
+		return
+	}
+	if s.opts.Cluster != nil {
+		// Every node, this one too, hears of it through topicSet.
+		if err := s.opts.Cluster.SetTopic(r.name, ss.nick, c.Text); err != nil {
+			s.log.Error("Setting a topic in the cluster failed", "err", err)
+			s.fail(ss, codeClusterDown, "can't set the topic right now: the cluster is unreachable")
+		}
+		return
+	}
+	s.topicSetLocked(r, ss.nick, c.Text)
+}
+
+// topicSetLocked sets r's topic and tells its members. s.mu must be held.
+func (s *Server) topicSetLocked(r *room, by, text string) {
+	r.topic = text
+	s.deliverRoom(r, &protocol.Event{Type: protocol.TypeTopic, Time: now(), Room: r.name, From: by, Text: text})
+}

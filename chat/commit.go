@@ -1,0 +1,140 @@
+package chat
+
+// This file is the commit loop: accepted messages are stored, a batch at a
+// time, before anyone receives them.
+
+import (
+	"errors"
+	"time"
+
+	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// accepted is a chat message the server has taken from a client but not yet
+// stored or delivered. Its room is named in ev.Room, and is looked up again
+// when the message is delivered.
+type accepted struct {
+	ev   *protocol.Event // Seq still 0
+	from *session
+	at   time.Time // when it was accepted
+}
+
+// commitLoop stores accepted messages and then delivers them: commit before
+// broadcast, so that whatever any client has seen is in the history. It
+// takes whatever has queued up while the previous transaction was on disk
+// and stores it in one transaction (group commit), so under load many
+// messages share one disk sync, and when idle a message waits for no one.
+// Messages are delivered in the order they were accepted, which is the
+// order of their numbers.
+//
+// Every TrimInterval it also applies the store's age limit, one small
+// transaction at a time between commits, so trimming a large backlog never
+// holds up live messages for long. It returns when s.commits is closed and
+// drained.
+func (s *Server) commitLoop() {
+	batch := make([]accepted, 0, s.opts.CommitBatch)
+	msgs := make([]history.Message, 0, s.opts.CommitBatch)
+	tick := time.NewTicker(s.opts.TrimInterval)
+	defer tick.Stop()
+	trimming := false
+	for {
+		var (
+			first accepted
+			ok    bool
+		)
+		if trimming {
+			select {
+			case first, ok = <-s.commits:
+			default:
+				trimming = s.trimStep()
+				continue
+			}
+		} else {
+			select {
+			case first, ok = <-s.commits:
+			case <-tick.C:
+				trimming = true
+				continue
+			}
+		}
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case a, ok := <-s.commits:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, a)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch, msgs[:0])
+		clear(batch) // let delivered events go
+		if trimming {
+			trimming = s.trimStep()
+		}
+	}
+}
+
+// commit stores batch in one transaction, then delivers it, or refuses it
+// if it could not be stored. In a cluster the messages come back through
+// deliverStored, on every node, to be delivered; until then their senders
+// wait for them (awaitDelivery).
+func (s *Server) commit(batch []accepted, msgs []history.Message) {
+	for _, a := range batch {
+		t, _ := time.Parse(protocol.TimeLayout, a.ev.Time)
+		msgs = append(msgs, history.Message{Room: a.ev.Room, Time: t, Kind: a.ev.Type, From: a.ev.From, Text: a.ev.Text})
+	}
+	start := time.Now()
+	err := s.opts.History.Append(msgs)
+	s.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	s.metrics.commitBatch.Observe(float64(len(msgs)))
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err != nil:
+		s.log.Error("Storing messages failed; refusing them", "count", len(batch), "err", err)
+		why := "your message could not be stored, so it was not sent: %v"
+		if errors.Is(err, history.ErrUnconfirmed) {
+			why = "your message was not confirmed as stored, so it may not have been sent: %v"
+		}
+		for _, a := range batch {
+			s.fail(a.from, codeStoreError, why, err)
+			a.from.inflight.Done()
+		}
+	case s.opts.Cluster != nil:
+		for i, a := range batch {
+			s.awaitDelivery(msgs[i].Seq, a.from)
+		}
+	default:
+		s.beginBatch()
+		for i, a := range batch {
+			a.ev.Seq = msgs[i].Seq
+			s.deliverNumbered(a.ev)
+			s.metrics.deliverySeconds.Observe(time.Since(a.at).Seconds())
+			a.from.inflight.Done()
+		}
+		s.endBatch()
+	}
+}
+
+// trimBatch bounds the messages one trim transaction removes.
+const trimBatch = 1000
+
+// trimStep removes up to trimBatch messages past the store's age limit,
+// and reports whether there may be more.
+func (s *Server) trimStep() bool {
+	n, err := s.opts.History.Trim(time.Now(), trimBatch)
+	if err != nil {
+		s.log.Error("Trimming history failed", "err", err)
+		return false
+	}
+	return n == trimBatch
+}

@@ -1,0 +1,152 @@
+package chat
+
+// This file is delivery: an event is encoded once per form it is needed
+// in and queued, under the server's lock, for everyone who should see it.
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// delivery is one event on its way to many sessions. It encodes the event
+// at most once per form it is needed in (JSON; text for readers whose
+// current room is the event's room; text for the others), never once per
+// receiver, and the receivers share those bytes.
+type delivery struct {
+	ev   *protocol.Event
+	json []byte
+	text [2][]byte // [0]: in the reader's current room (or no room); [1]: another room
+}
+
+// bytesFor returns the encoding of the event for ss. Server.mu must be
+// held.
+func (d *delivery) bytesFor(ss *session) []byte {
+	if ss.jsonOut.Load() {
+		if d.json == nil {
+			d.json = d.ev.AppendJSON(nil)
+		}
+		return d.json
+	}
+	i, current := 0, ""
+	if ss.current != nil {
+		current = ss.current.name
+	}
+	if d.ev.Room != "" && !strings.EqualFold(d.ev.Room, current) {
+		i = 1
+	}
+	if d.text[i] == nil {
+		d.text[i] = d.ev.AppendText(nil, protocol.View{Me: ss.nick, Current: current})
+	}
+	return d.text[i]
+}
+
+// itemFor returns the queue item carrying the event to ss. Server.mu must
+// be held.
+func (d *delivery) itemFor(ss *session) item {
+	// A numbered message, live or replayed, carries its room and number.
+	return item{b: d.bytesFor(ss), room: d.ev.Room, seq: d.ev.Seq}
+}
+
+// sendTo queues ev for ss alone. s.mu must be held.
+func (s *Server) sendTo(ss *session, ev *protocol.Event) {
+	d := delivery{ev: ev}
+	ss.enqueue(d.itemFor(ss))
+	s.metrics.deliveries.Inc()
+}
+
+// fail sends ss an error event. s.mu must be held.
+func (s *Server) fail(ss *session, code, format string, args ...any) {
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeError, Code: code, Text: fmt.Sprintf(format, args...)})
+}
+
+// deliverRoom queues ev for every member of r. s.mu must be held.
+func (s *Server) deliverRoom(r *room, ev *protocol.Event) { s.deliverRoomExcept(r, ev, nil) }
+
+// deliverRoomExcept queues ev for every member of r but except (nil for
+// none). s.mu must be held.
+func (s *Server) deliverRoomExcept(r *room, ev *protocol.Event, except *session) {
+	d := delivery{ev: ev}
+	n := 0
+	for ss := range r.members {
+		if ss != except {
+			ss.enqueue(d.itemFor(ss))
+			n++
+		}
+	}
+	s.metrics.deliveries.Add(float64(n))
+}
+
+// deliverNumbered delivers a stored, numbered message to the members of
+// its room, resolved by name now rather than when the message was
+// accepted: a room emptied and made anew in between is the room its
+// members are in. A message numbered at or below what the room has
+// delivered was in the history when the room was opened, and replayed to
+// whoever joined it, so it is not delivered again. s.mu must be held.
+func (s *Server) deliverNumbered(ev *protocol.Event) {
+	r := s.rooms[protocol.Fold(ev.Room)]
+	if r == nil || ev.Seq <= r.delivered {
+		return
+	}
+	r.delivered = ev.Seq
+	ev.Room = r.name
+	s.deliverRoom(r, ev)
+}
+
+// beginBatch makes the deliveries that follow, until endBatch, wake each
+// receiver's writer once, at endBatch, rather than once per event, so a
+// batch goes out in one write per receiver. s.mu must be held.
+func (s *Server) beginBatch() { s.batching = true }
+
+// endBatch wakes the writer of every receiver of the batch. s.mu must be
+// held.
+func (s *Server) endBatch() {
+	s.batching = false
+	for _, ss := range s.toWake {
+		ss.toWake = false
+		ss.wake()
+	}
+	clear(s.toWake)
+	s.toWake = s.toWake[:0]
+}
+
+// announces reports whether joins, parts and quits in r are announced to
+// its members: whether it has at most AnnounceLimit members.
+func (s *Server) announces(r *room) bool { return len(r.members) <= s.opts.AnnounceLimit }
+
+// announce queues a join or part of ss in r for r's members, or only for
+// ss if r is too large to announce it. s.mu must be held.
+func (s *Server) announce(ss *session, r *room, ev *protocol.Event) {
+	if s.announces(r) {
+		s.deliverRoom(r, ev)
+	} else {
+		s.sendTo(ss, ev)
+	}
+}
+
+// deliverAround queues ev once for everyone who shares a room with ss, and
+// for ss itself unless skipSelf. Only the rooms that in accepts count;
+// a nil in accepts every room. s.mu must be held.
+func (s *Server) deliverAround(ss *session, ev *protocol.Event, skipSelf bool, in func(*room) bool) {
+	d := delivery{ev: ev}
+	seen := map[*session]bool{ss: true}
+	n := 0
+	if !skipSelf {
+		ss.enqueue(d.itemFor(ss))
+		n++
+	}
+	for _, r := range ss.rooms {
+		if in != nil && !in(r) {
+			continue
+		}
+		for m := range r.members {
+			if !seen[m] {
+				seen[m] = true
+				m.enqueue(d.itemFor(m))
+				n++
+			}
+		}
+	}
+	s.metrics.deliveries.Add(float64(n))
+}

@@ -1,0 +1,118 @@
+package chat
+
+// This file is a client's arrival in the chat and its departure.
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// leaving is why a client left the chat: the reason announced to those who
+// shared a room with it, and the value of the disconnects metric's reason
+// label. The label is fixed with the reason, so a reason can't be counted
+// under the wrong one.
+type leaving struct {
+	reason string // "*** alice quit (reason)"
+	label  string // natter_disconnects_total{reason="label"}
+}
+
+// Why clients leave.
+var (
+	leftClosed       = leaving{"connection closed", "closed"}
+	leftSlow         = leaving{"too slow to receive messages", "slow_consumer"}
+	leftWriteFailed  = leaving{"write failed", "write_error"}
+	leftFlooding     = leaving{"flooding", "flooding"}
+	leftLineTimeout  = leaving{"line timeout", "line_timeout"}
+	leftPingTimeout  = leaving{"ping timeout", "ping_timeout"}
+	leftLoginTimeout = leaving{"login timeout", "login_timeout"}
+	leftShutdown     = leaving{"", "shutdown"}
+)
+
+// quitWith is a /quit with the client's own reason, which is announced but,
+// being anyone's text, is not a label.
+func quitWith(reason string) leaving { return leaving{reason, "quit"} }
+
+// arrive gives a new session a guest name, puts it in the default room and
+// welcomes it. s.mu must be held.
+func (s *Server) arrive(ss *session) {
+	for {
+		s.guests++
+		ss.nick = protocol.GuestPrefix + strconv.Itoa(s.guests)
+		if s.holder(ss.nick) == nil && s.claimCluster(ss.nick) {
+			break
+		}
+	}
+	s.nicks[protocol.Fold(ss.nick)] = ss
+	if s.opts.RequireAuth {
+		// Outside every room until logged in.
+		s.sendTo(ss, s.welcome(ss))
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeLoginRequired,
+			Text: fmt.Sprintf("this server requires an account: /login NAME PASSWORD or /register NAME PASSWORD, within %v", s.opts.LoginTimeout)})
+		s.startLoginClock(ss)
+		return
+	}
+	// Announced to the others only: the welcome, the first line ss
+	// receives, tells ss itself.
+	s.enterRoom(ss, s.lobby)
+	if s.announces(s.lobby) {
+		s.deliverRoomExcept(s.lobby, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: s.lobby.name, Nick: ss.nick}, ss)
+	}
+	ss.rooms = []*room{s.lobby}
+	ss.current = s.lobby
+	s.sendTo(ss, s.welcome(ss))
+	s.replayLatest(ss, s.lobby, s.opts.HistoryOnJoin)
+}
+
+// welcome returns the welcome event for ss: who and where it is, the
+// commands and the limits. s.mu must be held.
+func (s *Server) welcome(ss *session) *protocol.Event {
+	room := ""
+	if ss.current != nil {
+		room = ss.current.name
+	}
+	o := s.opts
+	return &protocol.Event{
+		Type:     protocol.TypeWelcome,
+		Time:     now(),
+		Nick:     ss.nick,
+		Room:     room,
+		Commands: protocol.CommandNames(),
+		Limits: &protocol.Limits{
+			LineBytes:      o.MaxLineBytes,
+			NickLength:     o.MaxNickLength,
+			RoomNameLength: o.MaxRoomNameLength,
+			TopicBytes:     o.MaxTopicBytes,
+			RoomsPerClient: o.MaxRoomsPerClient,
+			RoomMembers:    o.MaxRoomMembers,
+			Rooms:          o.MaxRooms,
+		},
+	}
+}
+
+// depart takes ss out of every room, announces that it left and why, and
+// logs and counts it, once. s.mu must be held.
+func (s *Server) depart(ss *session, why leaving) {
+	if _, ok := s.sessions[ss]; !ok {
+		return
+	}
+	s.log.Info("Client disconnected: "+ss.addr, "reason", why.label)
+	s.metrics.disconnects.WithLabelValues(why.label).Inc()
+	if ss.loginTimer != nil {
+		ss.loginTimer.Stop()
+	}
+	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeQuit, Time: now(), Nick: ss.nick, Reason: why.reason}, true, s.announces)
+	for _, r := range ss.rooms {
+		s.leaveRoom(ss, r)
+	}
+	ss.rooms, ss.current = nil, nil
+	delete(s.nicks, protocol.Fold(ss.nick))
+	if s.opts.Cluster != nil {
+		s.opts.Cluster.ReleaseNick(protocol.Fold(ss.nick))
+	}
+	delete(s.sessions, ss)
+	if s.perIP[ss.ip]--; s.perIP[ss.ip] <= 0 {
+		delete(s.perIP, ss.ip)
+	}
+}
