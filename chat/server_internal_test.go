@@ -77,6 +77,50 @@ func TestQueueDropsOldestWhenFull(t *testing.T) {
 	}
 }
 
+// TestCommitDeliversToTheRoomAsItIsThen pins where a message goes when its
+// room is emptied and made anew between the message's acceptance and its
+// commit: to the new room's members, under the name they know it by, once.
+// (A client's own lines can no longer empty a room ahead of its messages;
+// this is the mechanism underneath, kept for whatever else might.)
+func TestCommitDeliversToTheRoomAsItIsThen(t *testing.T) {
+	s := newIdleSessions(t, 2)
+	var a, b *session
+	s.mu.Lock()
+	for ss := range s.sessions {
+		if a == nil {
+			a = ss
+		} else {
+			b = ss
+		}
+	}
+	s.join(a, "x")
+	msg := s.accept(a, protocol.Command{Name: protocol.CmdSay, Text: "m"})
+	s.part(a, "x", "")
+	s.join(b, "X")
+	s.mu.Unlock()
+	if msg == nil || s.rooms[protocol.Fold("x")] == nil {
+		t.Fatal("setting up: no message accepted, or no room X")
+	}
+
+	queued := func(ss *session) string {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return string(ss.out.drainTo(nil))
+	}
+	queued(b) // b's join
+	a.inflight.Add(1)
+	s.commit([]accepted{*msg}, nil)
+	a.inflight.Wait() // the commit let a's next command go
+	if got, want := queued(b), a.nick+": m\n"; got != want {
+		t.Fatalf("b, in the new #X, was sent %q; want %q, live, once", got, want)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.rooms[protocol.Fold("x")]; r.delivered != 1 {
+		t.Fatalf("the new room has delivered up to %d; want 1", r.delivered)
+	}
+}
+
 // BenchmarkBroadcast measures encoding one chat event and queueing it for n
 // text-format receivers; ns/recipient is the cost per receiver.
 func BenchmarkBroadcast(b *testing.B) {
