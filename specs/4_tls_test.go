@@ -10,6 +10,7 @@ import (
 
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/cli"
+	"github.com/natter-chat/natter/chat/client"
 )
 
 var _ = DescribeTableSubtree("Encryption with TLS", func(tr Transport) {
@@ -34,7 +35,7 @@ var _ = DescribeTableSubtree("Encryption with TLS", func(tr Transport) {
 
 	It("carries the chat over TLS, in the same rooms as plain TCP clients", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		Eventually(srv.Log).Should(gbytes.Say(`INFO Server running on ` + tlsAddr + ` \(TLS\)`))
-		conn, err := chat.TLSDialer(nw, &tls.Config{RootCAs: cert.Pool}).DialContext(ctx, "tcp", tlsAddr)
+		conn, err := client.TLSDialer(nw, &tls.Config{RootCAs: cert.Pool}).DialContext(ctx, "tcp", tlsAddr)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _ = conn.Close() })
 		secure := newTestClient(conn)

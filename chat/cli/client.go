@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/client"
 )
 
 // DefaultDialTimeout bounds the client's attempt to connect.
@@ -44,7 +44,7 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 		return ExitUsage
 	}
 
-	var dialer chat.Dialer = &net.Dialer{}
+	var dialer client.Dialer = &net.Dialer{}
 	if env.Dialer != nil {
 		dialer = env.Dialer
 	}
@@ -62,14 +62,14 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 				return ExitUsage
 			}
 		}
-		dialer = chat.TLSDialer(dialer, cfg)
+		dialer = client.TLSDialer(dialer, cfg)
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, *timeout)
-	c, err := chat.Dial(dialCtx, dialer, *addr, *nick)
+	c, err := client.Dial(dialCtx, dialer, *addr, *nick)
 	cancel()
 	if err != nil {
 		why := reason(err)
-		if errors.Is(err, chat.ErrServerClosed) {
+		if errors.Is(err, client.ErrServerClosed) {
 			why = "the server hung up before greeting us (is it a TLS port? then use -tls)"
 		}
 		fmt.Fprintf(env.Stderr, "Error: cannot connect to %s: %s\n", *addr, why)
@@ -88,7 +88,7 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, chat.ErrServerClosed):
+	case errors.Is(err, client.ErrServerClosed):
 		// "Connection closed by server", and why the client gave up.
 		msg := err.Error()
 		fmt.Fprintln(env.Stderr, strings.ToUpper(msg[:1])+msg[1:])

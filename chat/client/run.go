@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"context"
@@ -205,7 +205,7 @@ func (c *Client) reconnect(ctx context.Context, input <-chan string, out io.Writ
 // events.
 func (c *Client) restore(rooms []string, current string) {
 	for _, r := range rooms {
-		if !strings.EqualFold(r, DefaultRoom) {
+		if !strings.EqualFold(r, protocol.DefaultRoom) {
 			c.command(map[string]any{"type": protocol.CmdJoin, "room": r})
 		}
 	}
@@ -223,7 +223,7 @@ func (c *Client) restore(rooms []string, current string) {
 // input. Lines the server would refuse are reported on out instead.
 func readInput(in io.Reader, out io.Writer, input chan<- string, stop <-chan struct{}) {
 	defer close(input)
-	lr := line.NewReader(in, DefaultMaxLineBytes)
+	lr := line.NewReader(in, protocol.DefaultMaxLineBytes)
 	for {
 		text, err := lr.Next()
 		switch {

@@ -1,4 +1,19 @@
-package chat
+// Package client is natter's own chat client. It connects to a natter
+// server through any [Dialer] (TCP, [TLSDialer], or the in-memory netfake
+// network), switches the connection to the JSON format of chat/protocol,
+// and renders the events it receives for people.
+//
+// A [Client] keeps track of its nickname, its rooms and the last message it
+// has seen in each, so that [Client.Run] can reconnect after losing the
+// connection, to the next server of a cluster's list, and resume: each
+// message is shown once, none lost while the server keeps it. Run also
+// answers the server's pings and fetches from history the messages the
+// server dropped because the client read too slowly.
+//
+// The package depends on chat/protocol and chat/line, not on the server
+// (package chat), so a program that is only a client does not link the
+// server's dependencies.
+package client
 
 import (
 	"context"
@@ -24,8 +39,9 @@ type Dialer interface {
 // server ends the connection.
 var ErrServerClosed = errors.New("connection closed by server")
 
-// DefaultClientMaxLineBytes bounds a line the client accepts from the server.
-const DefaultClientMaxLineBytes = 64 << 10
+// MaxServerLineBytes bounds a line the client accepts from the server,
+// not counting its line ending. A longer line is skipped.
+const MaxServerLineBytes = 64 << 10
 
 // Client is natter's own client. It speaks the JSON format, renders events
 // for people, and keeps track of who it is, which rooms it is in and the
@@ -100,7 +116,7 @@ func (c *Client) connectTo(ctx context.Context, addr, nick string) error {
 		return err
 	}
 	c.addr = addr
-	c.conn, c.lines = conn, line.NewReader(conn, DefaultClientMaxLineBytes)
+	c.conn, c.lines = conn, line.NewReader(conn, MaxServerLineBytes)
 	if err := c.negotiate(ctx, nick); err != nil {
 		conn.Close()
 		return err
