@@ -57,6 +57,7 @@ type Client struct {
 	lines   *line.Reader
 	view    protocol.View   // who we are and where we talk
 	welcome *protocol.Event // read while negotiating, printed first by Run
+	maxLine int             // the longest line the server takes, from its welcome
 	rooms   map[string]string
 	seen    map[string]*seenSeqs // by protocol.Fold(room)
 
@@ -129,7 +130,8 @@ func (c *Client) negotiate(ctx context.Context, nick string) error {
 		c.conn.SetDeadline(dl)
 		defer c.conn.SetDeadline(time.Time{})
 	}
-	if err := c.Send("/format json"); err != nil {
+	// Still in the text format: the one line that can't be JSON.
+	if err := c.Send("/" + protocol.CmdFormat + " " + protocol.JSON.String()); err != nil {
 		return err
 	}
 	for {
@@ -144,7 +146,7 @@ func (c *Client) negotiate(ctx context.Context, nick string) error {
 		}
 	}
 	if nick != "" && nick != c.view.Me {
-		return c.Send("/nick " + nick)
+		return c.command(protocol.Command{Name: protocol.CmdNick, Nick: nick})
 	}
 	return nil
 }
@@ -166,13 +168,21 @@ func (c *Client) Send(text string) error {
 	return nil
 }
 
-// command sends a JSON command.
-func (c *Client) command(fields map[string]any) error {
-	b, err := json.Marshal(fields)
-	if err != nil {
-		return err
+// command sends cmd in the JSON format.
+func (c *Client) command(cmd protocol.Command) error {
+	if _, err := c.conn.Write(cmd.AppendJSON(nil)); err != nil {
+		return fmt.Errorf("send %s: %w", cmd.Name, err)
 	}
-	return c.Send(string(b))
+	return nil
+}
+
+// maxLineBytes returns the longest line the server takes: the limit its
+// welcome announced, or protocol.DefaultMaxLineBytes if it announced none.
+func (c *Client) maxLineBytes() int {
+	if c.maxLine > 0 {
+		return c.maxLine
+	}
+	return protocol.DefaultMaxLineBytes
 }
 
 // Receive returns the next event from the server, and keeps track of the
@@ -214,6 +224,10 @@ func (c *Client) track(ev *protocol.Event) {
 	switch ev.Type {
 	case protocol.TypeWelcome:
 		c.view = protocol.View{Me: ev.Nick, Current: ev.Room}
+		c.maxLine = 0
+		if ev.Limits != nil {
+			c.maxLine = ev.Limits.LineBytes
+		}
 		clear(c.rooms)
 		if ev.Room != "" {
 			c.rooms[protocol.Fold(ev.Room)] = ev.Room
@@ -233,7 +247,7 @@ func (c *Client) track(ev *protocol.Event) {
 	case protocol.TypeCurrent:
 		c.view.Current = ev.Room
 	case protocol.TypeNotice:
-		if ev.Code == "no_current_room" {
+		if ev.Code == protocol.CodeNoRoom {
 			c.view.Current = ""
 		}
 	}
