@@ -1,4 +1,5 @@
-// Package chat is natter's core: a line-based chat [Server] and a [Client].
+// Package chat is natter's core: a line-based chat [Server]. natter's own
+// client is package chat/client.
 //
 // The protocol is plain text, so `nc` is a full client. Every line a client
 // sends ends with "\n" (a "\r" before it is dropped); every non-empty line is
@@ -21,6 +22,7 @@
 //     it missed; a receiver that takes no bytes for [Options.WriteTimeout]
 //     is disconnected.
 //
-// Servers and clients depend only on [net.Listener] and [Dialer], so they run
-// unchanged over real TCP and over the in-memory netfake network.
+// The server depends only on [net.Listener], and package chat/client only
+// on a Dialer, so both run unchanged over real TCP and over the in-memory
+// netfake network.
 package chat

@@ -14,7 +14,7 @@ import (
 	"github.com/onsi/gomega/gbytes"
 
 	"github.com/natter-chat/natter/chat"
-	"github.com/natter-chat/natter/chat/cli"
+	"github.com/natter-chat/natter/chat/cli/servercmd"
 )
 
 // httpGet fetches url over nw, with no connection left open afterwards.
@@ -105,7 +105,7 @@ var _ = DescribeTableSubtree("Operations", func(tr Transport) {
 	})
 
 	It("serves the admin endpoints from the server command when -admin-addr is given", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0", "-memory", "-admin-addr", "127.0.0.1:0")
+		server := runCommand(servercmd.Run, nw, "-addr", "127.0.0.1:0", "-memory", "-admin-addr", "127.0.0.1:0")
 		admin := regexp.MustCompile(`INFO Admin endpoints on http://(127\.0\.0\.1:\d+)/metrics\n`)
 		Eventually(server.stderr).Should(gbytes.Say(admin.String()))
 		addr := admin.FindStringSubmatch(string(server.stderr.Contents()))[1]

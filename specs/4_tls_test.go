@@ -10,6 +10,8 @@ import (
 
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/cli"
+	"github.com/natter-chat/natter/chat/cli/clientcmd"
+	"github.com/natter-chat/natter/chat/client"
 )
 
 var _ = DescribeTableSubtree("Encryption with TLS", func(tr Transport) {
@@ -34,7 +36,7 @@ var _ = DescribeTableSubtree("Encryption with TLS", func(tr Transport) {
 
 	It("carries the chat over TLS, in the same rooms as plain TCP clients", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		Eventually(srv.Log).Should(gbytes.Say(`INFO Server running on ` + tlsAddr + ` \(TLS\)`))
-		conn, err := chat.TLSDialer(nw, &tls.Config{RootCAs: cert.Pool}).DialContext(ctx, "tcp", tlsAddr)
+		conn, err := client.TLSDialer(nw, &tls.Config{RootCAs: cert.Pool}).DialContext(ctx, "tcp", tlsAddr)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _ = conn.Close() })
 		secure := newTestClient(conn)
@@ -48,7 +50,7 @@ var _ = DescribeTableSubtree("Encryption with TLS", func(tr Transport) {
 	})
 
 	It("lets the client command connect with -tls and -ca", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", tlsAddr, "-tls", "-ca", cert.CertFile, "-nick", "alice")
+		client := runCommand(clientcmd.Run, nw, "-addr", tlsAddr, "-tls", "-ca", cert.CertFile, "-nick", "alice")
 		Eventually(client.stdout).Should(gbytes.Say("^Connected to server\n"))
 		client.Type("hello securely\n")
 		Eventually(client.stdout).Should(gbytes.Say("alice: hello securely\n"))
@@ -56,7 +58,7 @@ var _ = DescribeTableSubtree("Encryption with TLS", func(tr Transport) {
 
 	It("refuses a server certificate the client does not trust", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		stranger := newDevCert()
-		client := runCommand(cli.RunClient, nw, "-addr", tlsAddr, "-tls", "-ca", stranger.CertFile)
+		client := runCommand(clientcmd.Run, nw, "-addr", tlsAddr, "-tls", "-ca", stranger.CertFile)
 		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(client.stderr).To(gbytes.Say(`^Error: cannot connect to ` + tlsAddr + `: tls: failed to verify certificate: x509: certificate signed by unknown authority`))
 		Eventually(srv.Log).Should(gbytes.Say(`WARN TLS handshake failed; dropping 127\.0\.0\.1:\d+`))
@@ -64,14 +66,14 @@ var _ = DescribeTableSubtree("Encryption with TLS", func(tr Transport) {
 	})
 
 	It("drops a plain client on the TLS port, and the client says what is likely wrong", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", tlsAddr)
+		client := runCommand(clientcmd.Run, nw, "-addr", tlsAddr)
 		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(client.stderr).To(gbytes.Say(`^Error: cannot connect to ` + tlsAddr + `: the server hung up before greeting us \(is it a TLS port\? then use -tls\)\n`))
 		Eventually(srv.Log).Should(gbytes.Say(`WARN TLS handshake failed; dropping 127\.0\.0\.1:\d+ err=.*first record does not look like a TLS handshake`))
 	})
 
 	It("fails clearly when a TLS client reaches the plain port", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-tls", "-ca", cert.CertFile)
+		client := runCommand(clientcmd.Run, nw, "-addr", srv.Addr, "-tls", "-ca", cert.CertFile)
 		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(client.stderr).To(gbytes.Say(`^Error: cannot connect to ` + srv.Addr + `: tls: first record does not look like a TLS handshake\n`))
 	})

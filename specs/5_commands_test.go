@@ -17,10 +17,12 @@ import (
 
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/cli"
+	"github.com/natter-chat/natter/chat/cli/clientcmd"
+	"github.com/natter-chat/natter/chat/cli/servercmd"
 	"github.com/natter-chat/natter/chat/history"
 )
 
-// runningCommand is cli.RunClient or cli.RunServer running in the
+// runningCommand is clientcmd.Run or servercmd.Run running in the
 // background with pipes for its standard streams.
 type runningCommand struct {
 	stdin          *io.PipeWriter
@@ -129,7 +131,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	})
 
 	It("says it is connected, sends what is typed and prints what the server sends", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-nick", "alice")
+		client := runCommand(clientcmd.Run, nw, "-addr", srv.Addr, "-nick", "alice")
 		Eventually(client.stdout).Should(gbytes.Say("^Connected to server\n"))
 		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* guest-1 is now alice\n`))
 		other := connectAll(srv, nw, 1)[0]
@@ -143,7 +145,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	})
 
 	It("renders events for people: rooms, private messages and notices, with /commands passed through", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-nick", "alice")
+		client := runCommand(clientcmd.Run, nw, "-addr", srv.Addr, "-nick", "alice")
 		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* Welcome, guest-1! You are in #lobby\. `))
 		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* guest-1 is now alice\n`))
 		bob := connectAll(srv, nw, 1)[0]
@@ -164,7 +166,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	})
 
 	It("colours notices, errors and private messages when asked to, one line at a time", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-nick", "alice", "-color", "always")
+		client := runCommand(clientcmd.Run, nw, "-addr", srv.Addr, "-nick", "alice", "-color", "always")
 		Eventually(client.stdout).Should(gbytes.Say("\x1b\\[36m\\*\\*\\* guest-1 is now alice\x1b\\[0m\n"))
 		client.Type("/bogus\n")
 		Eventually(client.stdout).Should(gbytes.Say("\x1b\\[31m\\*\\*\\* error: unknown command /bogus; /help lists the commands\x1b\\[0m\n"))
@@ -173,7 +175,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	})
 
 	It("leaves cleanly and exits 0 when its input ends, after printing the replies to piped lines", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr)
+		client := runCommand(clientcmd.Run, nw, "-addr", srv.Addr)
 		client.Type("first\nsecond\n")
 		Expect(client.stdin.Close()).To(Succeed())
 		Eventually(client.ExitCode).Should(Equal(cli.ExitOK))
@@ -184,7 +186,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	})
 
 	It("says so and exits non-zero when the server closes the connection, if told not to reconnect", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-reconnect", "0")
+		client := runCommand(clientcmd.Run, nw, "-addr", srv.Addr, "-reconnect", "0")
 		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* Welcome, `)) // connected and chatting
 		Expect(srv.Stop()).To(Succeed())
 		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
@@ -195,7 +197,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	It("reconnects after losing the server, rejoins its rooms and catches up on what it missed, showing nothing twice", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		store := history.NewMemory(history.Retention{})
 		first := startServer(nw, chat.Options{History: store})
-		client := runCommand(cli.RunClient, nw, "-addr", first.Addr, "-nick", "alice")
+		client := runCommand(clientcmd.Run, nw, "-addr", first.Addr, "-nick", "alice")
 		client.Type("/join games\n")
 		client.Type("before the restart\n")
 		Eventually(client.stdout).Should(gbytes.Say("alice: before the restart\n"))
@@ -225,7 +227,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		nw = tr.New(true)
 		slow := startServer(nw, chat.Options{OutboundQueue: 16})
 		held := &gate{open: make(chan struct{})}
-		client := runCommandGated(cli.RunClient, nw, held, "-addr", slow.Addr, "-nick", "alice")
+		client := runCommandGated(clientcmd.Run, nw, held, "-addr", slow.Addr, "-nick", "alice")
 		Eventually(slow.Clients).Should(Equal(1))
 		bob := connectAll(slow, nw, 1)[0]
 		// The client takes its nickname once it has switched to JSON: from
@@ -259,14 +261,14 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 
 	It("answers the server's pings without showing them", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		pinging := startServer(nw, chat.Options{PingInterval: 100 * time.Millisecond})
-		client := runCommand(cli.RunClient, nw, "-addr", pinging.Addr, "-reconnect", "0")
+		client := runCommand(clientcmd.Run, nw, "-addr", pinging.Addr, "-reconnect", "0")
 		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* Welcome, `))
 		Consistently(pinging.Clients, time.Second).Should(Equal(1), "still connected after several ping intervals")
 		Expect(string(client.stdout.Contents())).NotTo(ContainSubstring("ping"))
 	})
 
 	It("gives up after its reconnect attempts, saying so at each", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", srv.Addr, "-reconnect", "2")
+		client := runCommand(clientcmd.Run, nw, "-addr", srv.Addr, "-reconnect", "2")
 		Eventually(client.stdout).Should(gbytes.Say(`\*\*\* Welcome, `)) // connected and chatting
 		Expect(srv.Stop()).To(Succeed())
 		Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
@@ -278,7 +280,7 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	DescribeTable("explains an address it cannot connect to, and exits non-zero",
 		func(ctx SpecContext, addr func() string, why string) {
 			a := addr()
-			client := runCommand(cli.RunClient, nw, "-addr", a)
+			client := runCommand(clientcmd.Run, nw, "-addr", a)
 			Eventually(client.ExitCode).Should(Equal(cli.ExitFailure))
 			Expect(client.stderr).To(gbytes.Say("^Error: cannot connect to %s: %s\n$", a, why))
 			Expect(client.stdout.Contents()).To(BeEmpty())
@@ -294,7 +296,7 @@ var _ = DescribeTableSubtree("The server command", func(tr Transport) {
 	BeforeEach(func() { nw = tr.New(false) })
 
 	It("logs the address it runs on, serves clients, and exits 0 after a graceful shutdown", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0", "-data-dir", GinkgoT().TempDir())
+		server := runCommand(servercmd.Run, nw, "-addr", "127.0.0.1:0", "-data-dir", GinkgoT().TempDir())
 		running := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO Server running on (127\.0\.0\.1:\d+)\n`)
 		Eventually(server.stderr).Should(gbytes.Say(running.String()))
 		addr := running.FindStringSubmatch(string(server.stderr.Contents()))[1]
@@ -311,7 +313,7 @@ var _ = DescribeTableSubtree("The server command", func(tr Transport) {
 	})
 
 	It("logs JSON lines when asked to", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0", "-log-format", "json", "-memory")
+		server := runCommand(servercmd.Run, nw, "-addr", "127.0.0.1:0", "-log-format", "json", "-memory")
 		Eventually(server.stderr).Should(gbytes.Say(`(?m)^\{"time":"[^"]+Z","level":"INFO","msg":"Server running on 127\.0\.0\.1:\d+"\}\n`))
 	})
 
@@ -320,7 +322,7 @@ var _ = DescribeTableSubtree("The server command", func(tr Transport) {
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _ = ln.Close() })
 
-		server := runCommand(cli.RunServer, nw, "-addr", ln.Addr().String(), "-memory")
+		server := runCommand(servercmd.Run, nw, "-addr", ln.Addr().String(), "-memory")
 		Eventually(server.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(server.stderr).To(gbytes.Say(fmt.Sprintf(`ERROR Cannot listen on %s: address already in use\n`, ln.Addr())))
 	})
@@ -328,14 +330,14 @@ var _ = DescribeTableSubtree("The server command", func(tr Transport) {
 	It("explains a data directory it cannot use and exits non-zero", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		dir := GinkgoT().TempDir()
 		Expect(os.WriteFile(filepath.Join(dir, "history.db"), []byte("this is not a bbolt database, just bytes"), 0o600)).To(Succeed())
-		server := runCommand(cli.RunServer, nw, "-addr", "127.0.0.1:0", "-data-dir", dir)
+		server := runCommand(servercmd.Run, nw, "-addr", "127.0.0.1:0", "-data-dir", dir)
 		Eventually(server.ExitCode).Should(Equal(cli.ExitFailure))
 		Expect(server.stderr).To(gbytes.Say(`ERROR Cannot open the history in ` + regexp.QuoteMeta(dir) + `: history: opening .*history\.db: .+\n`))
 		Expect(string(server.stderr.Contents())).NotTo(ContainSubstring("Server running"))
 	})
 
 	It("rejects a bad flag with usage and exit code 2", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		server := runCommand(cli.RunServer, nw, "-log-format", "xml")
+		server := runCommand(servercmd.Run, nw, "-log-format", "xml")
 		Eventually(server.ExitCode).Should(Equal(cli.ExitUsage))
 		Expect(server.stderr).To(gbytes.Say(`unknown log format "xml"`))
 	})

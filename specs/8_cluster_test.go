@@ -16,7 +16,7 @@ import (
 	"github.com/onsi/gomega/gbytes"
 
 	"github.com/natter-chat/natter/chat"
-	"github.com/natter-chat/natter/chat/cli"
+	"github.com/natter-chat/natter/chat/cli/clientcmd"
 	"github.com/natter-chat/natter/chat/cluster"
 	"github.com/natter-chat/natter/chat/protocol"
 )
@@ -234,7 +234,7 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 	})
 
 	It("moves the clients of a node that stops to another node, where they resume without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		client := runCommand(cli.RunClient, nw, "-addr", a.Addr+","+b.Addr, "-nick", "alice")
+		client := runCommand(clientcmd.Run, nw, "-addr", a.Addr+","+b.Addr, "-nick", "alice")
 		client.Type("before\n")
 		Eventually(client.stdout).Should(gbytes.Say("alice: before\n"))
 

@@ -1,7 +1,10 @@
-// Package cli is the command line of natter's server and client. The
-// binaries in cmd/ only call [RunServer] and [RunClient] with the process's
-// environment, so specs can run the very same code in-process, over any
-// network, and check what a user would see.
+// Package cli is what the command lines of natter's server and client
+// share: the environment a command runs in, its exit codes, and the
+// parsing of its flags. The commands themselves are chat/cli/servercmd and
+// chat/cli/clientcmd, apart so that the client links none of the server's
+// code. The binaries in cmd/ only call their Run functions with the
+// process's environment, so specs can run the very same code in-process,
+// over any network, and check what a user would see.
 package cli
 
 import (
@@ -40,9 +43,9 @@ type Env struct {
 	}
 }
 
-// parseFlags parses args into fs, printing usage errors to stderr. It
+// ParseFlags parses args into fs, printing usage errors to stderr. It
 // returns the exit code to use, or -1 to go on.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
+func ParseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	err := fs.Parse(args)
 	switch {
@@ -58,10 +61,10 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
 	return -1
 }
 
-// reason returns the part of a network error a person needs, such as
+// Reason returns the part of a network error a person needs, such as
 // "connection refused" rather than "dial tcp 127.0.0.1:9: connect:
 // connection refused".
-func reason(err error) string {
+func Reason(err error) string {
 	var se *os.SyscallError
 	if errors.As(err, &se) {
 		return se.Err.Error()

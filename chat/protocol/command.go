@@ -248,20 +248,71 @@ func parseHistory(args []string) (Command, error) {
 // roomArg accepts a room written with or without its "#".
 func roomArg(s string) string { return strings.TrimPrefix(s, "#") }
 
-// jsonCommand is the JSON form of a command.
+// jsonCommand is the JSON form of a command, read by DecodeJSON and
+// written by AppendJSON. An absent field decodes as its zero value, so
+// AppendJSON leaves out zero fields.
 type jsonCommand struct {
 	Type     string  `json:"type"`
-	Room     string  `json:"room"`
-	Nick     string  `json:"nick"`
-	To       string  `json:"to"`
-	Text     string  `json:"text"`
-	Reason   string  `json:"reason"`
-	Format   string  `json:"format"`
-	Topic    *string `json:"topic"`
-	Password string  `json:"password"`
-	Limit    int     `json:"limit"`
-	Before   uint64  `json:"before"`
-	After    uint64  `json:"after"`
+	Room     string  `json:"room,omitempty"`
+	Nick     string  `json:"nick,omitempty"`
+	To       string  `json:"to,omitempty"`
+	Text     string  `json:"text,omitempty"`
+	Reason   string  `json:"reason,omitempty"`
+	Format   string  `json:"format,omitempty"`
+	Topic    *string `json:"topic,omitempty"`
+	Password string  `json:"password,omitempty"`
+	Limit    int     `json:"limit,omitempty"`
+	Before   uint64  `json:"before,omitempty"`
+	After    uint64  `json:"after,omitempty"`
+}
+
+// AppendJSON appends c in the JSON format, as one object and a newline,
+// and returns the extended buffer. DecodeJSON parses what it writes back
+// into c, for every Command that DecodeJSON returns: the object carries
+// the fields c.Name's command uses, and Room for every command, as
+// DecodeJSON reads it for every command. Fields the command does not use
+// are left out.
+//
+// AppendJSON checks nothing: a Command DecodeJSON would refuse, such as a
+// say without text or a field holding a control character, is encoded as
+// it is, for the server to refuse. Bytes of c that are not UTF-8 are
+// written as U+FFFD, as encoding/json does.
+func (c Command) AppendJSON(b []byte) []byte {
+	j := jsonCommand{Type: c.Name, Room: c.Room}
+	if strings.HasPrefix(c.Room, "#") {
+		// DecodeJSON drops one leading "#", written or not.
+		j.Room = "#" + c.Room
+	}
+	switch c.Name {
+	case CmdSay, CmdMe:
+		j.Text = c.Text
+	case CmdMsg:
+		j.To, j.Text = c.Nick, c.Text
+	case CmdNick:
+		j.Nick = c.Nick
+	case CmdRegister, CmdLogin:
+		j.Nick, j.Password = c.Nick, c.Password
+	case CmdPart, CmdQuit:
+		j.Reason = c.Text
+	case CmdTopic:
+		if c.SetTopic {
+			j.Topic = &c.Text
+		}
+	case CmdFormat:
+		j.Format = c.Format
+	case CmdHistory:
+		j.Limit, j.Before = c.Limit, c.Before
+	case CmdResume:
+		j.After = c.After
+	}
+	buf := bytes.NewBuffer(b)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&j); err != nil { // Encode ends the object with "\n"
+		// Every field is a string, a number or a pointer to a string.
+		panic(fmt.Sprintf("protocol: encoding %s command: %v", c.Name, err))
+	}
+	return buf.Bytes()
 }
 
 // DecodeJSON parses a command in the JSON format: one object with a "type"

@@ -218,6 +218,24 @@ func jsonForm(t *testing.T, c protocol.Command) []byte {
 	return b
 }
 
+// checkAppendJSON checks that c, which DecodeJSON accepts in some form,
+// encodes with AppendJSON as one line that decodes back to c.
+func checkAppendJSON(t *testing.T, input any, c protocol.Command) {
+	t.Helper()
+	const prev = "earlier\n"
+	out := c.AppendJSON([]byte(prev))
+	if !strings.HasPrefix(string(out), prev) {
+		t.Fatalf("%q: AppendJSON(%q) overwrote what it appended to", input, prev)
+	}
+	j := out[len(prev):]
+	if bytes.IndexByte(j, '\n') != len(j)-1 {
+		t.Fatalf("%q: %+v encoded as %q: want one line ending in \\n", input, c, j)
+	}
+	if back, err := protocol.DecodeJSON(j); back != c || err != nil {
+		t.Fatalf("%q: %+v encoded by AppendJSON as %s decodes as %+v, %v", input, c, j, back, err)
+	}
+}
+
 func FuzzParseText(f *testing.F) {
 	for _, s := range []string{
 		"", " ", "hello", "  leading space", "/", "//", "///", "//etc/passwd is a path", "/ nick alice",
@@ -292,6 +310,9 @@ func FuzzParseText(f *testing.F) {
 			if _, err := protocol.DecodeJSON(jsonForm(t, c)); !errors.Is(err, protocol.ErrBadJSON) {
 				t.Fatalf("ParseText(%q) = %+v; its JSON form carries a control character, yet DecodeJSON = %v; want ErrBadJSON", s, c, err)
 			}
+			if _, err := protocol.DecodeJSON(c.AppendJSON(nil)); !errors.Is(err, protocol.ErrBadJSON) {
+				t.Fatalf("ParseText(%q) = %+v; AppendJSON carries its control character, yet DecodeJSON = %v; want ErrBadJSON", s, c, err)
+			}
 			return
 		}
 		switch {
@@ -303,6 +324,7 @@ func FuzzParseText(f *testing.F) {
 		if back, err := protocol.DecodeJSON(j); back != c || err != nil {
 			t.Fatalf("ParseText(%q) = %+v; but its JSON form %s decodes as %+v, %v", s, c, j, back, err)
 		}
+		checkAppendJSON(t, s, c)
 	})
 }
 
@@ -341,6 +363,8 @@ func FuzzDecodeJSON(f *testing.F) {
 		`{"type":"history","before":-1}`,
 		`{"type":"resume","room":"lobby","after":3}`,
 		`{"type":"resume","after":3}`,
+		`{"type":"register","nick":"alice","password":"correct horse"}`,
+		`{"type":"login","nick":"alice","password":"<\"&\">","room":"##x"}`,
 		`{"type":"fly"}`,
 		`{"type":"SAY","text":"x"}`,
 		`{"TYPE":"say","Text":"x"}`,
@@ -378,6 +402,9 @@ func FuzzDecodeJSON(f *testing.F) {
 		if rest := bytes.TrimLeft(b, " \t\r\n"); len(rest) == 0 || rest[0] != '{' {
 			t.Fatalf("DecodeJSON(%q) = %+v: accepted something that is not an object", b, c)
 		}
+		// Every command DecodeJSON returns, those whose fields these tests
+		// don't know included, survives AppendJSON.
+		checkAppendJSON(t, b, c)
 		if !checkFields(t, b, c, true) {
 			return
 		}

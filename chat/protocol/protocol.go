@@ -7,7 +7,9 @@
 // server sends is an event rendered for people. A connection switches to the
 // JSON format with the command "/format json"; from then on every event is
 // one JSON object per line, and a line that starts with "{" is a command
-// object. The full reference is chat/PROTOCOL.md.
+// object, which [Command.AppendJSON] writes and [DecodeJSON] reads. Error
+// and notice events carry a code saying why, one of the Code constants. The
+// full reference is chat/PROTOCOL.md.
 package protocol
 
 // Format is how a connection's events are encoded.
@@ -41,3 +43,12 @@ func ParseFormat(s string) (Format, bool) {
 // SystemPrefix starts every text-format line that comes from the server
 // itself rather than from a client.
 const SystemPrefix = "*** "
+
+// DefaultRoom is the room every client is in when it connects, or, on a
+// server that requires a login, once it has logged in. It always exists.
+const DefaultRoom = "lobby"
+
+// DefaultMaxLineBytes is the longest line, not counting its line ending,
+// that a server accepts from a client unless configured otherwise. The
+// welcome event announces the server's own limit in Limits.LineBytes.
+const DefaultMaxLineBytes = 4096

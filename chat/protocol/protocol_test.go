@@ -167,3 +167,69 @@ func TestAppendJSONIsOneLine(t *testing.T) {
 		t.Fatalf("AppendJSON = %s; want %s", got, want)
 	}
 }
+
+func TestCommandAppendJSON(t *testing.T) {
+	tests := []struct {
+		c    Command
+		want string // the object, without its newline
+	}{
+		{Command{Name: CmdSay, Text: "hi"}, `{"type":"say","text":"hi"}`},
+		{Command{Name: CmdSay, Room: "games", Text: "<b>&</b>"}, `{"type":"say","room":"games","text":"<b>&</b>"}`},
+		{Command{Name: CmdMe, Text: "waves"}, `{"type":"me","text":"waves"}`},
+		{Command{Name: CmdMe, Room: "games", Text: "waves"}, `{"type":"me","room":"games","text":"waves"}`},
+		{Command{Name: CmdMsg, Nick: "bob", Text: "a \"quoted\" word"}, `{"type":"msg","to":"bob","text":"a \"quoted\" word"}`},
+		{Command{Name: CmdNick, Nick: "alice"}, `{"type":"nick","nick":"alice"}`},
+		{Command{Name: CmdJoin, Room: "games"}, `{"type":"join","room":"games"}`},
+		{Command{Name: CmdJoin, Room: "#games"}, `{"type":"join","room":"##games"}`},
+		{Command{Name: CmdPart}, `{"type":"part"}`},
+		{Command{Name: CmdPart, Room: "games", Text: "see you"}, `{"type":"part","room":"games","reason":"see you"}`},
+		{Command{Name: CmdRooms}, `{"type":"rooms"}`},
+		{Command{Name: CmdWho}, `{"type":"who"}`},
+		{Command{Name: CmdWho, Room: "lobby"}, `{"type":"who","room":"lobby"}`},
+		{Command{Name: CmdTopic}, `{"type":"topic"}`},
+		{Command{Name: CmdTopic, Room: "games"}, `{"type":"topic","room":"games"}`},
+		{Command{Name: CmdTopic, Text: "Rust vs Go", SetTopic: true}, `{"type":"topic","topic":"Rust vs Go"}`},
+		{Command{Name: CmdTopic, SetTopic: true}, `{"type":"topic","topic":""}`},
+		{Command{Name: CmdQuit}, `{"type":"quit"}`},
+		{Command{Name: CmdQuit, Text: "off to bed"}, `{"type":"quit","reason":"off to bed"}`},
+		{Command{Name: CmdHelp}, `{"type":"help"}`},
+		{Command{Name: CmdFormat, Format: "text"}, `{"type":"format","format":"text"}`},
+		{Command{Name: CmdFormat, Format: "json"}, `{"type":"format","format":"json"}`},
+		{Command{Name: CmdHistory}, `{"type":"history"}`},
+		{Command{Name: CmdHistory, Limit: 50, Before: 123}, `{"type":"history","limit":50,"before":123}`},
+		{Command{Name: CmdHistory, Room: "games", Before: 9}, `{"type":"history","room":"games","before":9}`},
+		{Command{Name: CmdResume, Room: "lobby"}, `{"type":"resume","room":"lobby"}`},
+		{Command{Name: CmdResume, Room: "lobby", After: 18446744073709551615}, `{"type":"resume","room":"lobby","after":18446744073709551615}`},
+		{Command{Name: CmdPong}, `{"type":"pong"}`},
+		{Command{Name: CmdRegister, Nick: "alice", Password: "correct horse"}, `{"type":"register","nick":"alice","password":"correct horse"}`},
+		{Command{Name: CmdLogin, Nick: "alice", Password: "p\"w\\d"}, `{"type":"login","nick":"alice","password":"p\"w\\d"}`},
+	}
+	covered := make(map[string]bool)
+	for _, tt := range tests {
+		covered[tt.c.Name] = true
+		const prev = "earlier\n"
+		out := tt.c.AppendJSON([]byte(prev))
+		if !strings.HasPrefix(string(out), prev) {
+			t.Fatalf("AppendJSON(%q) overwrote what it appended to", prev)
+		}
+		if got := string(out[len(prev):]); got != tt.want+"\n" {
+			t.Errorf("%+v.AppendJSON = %s; want %s", tt.c, got, tt.want)
+		}
+		if back, err := DecodeJSON(out[len(prev):]); err != nil || back != tt.c {
+			t.Errorf("%+v encoded as %s decodes as %+v, %v", tt.c, out[len(prev):], back, err)
+		}
+	}
+	names := append(CommandNames(), "/"+CmdPong, "/"+CmdSay)
+	for _, n := range names {
+		if !covered[strings.TrimPrefix(n, "/")] {
+			t.Errorf("no AppendJSON test for the command %s", n)
+		}
+	}
+}
+
+func TestCommandAppendJSONLeavesOutUnusedFields(t *testing.T) {
+	c := Command{Name: CmdRooms, Nick: "bob", Text: "x", Format: "json", Password: "secret", Limit: 1, After: 2}
+	if got, want := string(c.AppendJSON(nil)), `{"type":"rooms"}`+"\n"; got != want {
+		t.Fatalf("AppendJSON = %s; want %s", got, want)
+	}
+}

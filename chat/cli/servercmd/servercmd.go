@@ -1,4 +1,7 @@
-package cli
+// Package servercmd is the command line of natter's server, cmd/server:
+// [Run] parses its flags, opens the history, the accounts and, in a
+// cluster, the connection to NATS, and serves until its context is done.
+package servercmd
 
 import (
 	"context"
@@ -18,16 +21,17 @@ import (
 
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/accounts"
+	"github.com/natter-chat/natter/chat/cli"
 	"github.com/natter-chat/natter/chat/cluster"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/logline"
 )
 
-// RunServer runs the chat server until ctx is done, then shuts it down
+// Run runs the chat server until ctx is done, then shuts it down
 // gracefully, and returns the process exit code. Logs go to env.Stderr.
-func RunServer(ctx context.Context, args []string, env Env) int {
+func Run(ctx context.Context, args []string, env cli.Env) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	addr := fs.String("addr", DefaultAddr, "`address` to listen on")
+	addr := fs.String("addr", cli.DefaultAddr, "`address` to listen on")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log `format`: text or json")
 	var opts chat.Options
@@ -79,19 +83,19 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&ccfg.Name, "cluster-name", cluster.DefaultName, "`name` of the deployment; nodes with the same name serve one chat")
 	fs.IntVar(&ccfg.Replicas, "cluster-replicas", 1, "NATS `servers` holding a copy of the history (3 for a three-server NATS cluster)")
 	fs.DurationVar(&ccfg.PresenceTTL, "cluster-presence-ttl", cluster.DefaultPresenceTTL, "how `long` a dead node's users stay listed and keep their nicknames")
-	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
+	if code := cli.ParseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
 	}
 
 	lvl, err := logline.ParseLevel(*level)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "server: -log-level: %v\n", err)
-		return ExitUsage
+		return cli.ExitUsage
 	}
 	logger, err := logline.New(env.Stderr, *format, lvl)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "server: -log-format: %v\n", err)
-		return ExitUsage
+		return cli.ExitUsage
 	}
 	opts.Logger = logger
 
@@ -99,7 +103,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 		ccfg.MaxMessages, ccfg.MaxAge = retention.MaxMessages, retention.MaxAge
 		nc, node, err := joinCluster(ctx, logger, natsFlags{*natsURL, *natsCreds, *natsCA, *natsCert, *natsKey}, ccfg)
 		if err != nil {
-			return ExitFailure
+			return cli.ExitFailure
 		}
 		defer nc.Close()
 		defer node.Close()
@@ -120,7 +124,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 		store, err := history.OpenBolt(*dataDir, retention)
 		if err != nil {
 			logger.Error(fmt.Sprintf("Cannot open the history in %s: %v", *dataDir, err))
-			return ExitFailure
+			return cli.ExitFailure
 		}
 		defer store.Close()
 		opts.History = store
@@ -141,7 +145,7 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	open := func(addr string) net.Listener {
 		ln, err := listen("tcp", addr)
 		if err != nil {
-			logger.Error(fmt.Sprintf("Cannot listen on %s: %s", addr, reason(err)))
+			logger.Error(fmt.Sprintf("Cannot listen on %s: %s", addr, cli.Reason(err)))
 			return nil
 		}
 		listeners = append(listeners, ln)
@@ -150,18 +154,18 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	var ln net.Listener
 	if *addr != "" {
 		if ln = open(*addr); ln == nil {
-			return ExitFailure
+			return cli.ExitFailure
 		}
 	}
 	if *tlsAddr != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
 			logger.Error(fmt.Sprintf("Cannot load the TLS certificate: %v", err))
-			return ExitFailure
+			return cli.ExitFailure
 		}
 		tl := open(*tlsAddr)
 		if tl == nil {
-			return ExitFailure
+			return cli.ExitFailure
 		}
 		tl = tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		if ln == nil {
@@ -172,13 +176,13 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 	}
 	if ln == nil {
 		logger.Error("Nothing to listen on: give -addr, -tls-addr or both")
-		return ExitUsage
+		return cli.ExitUsage
 	}
 	srv := chat.NewServer(ln, opts)
 	if *adminAddr != "" {
 		al := open(*adminAddr)
 		if al == nil {
-			return ExitFailure
+			return cli.ExitFailure
 		}
 		admin := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 		done := make(chan struct{})
@@ -193,9 +197,9 @@ func RunServer(ctx context.Context, args []string, env Env) int {
 		logger.Info("Admin endpoints on http://" + al.Addr().String() + "/metrics")
 	}
 	if err := srv.Serve(ctx); err != nil {
-		return ExitFailure
+		return cli.ExitFailure
 	}
-	return ExitOK
+	return cli.ExitOK
 }
 
 // natsFlags are the flags for the connection to NATS.

@@ -1,4 +1,4 @@
-package chat
+package client
 
 import (
 	"context"
@@ -42,15 +42,21 @@ const (
 // client read too slowly, Run fetches them from history. Status lines of
 // Run's own start with "*** ".
 //
-// Empty input lines are not sent. If Run returns while a Read of in is
-// still blocked, as a terminal's stdin may be, that read is left behind:
-// the goroutine doing it ends at in's next line or EOF, without sending.
+// Empty input lines are not sent, nor are lines the server would refuse:
+// lines that are not UTF-8, hold a control character, or are longer than
+// the limit announced in the welcome of the server Run started on
+// (protocol.DefaultMaxLineBytes if it announced none). Run reports those
+// on out instead.
+//
+// If Run returns while a Read of in is still blocked, as a terminal's
+// stdin may be, that read is left behind: the goroutine doing it ends at
+// in's next line or EOF, without sending.
 func (c *Client) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	out = &syncWriter{w: out}
 	input := make(chan string)
 	stop := make(chan struct{})
 	defer close(stop)
-	go readInput(in, out, input, stop)
+	go readInput(in, out, c.maxLineBytes(), input, stop)
 
 	for {
 		err := c.serve(ctx, input, out)
@@ -139,17 +145,17 @@ func (c *Client) handle(out io.Writer, ev *protocol.Event) {
 			return
 		}
 	case protocol.TypePing:
-		c.command(map[string]any{"type": protocol.CmdPong})
+		c.command(protocol.Command{Name: protocol.CmdPong})
 		return
 	case protocol.TypeMissed:
 		if ev.Room != "" {
-			c.command(map[string]any{"type": protocol.CmdResume, "room": ev.Room, "after": ev.After})
+			c.command(protocol.Command{Name: protocol.CmdResume, Room: ev.Room, After: ev.After})
 		}
 	case protocol.TypeResumed:
 		if ev.More {
 			// A replay comes a page at a time: ask for the next one, and
 			// keep quiet until the last.
-			c.command(map[string]any{"type": protocol.CmdResume, "room": ev.Room, "after": ev.Seq})
+			c.command(protocol.Command{Name: protocol.CmdResume, Room: ev.Room, After: ev.Seq})
 			return
 		}
 	}
@@ -205,25 +211,26 @@ func (c *Client) reconnect(ctx context.Context, input <-chan string, out io.Writ
 // events.
 func (c *Client) restore(rooms []string, current string) {
 	for _, r := range rooms {
-		if !strings.EqualFold(r, DefaultRoom) {
-			c.command(map[string]any{"type": protocol.CmdJoin, "room": r})
+		if !strings.EqualFold(r, protocol.DefaultRoom) {
+			c.command(protocol.Command{Name: protocol.CmdJoin, Room: r})
 		}
 	}
 	for _, r := range rooms {
 		if s := c.seen[protocol.Fold(r)]; s != nil && s.newest > 0 {
-			c.command(map[string]any{"type": protocol.CmdResume, "room": r, "after": s.newest})
+			c.command(protocol.Command{Name: protocol.CmdResume, Room: r, After: s.newest})
 		}
 	}
 	if current != "" {
-		c.command(map[string]any{"type": protocol.CmdJoin, "room": current})
+		c.command(protocol.Command{Name: protocol.CmdJoin, Room: current})
 	}
 }
 
 // readInput sends the lines of in to input until in ends, then closes
-// input. Lines the server would refuse are reported on out instead.
-func readInput(in io.Reader, out io.Writer, input chan<- string, stop <-chan struct{}) {
+// input. Lines the server would refuse, such as those longer than max
+// bytes, are reported on out instead.
+func readInput(in io.Reader, out io.Writer, max int, input chan<- string, stop <-chan struct{}) {
 	defer close(input)
-	lr := line.NewReader(in, DefaultMaxLineBytes)
+	lr := line.NewReader(in, max)
 	for {
 		text, err := lr.Next()
 		switch {

@@ -1,4 +1,7 @@
-package cli
+// Package clientcmd is the command line of natter's client, cmd/client:
+// [Run] parses its flags, connects with chat/client and chats over the
+// streams of a [cli.Env]. It links none of the server's code.
+package clientcmd
 
 import (
 	"context"
@@ -13,7 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/cli"
+	"github.com/natter-chat/natter/chat/client"
 )
 
 // DefaultDialTimeout bounds the client's attempt to connect.
@@ -23,28 +27,28 @@ const DefaultDialTimeout = 10 * time.Second
 // losing its connection: with its backoff, about a minute of trying.
 const DefaultReconnect = 10
 
-// RunClient connects to a chat server and chats: lines from env.Stdin are
+// Run connects to a chat server and chats: lines from env.Stdin are
 // sent, lines from the server are printed to env.Stdout. It returns the
 // process exit code: 0 when stdin ends, 1 when the server can't be reached
 // or closes the connection, 130 when ctx is done first.
-func RunClient(ctx context.Context, args []string, env Env) int {
+func Run(ctx context.Context, args []string, env cli.Env) int {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
-	addr := fs.String("addr", DefaultAddr, "server `address`; several, comma-separated, for the nodes of a cluster (reconnecting tries the next)")
+	addr := fs.String("addr", cli.DefaultAddr, "server `address`; several, comma-separated, for the nodes of a cluster (reconnecting tries the next)")
 	timeout := fs.Duration("dial-timeout", DefaultDialTimeout, "give up connecting after this `long`")
 	nick := fs.String("nick", "", "`nickname` to take on connecting")
 	color := fs.String("color", "auto", "colour the output: auto (if stdout is a terminal), always or never")
 	reconnect := fs.Int("reconnect", DefaultReconnect, "reconnect up to this many `times` after losing the connection (0: never)")
 	useTLS := fs.Bool("tls", false, "connect with TLS")
 	caFile := fs.String("ca", "", "trust the certificate authorities in this PEM `file` (for -tls; default: the system's)")
-	if code := parseFlags(fs, args, env.Stderr); code >= 0 {
+	if code := cli.ParseFlags(fs, args, env.Stderr); code >= 0 {
 		return code
 	}
 	if *color != "auto" && *color != "always" && *color != "never" {
 		fmt.Fprintf(env.Stderr, "client: -color: want auto, always or never, not %q\n", *color)
-		return ExitUsage
+		return cli.ExitUsage
 	}
 
-	var dialer chat.Dialer = &net.Dialer{}
+	var dialer client.Dialer = &net.Dialer{}
 	if env.Dialer != nil {
 		dialer = env.Dialer
 	}
@@ -54,26 +58,26 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 			pem, err := os.ReadFile(*caFile)
 			if err != nil {
 				fmt.Fprintf(env.Stderr, "Error: -ca: %v\n", err)
-				return ExitUsage
+				return cli.ExitUsage
 			}
 			cfg.RootCAs = x509.NewCertPool()
 			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
 				fmt.Fprintf(env.Stderr, "Error: -ca: no PEM certificate in %s\n", *caFile)
-				return ExitUsage
+				return cli.ExitUsage
 			}
 		}
-		dialer = chat.TLSDialer(dialer, cfg)
+		dialer = client.TLSDialer(dialer, cfg)
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, *timeout)
-	c, err := chat.Dial(dialCtx, dialer, *addr, *nick)
+	c, err := client.Dial(dialCtx, dialer, *addr, *nick)
 	cancel()
 	if err != nil {
-		why := reason(err)
-		if errors.Is(err, chat.ErrServerClosed) {
+		why := cli.Reason(err)
+		if errors.Is(err, client.ErrServerClosed) {
 			why = "the server hung up before greeting us (is it a TLS port? then use -tls)"
 		}
 		fmt.Fprintf(env.Stderr, "Error: cannot connect to %s: %s\n", *addr, why)
-		return ExitFailure
+		return cli.ExitFailure
 	}
 	fmt.Fprintln(env.Stdout, "Connected to server")
 	c.Reconnect = *reconnect
@@ -87,17 +91,17 @@ func RunClient(ctx context.Context, args []string, env Env) int {
 	err = c.Run(ctx, env.Stdin, env.Stdout)
 	switch {
 	case err == nil:
-		return ExitOK
-	case errors.Is(err, chat.ErrServerClosed):
+		return cli.ExitOK
+	case errors.Is(err, client.ErrServerClosed):
 		// "Connection closed by server", and why the client gave up.
 		msg := err.Error()
 		fmt.Fprintln(env.Stderr, strings.ToUpper(msg[:1])+msg[1:])
-		return ExitFailure
+		return cli.ExitFailure
 	case ctx.Err() != nil:
-		return ExitInterrupted
+		return cli.ExitInterrupted
 	default:
-		fmt.Fprintf(env.Stderr, "Error: %s\n", reason(err))
-		return ExitFailure
+		fmt.Fprintf(env.Stderr, "Error: %s\n", cli.Reason(err))
+		return cli.ExitFailure
 	}
 }
 

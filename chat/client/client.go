@@ -1,4 +1,19 @@
-package chat
+// Package client is natter's own chat client. It connects to a natter
+// server through any [Dialer] (TCP, [TLSDialer], or the in-memory netfake
+// network), switches the connection to the JSON format of chat/protocol,
+// and renders the events it receives for people.
+//
+// A [Client] keeps track of its nickname, its rooms and the last message it
+// has seen in each, so that [Client.Run] can reconnect after losing the
+// connection, to the next server of a cluster's list, and resume: each
+// message is shown once, none lost while the server keeps it. Run also
+// answers the server's pings and fetches from history the messages the
+// server dropped because the client read too slowly.
+//
+// The package depends on chat/protocol and chat/line, not on the server
+// (package chat), so a program that is only a client does not link the
+// server's dependencies.
+package client
 
 import (
 	"context"
@@ -24,8 +39,9 @@ type Dialer interface {
 // server ends the connection.
 var ErrServerClosed = errors.New("connection closed by server")
 
-// DefaultClientMaxLineBytes bounds a line the client accepts from the server.
-const DefaultClientMaxLineBytes = 64 << 10
+// MaxServerLineBytes bounds a line the client accepts from the server,
+// not counting its line ending. A longer line is skipped.
+const MaxServerLineBytes = 64 << 10
 
 // Client is natter's own client. It speaks the JSON format, renders events
 // for people, and keeps track of who it is, which rooms it is in and the
@@ -41,6 +57,7 @@ type Client struct {
 	lines   *line.Reader
 	view    protocol.View   // who we are and where we talk
 	welcome *protocol.Event // read while negotiating, printed first by Run
+	maxLine int             // the longest line the server takes, from its welcome
 	rooms   map[string]string
 	seen    map[string]*seenSeqs // by protocol.Fold(room)
 
@@ -100,7 +117,7 @@ func (c *Client) connectTo(ctx context.Context, addr, nick string) error {
 		return err
 	}
 	c.addr = addr
-	c.conn, c.lines = conn, line.NewReader(conn, DefaultClientMaxLineBytes)
+	c.conn, c.lines = conn, line.NewReader(conn, MaxServerLineBytes)
 	if err := c.negotiate(ctx, nick); err != nil {
 		conn.Close()
 		return err
@@ -113,7 +130,8 @@ func (c *Client) negotiate(ctx context.Context, nick string) error {
 		c.conn.SetDeadline(dl)
 		defer c.conn.SetDeadline(time.Time{})
 	}
-	if err := c.Send("/format json"); err != nil {
+	// Still in the text format: the one line that can't be JSON.
+	if err := c.Send("/" + protocol.CmdFormat + " " + protocol.JSON.String()); err != nil {
 		return err
 	}
 	for {
@@ -128,7 +146,7 @@ func (c *Client) negotiate(ctx context.Context, nick string) error {
 		}
 	}
 	if nick != "" && nick != c.view.Me {
-		return c.Send("/nick " + nick)
+		return c.command(protocol.Command{Name: protocol.CmdNick, Nick: nick})
 	}
 	return nil
 }
@@ -150,13 +168,21 @@ func (c *Client) Send(text string) error {
 	return nil
 }
 
-// command sends a JSON command.
-func (c *Client) command(fields map[string]any) error {
-	b, err := json.Marshal(fields)
-	if err != nil {
-		return err
+// command sends cmd in the JSON format.
+func (c *Client) command(cmd protocol.Command) error {
+	if _, err := c.conn.Write(cmd.AppendJSON(nil)); err != nil {
+		return fmt.Errorf("send %s: %w", cmd.Name, err)
 	}
-	return c.Send(string(b))
+	return nil
+}
+
+// maxLineBytes returns the longest line the server takes: the limit its
+// welcome announced, or protocol.DefaultMaxLineBytes if it announced none.
+func (c *Client) maxLineBytes() int {
+	if c.maxLine > 0 {
+		return c.maxLine
+	}
+	return protocol.DefaultMaxLineBytes
 }
 
 // Receive returns the next event from the server, and keeps track of the
@@ -198,6 +224,10 @@ func (c *Client) track(ev *protocol.Event) {
 	switch ev.Type {
 	case protocol.TypeWelcome:
 		c.view = protocol.View{Me: ev.Nick, Current: ev.Room}
+		c.maxLine = 0
+		if ev.Limits != nil {
+			c.maxLine = ev.Limits.LineBytes
+		}
 		clear(c.rooms)
 		if ev.Room != "" {
 			c.rooms[protocol.Fold(ev.Room)] = ev.Room
@@ -217,7 +247,7 @@ func (c *Client) track(ev *protocol.Event) {
 	case protocol.TypeCurrent:
 		c.view.Current = ev.Room
 	case protocol.TypeNotice:
-		if ev.Code == "no_current_room" {
+		if ev.Code == protocol.CodeNoRoom {
 			c.view.Current = ""
 		}
 	}
