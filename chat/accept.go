@@ -162,7 +162,7 @@ func (s *Server) refuse(conn net.Conn, kind, why string) {
 		defer s.wg.Done()
 		defer conn.Close()
 		conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
-		ev := protocol.Event{Type: protocol.TypeError, Code: codeRefused, Text: why}
+		ev := protocol.Event{Type: protocol.TypeError, Code: protocol.CodeRefused, Text: why}
 		conn.Write(ev.AppendText(nil, protocol.View{}))
 	}()
 }

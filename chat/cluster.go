@@ -110,10 +110,10 @@ func (s *Server) deliverStored(m history.Message) {
 // messages are refused (nothing can be sent that the other nodes would
 // not see), or that it is back.
 func (s *Server) clusterStatus(up bool) {
-	ev := &protocol.Event{Type: protocol.TypeNotice, Code: codeClusterDown,
+	ev := &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeClusterDown,
 		Text: "the cluster is unreachable: messages can't be sent until it is back"}
 	if up {
-		ev = &protocol.Event{Type: protocol.TypeNotice, Code: "cluster_back", Text: "the cluster is back: messages can be sent again"}
+		ev = &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeClusterBack, Text: "the cluster is back: messages can be sent again"}
 		s.log.Info("Cluster reachable again")
 	} else {
 		s.log.Warn("Cluster unreachable; refusing messages until it is back")

@@ -11,38 +11,6 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// Error codes sent in error events; chat/PROTOCOL.md lists them.
-const (
-	codeUnknownCommand = "unknown_command"
-	codeUsage          = "usage"
-	codeBadJSON        = "bad_json"
-	codeBadNick        = "bad_nick"
-	codeNickTaken      = "nick_taken"
-	codeClusterDown    = "cluster_unavailable"
-	codeNoSuchNick     = "no_such_nick"
-	codeBadRoom        = "bad_room"
-	codeNoSuchRoom     = "no_such_room"
-	codeNotInRoom      = "not_in_room"
-	codeNoRoom         = "no_current_room"
-	codeTopicTooLong   = "topic_too_long"
-	codeTooManyJoined  = "too_many_rooms_joined"
-	codeRoomFull       = "room_full"
-	codeTooManyRooms   = "too_many_rooms"
-	codeLineTooLong    = "line_too_long"
-	codeInvalidUTF8    = "invalid_utf8"
-	codeNULByte        = "nul_byte"
-	codeControl        = "control_character"
-	codeStoreError     = "store_error"
-	codeRateLimited    = "rate_limited"
-	codeFlooding       = "flooding"
-	codeLineTimeout    = "line_timeout"
-	codeRefused        = "connection_refused"
-	codeShutdown       = "shutdown"
-	codeBye            = "bye"
-	codeSameNick       = "same_nick"
-	codeClusterBack    = "cluster_back"
-)
-
 func now() string { return protocol.Stamp(time.Now()) }
 
 // accept takes a chat line (say or me) from ss for its room and returns it
@@ -93,13 +61,13 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 	defer s.mu.Unlock()
 	switch {
 	case errors.Is(err, protocol.ErrUnknownCommand):
-		s.fail(ss, codeUnknownCommand, "%v", err)
+		s.fail(ss, protocol.CodeUnknownCommand, "%v", err)
 		return false
 	case errors.Is(err, protocol.ErrUsage):
-		s.fail(ss, codeUsage, "%v", err)
+		s.fail(ss, protocol.CodeUsage, "%v", err)
 		return false
 	case err != nil:
-		s.fail(ss, codeBadJSON, "%v", err)
+		s.fail(ss, protocol.CodeBadJSON, "%v", err)
 		return false
 	}
 	if s.requireLogin(ss, c) {
@@ -131,7 +99,7 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeFormat, Format: c.Format})
 		s.sendTo(ss, s.welcome(ss))
 	case protocol.CmdQuit:
-		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeBye, Text: "bye"})
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeBye, Text: "bye"})
 		s.depart(ss, quitWith(c.Text))
 		return true
 	}
@@ -143,7 +111,7 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 func (s *Server) joined(ss *session, name string) (*room, bool) {
 	if name == "" {
 		if ss.current == nil {
-			s.fail(ss, codeNoRoom, "you are in no room; /join one")
+			s.fail(ss, protocol.CodeNoRoom, "you are in no room; /join one")
 			return nil, false
 		}
 		return ss.current, true
@@ -153,7 +121,7 @@ func (s *Server) joined(ss *session, name string) (*room, bool) {
 			return r, true
 		}
 	}
-	s.fail(ss, codeNotInRoom, "you are not in #%s", name)
+	s.fail(ss, protocol.CodeNotInRoom, "you are not in #%s", name)
 	return nil, false
 }
 
@@ -165,7 +133,7 @@ func (s *Server) room(ss *session, name string) (*room, bool) {
 	}
 	r := s.rooms[protocol.Fold(name)]
 	if r == nil {
-		s.fail(ss, codeNoSuchRoom, "there is no room #%s", name)
+		s.fail(ss, protocol.CodeNoSuchRoom, "there is no room #%s", name)
 		return nil, false
 	}
 	return r, true
@@ -176,7 +144,7 @@ func (s *Server) room(ss *session, name string) (*room, bool) {
 func (s *Server) msg(ss *session, c protocol.Command) {
 	to := s.nicks[protocol.Fold(c.Nick)]
 	if to == nil {
-		s.fail(ss, codeNoSuchNick, "no one is called %s", c.Nick)
+		s.fail(ss, protocol.CodeNoSuchNick, "no one is called %s", c.Nick)
 		return
 	}
 	ev := &protocol.Event{Type: protocol.TypePrivate, Time: now(), From: ss.nick, To: to.nick, Text: c.Text}

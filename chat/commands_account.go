@@ -19,26 +19,13 @@ import (
 // idle ones are forgotten.
 const maxLoginLimiters = 4096
 
-// Error and notice codes of accounts.
-const (
-	codeNickRegistered = "nick_registered"
-	codeAccount        = "account_error"
-	codeBadLogin       = "bad_login"
-	codeThrottled      = "login_throttled"
-	codeLoginRequired  = "login_required"
-
-	codeRegistered        = "registered"
-	codeLoggedIn          = "logged_in"
-	codePlaintextPassword = "plaintext_password"
-)
-
 // authenticate carries out /register and /login. The password hash is
 // computed without holding s.mu: bcrypt is slow on purpose, and the rest of
 // the chat must not wait for it.
 func (ss *session) authenticate(c protocol.Command) {
 	srv := ss.srv
 	if err := protocol.CheckNick(c.Nick, srv.opts.MaxNickLength); err != nil {
-		srv.locked(func() { srv.fail(ss, codeBadNick, "can't use %q as a nickname: %v", c.Nick, err) })
+		srv.locked(func() { srv.fail(ss, protocol.CodeBadNick, "can't use %q as a nickname: %v", c.Nick, err) })
 		return
 	}
 	if c.Name == protocol.CmdRegister {
@@ -65,7 +52,7 @@ func (ss *session) register(c protocol.Command) {
 		if srv.opts.Cluster != nil && folded != protocol.Fold(ss.nick) {
 			srv.opts.Cluster.ReleaseNick(folded)
 		}
-		srv.fail(ss, codeAccount, "can't register %s: %v", c.Nick, err)
+		srv.fail(ss, protocol.CodeAccount, "can't register %s: %v", c.Nick, err)
 		return
 	}
 	srv.registrations.Add(1)
@@ -74,10 +61,10 @@ func (ss *session) register(c protocol.Command) {
 	if other := srv.nicks[folded]; other != nil && other != ss {
 		// The reservation kept everyone else off the name; should that
 		// ever fail, the account is still this client's to log in to.
-		srv.fail(ss, codeNickTaken, "registered %s, but the nickname is in use; /login %s PASSWORD once it is free", c.Nick, c.Nick)
+		srv.fail(ss, protocol.CodeNickTaken, "registered %s, but the nickname is in use; /login %s PASSWORD once it is free", c.Nick, c.Nick)
 		return
 	}
-	srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeRegistered, Text: "registered " + c.Nick + "; you are logged in"})
+	srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeRegistered, Text: "registered " + c.Nick + "; you are logged in"})
 	srv.loggedIn(ss, c.Nick)
 }
 
@@ -87,11 +74,11 @@ func (s *Server) reserve(ss *session, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if other := s.holder(name); other != nil && other != ss {
-		s.fail(ss, codeNickTaken, "the nickname %s is in use; register a free one", other.nickFor(name))
+		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is in use; register a free one", other.nickFor(name))
 		return false
 	}
 	if protocol.Fold(name) != protocol.Fold(ss.nick) && !s.claimCluster(name) {
-		s.fail(ss, codeNickTaken, "the nickname %s is in use; register a free one", name)
+		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is in use; register a free one", name)
 		return false
 	}
 	s.reserved[protocol.Fold(name)] = ss
@@ -105,7 +92,7 @@ func (ss *session) login(c protocol.Command) {
 	if wait := srv.loginAllowed(c.Nick, ss.ip); wait > 0 {
 		srv.log.Warn("Login attempts throttled for " + c.Nick + " from " + ss.addr)
 		srv.locked(func() {
-			srv.fail(ss, codeThrottled, "too many login attempts; try again in %v", wait.Round(time.Second))
+			srv.fail(ss, protocol.CodeThrottled, "too many login attempts; try again in %v", wait.Round(time.Second))
 		})
 		return
 	}
@@ -114,25 +101,25 @@ func (ss *session) login(c protocol.Command) {
 	case errors.Is(err, accounts.ErrUnknown), errors.Is(err, accounts.ErrWrong):
 		// The same answer either way, so names can't be probed.
 		srv.log.Warn("Failed login for " + c.Nick + " from " + ss.addr)
-		srv.locked(func() { srv.fail(ss, codeBadLogin, "wrong name or password") })
+		srv.locked(func() { srv.fail(ss, protocol.CodeBadLogin, "wrong name or password") })
 		return
 	case err != nil:
 		srv.log.Error("Checking a login failed", "err", err)
-		srv.locked(func() { srv.fail(ss, codeAccount, "can't log in right now") })
+		srv.locked(func() { srv.fail(ss, protocol.CodeAccount, "can't log in right now") })
 		return
 	}
 	srv.log.Info("Logged in " + c.Nick + " from " + ss.addr)
 	srv.locked(func() {
 		if other := srv.holder(c.Nick); other != nil && other != ss {
-			srv.fail(ss, codeAccount, "%s is logged in on another connection", other.nickFor(c.Nick))
+			srv.fail(ss, protocol.CodeAccount, "%s is logged in on another connection", other.nickFor(c.Nick))
 			return
 		}
 		if protocol.Fold(c.Nick) != protocol.Fold(ss.nick) && !srv.claimCluster(c.Nick) {
-			srv.fail(ss, codeAccount, "%s is logged in on another connection", c.Nick)
+			srv.fail(ss, protocol.CodeAccount, "%s is logged in on another connection", c.Nick)
 			return
 		}
 		ss.warnIfPlain()
-		srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeLoggedIn, Text: "logged in as " + c.Nick})
+		srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeLoggedIn, Text: "logged in as " + c.Nick})
 		srv.loggedIn(ss, c.Nick)
 	})
 }
@@ -157,7 +144,7 @@ func (s *Server) loggedIn(ss *session, account string) {
 // be held.
 func (ss *session) warnIfPlain() {
 	if _, ok := ss.conn.(*tls.Conn); !ok {
-		ss.srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codePlaintextPassword,
+		ss.srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodePlaintextPassword,
 			Text: "warning: your password crossed the network unencrypted; connect with TLS next time"})
 	}
 }
@@ -206,7 +193,7 @@ func (s *Server) requireLogin(ss *session, c protocol.Command) bool {
 	case protocol.CmdQuit, protocol.CmdHelp, protocol.CmdFormat, protocol.CmdPong:
 		return false
 	}
-	s.fail(ss, codeLoginRequired, "log in first: /login NAME PASSWORD, or /register NAME PASSWORD")
+	s.fail(ss, protocol.CodeLoginRequired, "log in first: /login NAME PASSWORD, or /register NAME PASSWORD")
 	return true
 }
 
@@ -220,7 +207,7 @@ func (s *Server) startLoginClock(ss *session) {
 			return
 		}
 		s.log.Warn(fmt.Sprintf("Disconnecting client %s: not logged in within %v", ss.addr, s.opts.LoginTimeout))
-		s.fail(ss, codeLoginRequired, "not logged in within %v; disconnecting", s.opts.LoginTimeout)
+		s.fail(ss, protocol.CodeLoginRequired, "not logged in within %v; disconnecting", s.opts.LoginTimeout)
 		ss.closeFor(leftLoginTimeout)
 		ss.finish(nil) // flush the error, then close
 	})

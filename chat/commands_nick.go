@@ -40,28 +40,28 @@ func (s *Server) nickLocked(ss *session, name string, bad error, registered bool
 	case s.requireLogin(ss, protocol.Command{Name: protocol.CmdNick}):
 		return
 	case bad != nil:
-		s.fail(ss, codeBadNick, "can't use %q as a nickname: %v", name, bad)
+		s.fail(ss, protocol.CodeBadNick, "can't use %q as a nickname: %v", name, bad)
 		return
 	case name == ss.nick:
-		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeSameNick, Text: "you are already " + name})
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeSameNick, Text: "you are already " + name})
 		return
 	}
 	if other := s.holder(name); other != nil && other != ss {
-		s.fail(ss, codeNickTaken, "the nickname %s is taken", other.nickFor(name))
+		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is taken", other.nickFor(name))
 		return
 	}
 	if registered && ss.account != protocol.Fold(name) {
-		s.fail(ss, codeNickRegistered, "the nickname %s is registered; /login %s PASSWORD to use it", name, name)
+		s.fail(ss, protocol.CodeNickRegistered, "the nickname %s is registered; /login %s PASSWORD to use it", name, name)
 		return
 	}
 	if s.opts.Cluster != nil && protocol.Fold(name) != protocol.Fold(ss.nick) {
 		switch ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(name)); {
 		case err != nil:
 			s.log.Error("Claiming a nickname in the cluster failed", "err", err)
-			s.fail(ss, codeClusterDown, "can't check that nickname right now: the cluster is unreachable")
+			s.fail(ss, protocol.CodeClusterDown, "can't check that nickname right now: the cluster is unreachable")
 			return
 		case !ok:
-			s.fail(ss, codeNickTaken, "the nickname %s is taken", name)
+			s.fail(ss, protocol.CodeNickTaken, "the nickname %s is taken", name)
 			return
 		}
 	}

@@ -13,7 +13,7 @@ import (
 // join carries out /join. s.mu must be held.
 func (s *Server) join(ss *session, name string) {
 	if err := protocol.CheckRoom(name, s.opts.MaxRoomNameLength); err != nil {
-		s.fail(ss, codeBadRoom, "can't use %q as a room name: %v", name, err)
+		s.fail(ss, protocol.CodeBadRoom, "can't use %q as a room name: %v", name, err)
 		return
 	}
 	r := s.rooms[protocol.Fold(name)]
@@ -21,13 +21,13 @@ func (s *Server) join(ss *session, name string) {
 	case r != nil && slices.Contains(ss.rooms, r):
 		// Already in it: make it the current room.
 	case len(ss.rooms) >= s.opts.MaxRoomsPerClient:
-		s.fail(ss, codeTooManyJoined, "you are in %d rooms, the most allowed; /part one first", len(ss.rooms))
+		s.fail(ss, protocol.CodeTooManyJoined, "you are in %d rooms, the most allowed; /part one first", len(ss.rooms))
 		return
 	case r == nil && len(s.rooms) >= s.opts.MaxRooms:
-		s.fail(ss, codeTooManyRooms, "the server has %d rooms, the most allowed; join an existing one", len(s.rooms))
+		s.fail(ss, protocol.CodeTooManyRooms, "the server has %d rooms, the most allowed; join an existing one", len(s.rooms))
 		return
 	case r != nil && r != s.lobby && len(r.members) >= s.opts.MaxRoomMembers:
-		s.fail(ss, codeRoomFull, "#%s is full (%d members)", r.name, len(r.members))
+		s.fail(ss, protocol.CodeRoomFull, "#%s is full (%d members)", r.name, len(r.members))
 		return
 	default:
 		if r == nil {
@@ -63,7 +63,7 @@ func (s *Server) part(ss *session, name, reason string) {
 	}
 	if len(ss.rooms) == 0 {
 		ss.current = nil
-		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeNoRoom, Text: "you are in no room now; /join one to talk"})
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeNoRoom, Text: "you are in no room now; /join one to talk"})
 		return
 	}
 	ss.current = ss.rooms[len(ss.rooms)-1]
@@ -78,7 +78,7 @@ func (s *Server) clusterWho(ss *session, name string) {
 		display = r.name
 	} else if name == "" {
 		if ss.current == nil {
-			s.fail(ss, codeNoRoom, "you are in no room; /join one")
+			s.fail(ss, protocol.CodeNoRoom, "you are in no room; /join one")
 			return
 		}
 		display = ss.current.name
@@ -87,10 +87,10 @@ func (s *Server) clusterWho(ss *session, name string) {
 	switch {
 	case err != nil:
 		s.log.Error("Reading presence from the cluster failed", "err", err)
-		s.fail(ss, codeClusterDown, "can't list #%s right now: the cluster is unreachable", display)
+		s.fail(ss, protocol.CodeClusterDown, "can't list #%s right now: the cluster is unreachable", display)
 		return
 	case len(nicks) == 0:
-		s.fail(ss, codeNoSuchRoom, "there is no room #%s", display)
+		s.fail(ss, protocol.CodeNoSuchRoom, "there is no room #%s", display)
 		return
 	}
 	slices.SortFunc(nicks, func(a, b string) int { return strings.Compare(protocol.Fold(a), protocol.Fold(b)) })
@@ -104,7 +104,7 @@ func (s *Server) listRooms(ss *session) {
 		all, err := s.opts.Cluster.Rooms()
 		if err != nil {
 			s.log.Error("Reading presence from the cluster failed", "err", err)
-			s.fail(ss, codeClusterDown, "can't list the rooms right now: the cluster is unreachable")
+			s.fail(ss, protocol.CodeClusterDown, "can't list the rooms right now: the cluster is unreachable")
 			return
 		}
 		for folded, nicks := range all {
@@ -149,14 +149,14 @@ func (s *Server) topic(ss *session, c protocol.Command) {
 		return
 	}
 	if len(c.Text) > s.opts.MaxTopicBytes {
-		s.fail(ss, codeTopicTooLong, "a topic is at most %d bytes", s.opts.MaxTopicBytes)
+		s.fail(ss, protocol.CodeTopicTooLong, "a topic is at most %d bytes", s.opts.MaxTopicBytes)
 		return
 	}
 	if s.opts.Cluster != nil {
 		// Every node, this one too, hears of it through topicSet.
 		if err := s.opts.Cluster.SetTopic(r.name, ss.nick, c.Text); err != nil {
 			s.log.Error("Setting a topic in the cluster failed", "err", err)
-			s.fail(ss, codeClusterDown, "can't set the topic right now: the cluster is unreachable")
+			s.fail(ss, protocol.CodeClusterDown, "can't set the topic right now: the cluster is unreachable")
 		}
 		return
 	}

@@ -106,7 +106,7 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 			why = "your message was not confirmed as stored, so it may not have been sent: %v"
 		}
 		for _, a := range batch {
-			s.fail(a.from, codeStoreError, why, err)
+			s.fail(a.from, protocol.CodeStoreError, why, err)
 			a.from.inflight.Done()
 		}
 	case s.opts.Cluster != nil:

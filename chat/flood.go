@@ -4,6 +4,8 @@ package chat
 
 import (
 	"time"
+
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // admission is what flood control decides about a line.
@@ -42,15 +44,15 @@ func (ss *session) admit() admission {
 	}
 	r.Cancel()
 	ss.refusals++
-	srv.metrics.rejected.WithLabelValues(codeRateLimited).Inc()
+	srv.metrics.rejected.WithLabelValues(protocol.CodeRateLimited).Inc()
 	ss.inflight.Wait() // the refusal comes after the lines before it
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if ss.refusals >= srv.opts.FloodRefusals {
 		srv.log.Warn("Disconnecting flooding client " + ss.addr)
-		srv.fail(ss, codeFlooding, "disconnected for sending too fast")
+		srv.fail(ss, protocol.CodeFlooding, "disconnected for sending too fast")
 		return kicked
 	}
-	srv.fail(ss, codeRateLimited, "you are sending too fast; line refused, send again in %v", d.Round(100*time.Millisecond))
+	srv.fail(ss, protocol.CodeRateLimited, "you are sending too fast; line refused, send again in %v", d.Round(100*time.Millisecond))
 	return refused
 }

@@ -35,7 +35,7 @@ func (s *Server) replayLatest(ss *session, r *room, n int) {
 func (s *Server) replay(ss *session, r *room, msgs []history.Message, err error) bool {
 	if err != nil {
 		s.log.Error("Reading history failed", "room", r.name, "err", err)
-		s.fail(ss, codeStoreError, "the history of #%s can't be read right now", r.name)
+		s.fail(ss, protocol.CodeStoreError, "the history of #%s can't be read right now", r.name)
 		return false
 	}
 	for _, m := range msgs {

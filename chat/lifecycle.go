@@ -48,7 +48,7 @@ func (s *Server) arrive(ss *session) {
 	if s.opts.RequireAuth {
 		// Outside every room until logged in.
 		s.sendTo(ss, s.welcome(ss))
-		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: codeLoginRequired,
+		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeLoginRequired,
 			Text: fmt.Sprintf("this server requires an account: /login NAME PASSWORD or /register NAME PASSWORD, within %v", s.opts.LoginTimeout)})
 		s.startLoginClock(ss)
 		return

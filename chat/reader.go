@@ -128,7 +128,7 @@ func (ss *session) lost(err error) leaving {
 		srv.log.Warn(fmt.Sprintf("Disconnecting client %s: line not finished within %v", ss.addr, srv.opts.LineTimeout))
 		ss.inflight.Wait()
 		srv.mu.Lock()
-		srv.fail(ss, codeLineTimeout, "line not finished within %v; disconnecting", srv.opts.LineTimeout)
+		srv.fail(ss, protocol.CodeLineTimeout, "line not finished within %v; disconnecting", srv.opts.LineTimeout)
 		srv.mu.Unlock()
 		return leftLineTimeout
 	default:
@@ -178,13 +178,13 @@ func (d *lineDeadline) Read(p []byte) (int, error) {
 func rejectCode(err error) (string, bool) {
 	switch {
 	case errors.Is(err, line.ErrTooLong):
-		return codeLineTooLong, true
+		return protocol.CodeLineTooLong, true
 	case errors.Is(err, line.ErrInvalidUTF8):
-		return codeInvalidUTF8, true
+		return protocol.CodeInvalidUTF8, true
 	case errors.Is(err, line.ErrNUL):
-		return codeNULByte, true
+		return protocol.CodeNULByte, true
 	case errors.Is(err, line.ErrControl):
-		return codeControl, true
+		return protocol.CodeControl, true
 	}
 	return "", false
 }

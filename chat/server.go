@@ -188,7 +188,7 @@ func (s *Server) shutdown() {
 			s.log.Warn("Closing listener", "err", err)
 		}
 	}
-	goodbye := &delivery{ev: &protocol.Event{Type: protocol.TypeNotice, Code: codeShutdown, Text: "server shutting down"}}
+	goodbye := &delivery{ev: &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeShutdown, Text: "server shutting down"}}
 	s.mu.Lock()
 	s.closing = true
 	sessions := make([]*session, 0, len(s.sessions))
