@@ -1,17 +1,27 @@
-// Package chat is natter's core: a line-based chat [Server]. natter's own
-// client is package chat/client.
+// Package chat is natter's server: clients with nicknames talk in rooms,
+// over any [net.Listener]. natter's own client is package chat/client; the
+// wire protocol both speak is package chat/protocol, described in full in
+// chat/PROTOCOL.md.
 //
 // The protocol is plain text, so `nc` is a full client. Every line a client
 // sends ends with "\n" (a "\r" before it is dropped); every non-empty line is
-// delivered to every connected client, the sender included, in one order
-// that all receivers share. Lines from the server that start with
-// [NoticePrefix] are the server's own notices and errors, not chat.
+// a chat line for the client's current room, or a /command. A chat line is
+// delivered to every member of its room, the sender included, in one order
+// that all of them share. Lines from the server that start with
+// [protocol.SystemPrefix] ("*** ") are the server's own notices and errors,
+// not chat.
 //
 // The server is built to keep going whatever its clients do:
 //
 //   - Reading is bounded. A line longer than [Options.MaxLineBytes], or that
-//     is not UTF-8, or that holds a NUL byte, is discarded whole and the
-//     sender gets an error line; its connection stays up.
+//     is not UTF-8, or that holds a NUL byte or another control character,
+//     is discarded whole and the sender gets an error line; its connection
+//     stays up. A line must arrive within [Options.LineTimeout], and lines
+//     beyond [Options.MessageRate] are held back, then refused.
+//   - A client's lines take effect in the order it sent them, chat and
+//     commands alike.
+//   - Every message is stored before anyone receives it, so whatever a
+//     client has seen is in the history.
 //   - Each message is encoded once and shared by every receiver. Each
 //     connection has a bounded outbound queue, drained by a flusher
 //     goroutine that writes everything queued in one Write and runs only
@@ -22,7 +32,95 @@
 //     it missed; a receiver that takes no bytes for [Options.WriteTimeout]
 //     is disconnected.
 //
-// The server depends only on [net.Listener], and package chat/client only
-// on a Dialer, so both run unchanged over real TCP and over the in-memory
-// netfake network.
+// # Files
+//
+// A file per stage of a message's way through the server:
+//
+//	accept.go            accepting, the connection limits, TLS handshakes
+//	session.go           one client's state
+//	reader.go            a session's reader: lines in, carried out in order
+//	flood.go             flood control
+//	commands.go          the dispatcher, the chat line, /msg /help /format /quit
+//	commands_nick.go     /nick and renaming
+//	commands_account.go  /register, /login, -require-auth
+//	commands_room.go     /join /part /who /rooms /topic
+//	commands_history.go  the join replay, /history, /resume
+//	commit.go            the commit loop: store, then deliver
+//	deliver.go           encode once, fan out to a room
+//	queue.go             a session's bounded outbound queue
+//	flusher.go           a session's writer: coalesced writes, slow clients
+//	room.go              rooms and their numbering
+//	lifecycle.go         arriving and departing, and why clients leave
+//	cluster.go           the glue to chat/cluster
+//	ping.go              finding clients that stopped answering
+//	metrics.go           Prometheus metrics and the admin endpoints
+//	server.go            the Server: Serve and shutdown
+//	options.go           every limit, with its default
+//
+// # Goroutines
+//
+// Every goroutine has an owner that waits for it: Serve waits for all of
+// them (Server.wg) before it returns.
+//
+//   - An accept loop per listener (Serve starts them). A TLS connection's
+//     handshake runs in a goroutine of its own, and so does the one line
+//     written to a refused connection, so no peer can hold up Accept.
+//   - A reader per session (the accept loop starts it): it reads, applies
+//     flood control, and carries out each line. It is the only goroutine
+//     that runs a client's commands, so a client's commands run one at a
+//     time, in order. Slow work for a command (bcrypt, reading the
+//     accounts) runs here, without the server's lock.
+//   - A flusher per session, only while the session has something to write
+//     (whoever queues the first message starts it). It owns every write to
+//     the connection, and closing it.
+//   - The commit loop (one): it stores accepted messages in batches and
+//     then delivers them.
+//   - The ping loop (one), and, on a cluster node, the cluster's delivery
+//     loop (one), which delivers what any node stored.
+//   - A login timer per session waiting to log in, with -require-auth.
+//
+// # Locks
+//
+// Server.mu guards all chat state: sessions, nicknames, rooms, membership.
+// Every command runs under it, and every event is queued for its receivers
+// under it, which gives every receiver one order. No password hash, no
+// disk write and no write to a client runs under it (queueing never
+// blocks; flushers write without it), and a client waiting for its own
+// messages to be delivered waits without it. What a command checks before
+// an unlock (is this name free? is it registered?) it checks again after.
+// Two kinds of wait remain under it, and are known costs: reads of the
+// history for a replay (the join replay, /history, /resume, and a new
+// room's numbering), and, on a cluster node, the cluster's requests for
+// nickname claims, presence and topics.
+//
+// A session's mu guards its outbound queue; it is taken under Server.mu
+// (to queue) or alone (by the flusher, to take the queue), never the other
+// way round: Server.mu before session.mu. The cluster node's locks (in
+// chat/cluster) are taken under Server.mu and never call back into it.
+//
+// # The path of a message
+//
+//  1. The session's reader reads a line (line.Reader: bounded, valid
+//     UTF-8, no control characters) and flood control admits it
+//     (reader.go, flood.go).
+//  2. Under Server.mu the line is parsed and accepted for the sender's
+//     current room, attributed to its nickname (commands.go: accept); the
+//     reader hands it to the commit loop over a channel and goes on to the
+//     next line. The reader's next command, if any, waits until this
+//     message has been delivered (session.inflight).
+//  3. The commit loop takes every message waiting, up to
+//     [Options.CommitBatch], and stores them in one transaction: one disk
+//     sync for the batch, each message numbered in its room (commit.go).
+//  4. Under Server.mu, each message's room is looked up by name as it is
+//     now, and the message is encoded once per form it is needed in and
+//     queued for every member (deliver.go). Receivers are woken once per
+//     batch.
+//  5. Each receiver's flusher takes everything queued and writes it in one
+//     Write, with a write deadline (flusher.go). A receiver that can't
+//     keep up loses its oldest messages and is told which; one that takes
+//     nothing for [Options.WriteTimeout] is disconnected.
+//
+// On a cluster node (Options.Cluster), step 3 publishes the batch to the
+// cluster, and step 4 happens on every node when the cluster hands the
+// message back, in the cluster's one order (cluster.go).
 package chat

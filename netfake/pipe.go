@@ -45,7 +45,8 @@ type deadline struct {
 	expired bool
 }
 
-// set arms d to expire at t; the zero t disarms it. p.mu must be held.
+// setDeadline arms d to expire at t; the zero t disarms it. p.mu must be
+// held.
 func (p *pipe) setDeadline(d *deadline, t time.Time) {
 	d.stop()
 	d.expired = false
