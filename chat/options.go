@@ -11,13 +11,14 @@ import (
 
 	"github.com/natter-chat/natter/chat/accounts"
 	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // Defaults for the zero fields of [Options].
 const (
 	// DefaultMaxLineBytes bounds a line a client sends, not counting its
 	// line ending.
-	DefaultMaxLineBytes = 4096
+	DefaultMaxLineBytes = protocol.DefaultMaxLineBytes
 	// DefaultOutboundQueue is how many messages wait for a slow receiver
 	// before the oldest are dropped.
 	DefaultOutboundQueue = 256
@@ -108,8 +109,8 @@ const (
 )
 
 // DefaultRoom is the room every client is in when it connects. It always
-// exists.
-const DefaultRoom = "lobby"
+// exists and has no member limit.
+const DefaultRoom = protocol.DefaultRoom
 
 // Options configures a [Server]. The zero value uses every default.
 type Options struct {
