@@ -144,6 +144,17 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		Expect(read(carol)).To(Equal(first))
 	})
 
+	It("takes a client's command after the lines it sent before it: a rename on a node reaches its members after the line, though the line goes round the cluster", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice, carol := named(nw, a, "alice"), named(nw, a, "carol")
+		bob := named(nw, b, "bob")
+		alice.Send("hello\n/nick alicia\n")
+		for _, c := range []*testClient{alice, carol} {
+			Expect(c.NextLine()).To(Equal("alice: hello"))
+			c.ExpectExactly("*** alice is now alicia")
+		}
+		bob.ExpectLines("alice: hello")
+	})
+
 	It("keeps nicknames unique across the nodes, guest names included, and frees one when its owner leaves", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		alice := named(nw, a, "alice")
 		other := connectAll(b, nw, 1)[0]
