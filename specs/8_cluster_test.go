@@ -140,6 +140,11 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		}
 		first := read(alice)
 		Expect(first).To(ContainElements(alice.Says("a0"), bob.Says("b0"), alice.Says(fmt.Sprintf("a%d", n-1)), bob.Says(fmt.Sprintf("b%d", n-1))))
+		var sent []string
+		for i := range n {
+			sent = append(sent, alice.Says(fmt.Sprintf("a%d", i)), bob.Says(fmt.Sprintf("b%d", i)))
+		}
+		Expect(first).To(ConsistOf(sent), "every line once, none lost and none twice")
 		Expect(read(bob)).To(Equal(first))
 		Expect(read(carol)).To(Equal(first))
 	})
@@ -155,7 +160,8 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		Expect(alice.conn.Close()).To(Succeed())
 		Eventually(func() string {
 			other.Send("/nick alice\n")
-			l, _ := other.ReadLine() // not NextLine: a rename is a presence line
+			l, err := other.ReadLine() // not NextLine: a rename is a presence line
+			Expect(err).NotTo(HaveOccurred())
 			return l
 		}).Should(Equal("*** " + other.Nick + " is now alice"))
 	})
@@ -222,13 +228,15 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		Expect(a.Stop()).To(Succeed())
 		Eventually(func() string {
 			bob.Send("/who\n")
-			l, _ := bob.NextLine()
+			l, err := bob.NextLine()
+			Expect(err).NotTo(HaveOccurred())
 			return l
 		}).WithTimeout(3 * presenceTTL).Should(Equal("*** in #lobby (1): bob"))
 		// Its nickname lapses on its own clock, close to its presence.
 		Eventually(func() string {
 			bob.Send("/nick alice\n")
-			l, _ := bob.ReadLine() // not NextLine: a rename is a presence line
+			l, err := bob.ReadLine() // not NextLine: a rename is a presence line
+			Expect(err).NotTo(HaveOccurred())
 			return l
 		}).WithTimeout(3 * presenceTTL).Should(Equal("*** bob is now alice"))
 	})
