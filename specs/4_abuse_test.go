@@ -43,10 +43,14 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			nw = tr.New(false)
 			srv = startServer(nw, chat.Options{MessageRate: 50, MessageBurst: 1, FloodDelay: 5 * time.Second})
 			alice := connectAll(srv, nw, 1)[0]
+			start := time.Now()
 			alice.Send(lines(1, 10))
 			for i := 1; i <= 10; i++ {
 				alice.ExpectLines(alice.Says(fmt.Sprintf("line %d", i)))
 			}
+			// The first line passes at once and each of the other nine waits
+			// its turn at 50 a second: 180ms, less a margin for rounding.
+			Expect(time.Since(start)).To(BeNumerically(">=", 170*time.Millisecond), "the lines were not held back")
 		})
 
 		It("refuses lines far over the rate, saying when to send again, while the others chat on", SpecTimeout(specTimeout), func(ctx SpecContext) {
