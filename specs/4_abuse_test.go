@@ -3,6 +3,7 @@ package specs_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -184,14 +185,14 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			alice := connectAll(srv, nw, 1)[0]
 			alice.SwitchToJSON()
 			var pings atomic.Int32
-			done := make(chan struct{})
+			done := make(chan error, 1) // why the reader stopped
 			go func() {
 				defer GinkgoRecover()
-				defer close(done)
 				for {
 					l, err := alice.ReadLine()
 					if err != nil {
-						return // the spec is over and closed the connection
+						done <- err
+						return
 					}
 					if strings.Contains(l, `"type":"ping"`) {
 						pings.Add(1)
@@ -201,8 +202,12 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			}()
 			Eventually(pings.Load).Should(BeNumerically(">=", 3))
 			Expect(srv.Clients()).To(Equal(1))
+			// As long again as a client that stopped answering would last.
+			Consistently(done, 400*time.Millisecond).ShouldNot(Receive(), "the connection ended before the spec closed it")
 			Expect(alice.conn.Close()).To(Succeed())
-			Eventually(done).Should(BeClosed())
+			var err error
+			Eventually(done).Should(Receive(&err))
+			Expect(err).To(MatchError(net.ErrClosed), "the spec closed the connection, not the server")
 		})
 	})
 }, transports)
