@@ -131,6 +131,11 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 				}
 				Expect(mine).To(HaveLen(perClient))
 				Expect(slices.IsSorted(mine)).To(BeTrue(), "client %d's lines out of order: %v", i, mine)
+				var sent []string
+				for j := range perClient {
+					sent = append(sent, fmt.Sprintf("client %d says %02d", i, j))
+				}
+				Expect(mine).To(Equal(sent), "client %d's lines, each once, in the order sent", i)
 			}
 		})
 
@@ -334,6 +339,12 @@ var _ = Describe("The chat server on a network whose buffers hold 1 byte (netfak
 				}
 			})
 		}
+		var sent []string
+		for i, c := range clients {
+			for j := range perClient {
+				sent = append(sent, c.Says(fmt.Sprintf("client %d, line %02d: every byte waits for its reader", i, j)))
+			}
+		}
 		var first []string
 		for i, c := range clients {
 			var got []string
@@ -344,9 +355,11 @@ var _ = Describe("The chat server on a network whose buffers hold 1 byte (netfak
 				got = append(got, l)
 			}
 			if i == 0 {
+				Expect(got).To(ConsistOf(sent), "every line, intact and from its sender, once")
 				first = got
+				continue
 			}
-			Expect(got).To(Equal(first))
+			Expect(got).To(Equal(first), "client %d saw another order than client 0", i)
 		}
 		wg.Wait()
 	})

@@ -302,7 +302,7 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 
 			// The lobby has three members, past the limit of two: a newcomer
 			// arrives and leaves, and carol leaves, unannounced.
-			connectAll(srv, nw, 1)[0].conn.Close()
+			Expect(connectAll(srv, nw, 1)[0].conn.Close()).To(Succeed())
 			Eventually(srv.Clients).Should(Equal(3))
 			carol.Send("/part lobby brb\n")
 			carol.ExpectExactly("*** carol left #lobby (brb)", "*** you are in no room now; /join one to talk")

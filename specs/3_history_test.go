@@ -2,6 +2,7 @@ package specs_test
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,28 +78,80 @@ var _ = DescribeTableSubtree("Message history", func(tr Transport) {
 		bob.SwitchToJSON()
 		alice.Send("/join busy\n")
 		alice.ExpectLines("*** you are now talking in #busy")
-		const n = 300
+		// alice talks in bursts, each sent at once and then waited for, so
+		// that a batch the server stores and delivers together is small.
+		const burst = 5
+		talk := func(from int) {
+			GinkgoHelper()
+			for i := from; i < from+burst; i++ {
+				alice.Send(fmt.Sprintf("busy %d\n", i))
+			}
+			for i := from; i < from+burst; i++ {
+				alice.ExpectLines(alice.Says(fmt.Sprintf("busy %d", i)))
+			}
+		}
+		// Some history before bob joins, so there is a replay.
+		const before = 2 * burst
+		for i := 1; i <= before; i += burst {
+			talk(i)
+		}
+		// alice keeps talking until bob has seen a live message, so bob's
+		// join lands while the room is busy and bob crosses from the replay
+		// to live messages; she stops at line 1000 in any case.
+		const most = 1000
+		live := make(chan struct{})
+		goLive := sync.OnceFunc(func() { close(live) })
+		sent := make(chan int, 1) // the number of alice's last line
 		var wg sync.WaitGroup
+		DeferCleanup(func() { goLive(); wg.Wait() }) // alice stops, even if the spec fails
 		wg.Go(func() {
 			defer GinkgoRecover()
-			for i := 1; i <= n; i++ {
-				alice.Send(fmt.Sprintf("busy %d\n", i))
+			i := before
+			defer func() { sent <- i }()
+			for i < most {
+				select {
+				case <-live:
+					return
+				default:
+				}
+				talk(i + 1)
+				i += burst
 			}
 		})
 		bob.Command(map[string]any{"type": "join", "room": "busy"})
 		// bob sees the latest messages as history and the rest live: every
 		// number from the first replayed on, exactly once, in order.
-		var seqs []uint64
-		for len(seqs) == 0 || seqs[len(seqs)-1] < n {
+		var (
+			seqs     []uint64
+			replayed []bool
+		)
+		last := uint64(0) // the number of alice's last line, once known
+		for last == 0 || len(seqs) == 0 || seqs[len(seqs)-1] < last {
 			ev := bob.Event(protocol.TypeJoin, protocol.TypeQuit, protocol.TypeCurrent)
-			if ev.Type == protocol.TypeMessage {
-				seqs = append(seqs, ev.Seq)
+			Expect(ev.Type).To(Equal(protocol.TypeMessage), "%+v", ev)
+			Expect(ev.Text).To(Equal(fmt.Sprintf("busy %d", ev.Seq)), "message %d", ev.Seq)
+			seqs = append(seqs, ev.Seq)
+			replayed = append(replayed, ev.History)
+			if !ev.History && last == 0 {
+				goLive()
+				last = uint64(<-sent)
+			}
+			if ev.Seq == most && last == 0 {
+				break // alice is done and bob saw no live message
 			}
 		}
 		wg.Wait()
 		for i, s := range seqs {
 			Expect(s).To(Equal(seqs[0]+uint64(i)), "after message %d", seqs[0]+uint64(i)-1)
 		}
+		By("crossing from the replay to live messages once, while alice was still talking")
+		boundary := slices.Index(replayed, false)
+		Expect(boundary).To(BeNumerically(">", 0), "bob got no replay, or no live message: %d of %d replayed",
+			len(slices.DeleteFunc(slices.Clone(replayed), func(h bool) bool { return !h })), len(replayed))
+		Expect(replayed[:boundary]).To(HaveEach(true), "the replay comes first")
+		Expect(replayed[boundary:]).To(HaveEach(false), "then only live messages")
+		Expect(seqs[boundary-1]).To(BeNumerically(">=", before), "the replay reaches the messages sent before bob joined")
+		Expect(seqs[len(seqs)-1]).To(Equal(last), "every one of alice's lines reached bob")
 	})
 
 	It("pages backwards through the current room with /history N before SEQ", SpecTimeout(specTimeout), func(ctx SpecContext) {

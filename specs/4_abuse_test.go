@@ -3,6 +3,7 @@ package specs_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -43,10 +44,14 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			nw = tr.New(false)
 			srv = startServer(nw, chat.Options{MessageRate: 50, MessageBurst: 1, FloodDelay: 5 * time.Second})
 			alice := connectAll(srv, nw, 1)[0]
+			start := time.Now()
 			alice.Send(lines(1, 10))
 			for i := 1; i <= 10; i++ {
 				alice.ExpectLines(alice.Says(fmt.Sprintf("line %d", i)))
 			}
+			// The first line passes at once and each of the other nine waits
+			// its turn at 50 a second: 180ms, less a margin for rounding.
+			Expect(time.Since(start)).To(BeNumerically(">=", 170*time.Millisecond), "the lines were not held back")
 		})
 
 		It("refuses lines far over the rate, saying when to send again, while the others chat on", SpecTimeout(specTimeout), func(ctx SpecContext) {
@@ -180,14 +185,14 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			alice := connectAll(srv, nw, 1)[0]
 			alice.SwitchToJSON()
 			var pings atomic.Int32
-			done := make(chan struct{})
+			done := make(chan error, 1) // why the reader stopped
 			go func() {
 				defer GinkgoRecover()
-				defer close(done)
 				for {
 					l, err := alice.ReadLine()
 					if err != nil {
-						return // the spec is over and closed the connection
+						done <- err
+						return
 					}
 					if strings.Contains(l, `"type":"ping"`) {
 						pings.Add(1)
@@ -197,8 +202,12 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			}()
 			Eventually(pings.Load).Should(BeNumerically(">=", 3))
 			Expect(srv.Clients()).To(Equal(1))
+			// As long again as a client that stopped answering would last.
+			Consistently(done, 400*time.Millisecond).ShouldNot(Receive(), "the connection ended before the spec closed it")
 			Expect(alice.conn.Close()).To(Succeed())
-			Eventually(done).Should(BeClosed())
+			var err error
+			Eventually(done).Should(Receive(&err))
+			Expect(err).To(MatchError(net.ErrClosed), "the spec closed the connection, not the server")
 		})
 	})
 }, transports)

@@ -109,6 +109,9 @@ var _ = DescribeTableSubtree("Accounts", func(tr Transport) {
 			Expect(err).NotTo(HaveOccurred())
 			return l
 		}).Should(Equal("alice: done"))
+		// The log holds what the server did with those lines, so it had the
+		// chance to give the passwords away.
+		Expect(srv.Log).To(gbytes.Say(`WARN Failed login for alice from ` + alice.Name()))
 		Expect(string(srv.Log.Contents())).NotTo(ContainSubstring(password))
 		Expect(string(srv.Log.Contents())).NotTo(ContainSubstring("wrong-password-1"))
 	})

@@ -173,10 +173,21 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 			}
 		}
 		texts := map[string]bool{}
+		cycle, last := 0, map[string]int{} // the crash cycle, and each sender's last line, so far
 		for i, ev := range stored {
 			Expect(ev.Seq).To(BeEquivalentTo(i+1), "history is numbered without gaps")
 			Expect(texts).NotTo(HaveKey(ev.Text), "a message is stored once")
 			texts[ev.Text] = true
+			var cy, c, k int
+			_, err := fmt.Sscanf(ev.Text, "c%d-%d-%d", &cy, &c, &k)
+			Expect(err).NotTo(HaveOccurred(), "not a line a client sent: %q", ev.Text)
+			Expect(cy).To(BeNumerically(">=", cycle), "%s, sent before a crash, stored after a line sent after it", ev.Text)
+			cycle = cy
+			sender := fmt.Sprintf("c%d-%d", cy, c)
+			if prev, ok := last[sender]; ok {
+				Expect(k).To(BeNumerically(">", prev), "%s stored after %s-%d: out of order", ev.Text, sender, prev)
+			}
+			last[sender] = k
 		}
 		// Each crash came after lines/2 receptions, and a message reaches
 		// every client: at least lines/2/clients different messages a crash.
