@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"reflect"
@@ -92,6 +93,18 @@ type nilErr struct{ msg string }
 
 func (e *nilErr) Error() string { return e.msg }
 
+// verboseErr is an error that prints more with %+v than its Error text.
+type verboseErr struct{}
+
+func (verboseErr) Error() string { return "short" }
+
+func (e verboseErr) Format(s fmt.State, verb rune) {
+	io.WriteString(s, e.Error())
+	if s.Flag('+') {
+		io.WriteString(s, " (with details)")
+	}
+}
+
 // badText is a TextMarshaler that fails.
 type badText struct{}
 
@@ -119,7 +132,7 @@ func TestAttrValues(t *testing.T) {
 		{"string with tab", slog.String("k", "a\tb"), ` k="a\tb"`},
 		{"string with newline", slog.String("k", "a\nb"), ` k="a\nb"`},
 		{"string with NUL", slog.String("k", "a\x00"), ` k="a\x00"`},
-		{"string with DEL", slog.String("k", "a\x7f"), ` k="a\x7f"`},
+		{"string with DEL not quoted", slog.String("k", "a\x7f"), " k=a\x7f"}, // as by slog.TextHandler
 		{"string with no-break space", slog.String("k", "a\u00a0b"), ` k="a\u00a0b"`},
 		{"string with invalid UTF-8", slog.String("k", "a\xff"), ` k="a\xff"`},
 		{"unicode string", slog.String("k", "héllo✓"), " k=héllo✓"},
@@ -138,6 +151,7 @@ func TestAttrValues(t *testing.T) {
 		{"error", slog.Any("err", errors.New("eof")), " err=eof"},
 		{"error with space", slog.Any("err", fmt.Errorf("read: %w", errors.New("disk full"))), ` err="read: disk full"`},
 		{"nil pointer error", slog.Any("err", error((*nilErr)(nil))), " err=<nil>"},
+		{"error formatted with %+v", slog.Any("err", verboseErr{}), ` err="short (with details)"`},
 		{"TextMarshaler", slog.Any("addr", netip.MustParseAddr("127.0.0.1")), " addr=127.0.0.1"},
 		{"failing TextMarshaler", slog.Any("m", badText{}), ` m=!ERROR:nope`},
 		{"bytes", slog.Any("b", []byte("x")), ` b="x"`},
