@@ -12,9 +12,10 @@ import (
 	"github.com/natter-chat/natter/chat/logline"
 )
 
-// BenchmarkHandler measures Handle for a record with a few attributes of
-// the usual kinds, written to io.Discard, through handlers with and without
-// WithAttrs and WithGroup, then to /dev/null, then from parallel goroutines.
+// BenchmarkHandler measures Handle for a record with no attributes, as most
+// of the server's are, and for one with a few attributes of the usual
+// kinds, written to io.Discard, through handlers with and without WithAttrs
+// and WithGroup, then to /dev/null, then from parallel goroutines.
 func BenchmarkHandler(b *testing.B) {
 	r := slog.NewRecord(fixedTime, slog.LevelInfo, "Client disconnected: 127.0.0.1:37492", 0)
 	r.AddAttrs(
@@ -24,6 +25,7 @@ func BenchmarkHandler(b *testing.B) {
 		slog.String("note", "send queue full"),
 		slog.Any("err", errors.New("read: connection reset by peer")),
 	)
+	msgOnly := slog.NewRecord(fixedTime, slog.LevelInfo, "Received from client: hello, world", 0)
 	root := logline.NewHandler(io.Discard, nil)
 	withAttrs := root.WithAttrs([]slog.Attr{slog.String("room", "lobby"), slog.Int("node", 2)})
 	handlers := []struct {
@@ -35,6 +37,14 @@ func BenchmarkHandler(b *testing.B) {
 		{"WithAttrs+WithGroup", withAttrs.WithGroup("peer")},
 	}
 	ctx := context.Background()
+	b.Run("no attrs", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := root.Handle(ctx, msgOnly); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, tt := range handlers {
 		b.Run(tt.name, func(b *testing.B) {
 			b.ReportAllocs()
