@@ -126,11 +126,21 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	f := h.out.get()
 	defer h.out.put(f)
-	if !r.Time.IsZero() {
-		f.appendBuiltin(slog.Time(slog.TimeKey, r.Time))
+	if h.opts.ReplaceAttr == nil { // the same as below, only faster
+		if !r.Time.IsZero() {
+			f.buf = r.Time.UTC().AppendFormat(f.buf, TimeLayout)
+			f.buf = append(f.buf, ' ')
+		}
+		f.buf = append(f.buf, r.Level.String()...)
+		f.buf = append(f.buf, ' ')
+		f.buf = appendMessage(f.buf, r.Message)
+	} else {
+		if !r.Time.IsZero() {
+			f.appendBuiltin(slog.Time(slog.TimeKey, r.Time))
+		}
+		f.appendBuiltin(slog.Any(slog.LevelKey, r.Level))
+		f.appendBuiltin(slog.String(slog.MessageKey, r.Message))
 	}
-	f.appendBuiltin(slog.Any(slog.LevelKey, r.Level))
-	f.appendBuiltin(slog.String(slog.MessageKey, r.Message))
 	start := len(f.buf)
 	if h.opts.AddSource {
 		if src := r.Source(); src != nil {
