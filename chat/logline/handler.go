@@ -1,15 +1,14 @@
 package logline
 
 import (
+	"bytes"
 	"context"
-	"encoding"
-	"fmt"
 	"io"
 	"log/slog"
-	"reflect"
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -20,7 +19,8 @@ import (
 const TimeLayout = "2006-01-02T15:04:05.000Z"
 
 // Handler is a [slog.Handler] that writes each record as one line in the
-// shape described in the package documentation.
+// shape described in the package documentation. It writes the time, level
+// and message itself and has a [slog.TextHandler] format the attributes.
 //
 // Of the [slog.HandlerOptions]:
 //
@@ -29,7 +29,7 @@ const TimeLayout = "2006-01-02T15:04:05.000Z"
 //     may change it at run time.
 //   - AddSource adds a "source" attribute, FILE:LINE, as the first attribute
 //     after the message, when the record's PC is not zero.
-//   - ReplaceAttr is called as by the standard handlers: once for each
+//   - ReplaceAttr is called as by [slog.TextHandler]: once for each
 //     non-group attribute, with the names of the enclosing groups, and once
 //     for each built-in (time, level, msg, source) with nil groups; a zero
 //     [slog.Attr] returned removes the attribute. Because time, level and
@@ -45,31 +45,39 @@ const TimeLayout = "2006-01-02T15:04:05.000Z"
 // WithGroup share one mutex, and each record is written with one Write call
 // made while holding it, so lines from concurrent goroutines never
 // interleave even when the writer itself is not safe for concurrent use.
+// Records are formatted before the mutex is taken, so ReplaceAttr and
+// [slog.LogValuer] methods never run while it is held.
 type Handler struct {
-	w    io.Writer
 	opts slog.HandlerOptions
-	mu   *sync.Mutex // shared with every derived handler
+	out  *output // shared with every derived handler
 
 	// attrs holds the WithAttrs attributes, already formatted, each as
 	// " key=value". It is never appended to in place: derived handlers get
 	// a fresh copy, so handlers sharing a prefix of it do not interfere.
 	attrs []byte
-	// prefix is the WithGroup group names, each followed by a dot.
-	prefix string
-	// groups is the WithGroup group names, for ReplaceAttr.
+	// groups is the WithGroup group names.
 	groups []string
 }
 
 var _ slog.Handler = (*Handler)(nil)
 
+// output is the part of a Handler shared with the handlers derived from it.
+type output struct {
+	mu         sync.Mutex // held for each Write to w
+	w          io.Writer
+	formatters sync.Pool // of *formatter, calling the handlers' ReplaceAttr
+}
+
 // NewHandler returns a [Handler] that writes to w with the given options.
 // A nil opts means the zero [slog.HandlerOptions]: level Info, no source,
 // no ReplaceAttr.
 func NewHandler(w io.Writer, opts *slog.HandlerOptions) *Handler {
-	h := &Handler{w: w, mu: new(sync.Mutex)}
+	h := &Handler{out: &output{w: w}}
 	if opts != nil {
 		h.opts = *opts
 	}
+	rep := h.opts.ReplaceAttr
+	h.out.formatters.New = func() any { return newFormatter(rep) }
 	return h
 }
 
@@ -89,14 +97,15 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return h
 	}
+	r := slog.NewRecord(time.Time{}, 0, "", 0)
+	r.AddAttrs(attrs...)
+	f := h.out.get()
+	defer h.out.put(f)
+	f.appendAttrs(h.groups, r, false)
 	h2 := *h
 	// Clip so that appending copies instead of writing into an array
 	// that h, or another handler derived from it, still uses.
-	buf := slices.Clip(h.attrs)
-	for _, a := range attrs {
-		buf = h.appendAttr(buf, h.prefix, h.groups, a)
-	}
-	h2.attrs = buf
+	h2.attrs = append(slices.Clip(h.attrs), f.buf...)
 	return &h2
 }
 
@@ -108,257 +117,227 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 		return h
 	}
 	h2 := *h
-	h2.prefix = h.prefix + name + "."
 	h2.groups = append(slices.Clip(h.groups), name)
 	return &h2
 }
 
-// bufPool holds line buffers between calls to Handle.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// Handle writes r as one line, in one Write call, and returns the error of
+// that call.
+func (h *Handler) Handle(_ context.Context, r slog.Record) error {
+	f := h.out.get()
+	defer h.out.put(f)
+	if h.opts.ReplaceAttr == nil { // the same as below, only faster
+		if !r.Time.IsZero() {
+			f.buf = r.Time.UTC().AppendFormat(f.buf, TimeLayout)
+			f.buf = append(f.buf, ' ')
+		}
+		f.buf = append(f.buf, r.Level.String()...)
+		f.buf = append(f.buf, ' ')
+		f.buf = appendMessage(f.buf, r.Message)
+	} else {
+		if !r.Time.IsZero() {
+			f.appendBuiltin(slog.Time(slog.TimeKey, r.Time))
+		}
+		f.appendBuiltin(slog.Any(slog.LevelKey, r.Level))
+		f.appendBuiltin(slog.String(slog.MessageKey, r.Message))
+	}
+	start := len(f.buf)
+	if h.opts.AddSource {
+		if src := r.Source(); src != nil {
+			// Like slog's handlers, source belongs to no group.
+			if a, ok := f.builtin(slog.Any(slog.SourceKey, src)); ok {
+				f.appendRaw(a)
+			}
+		}
+	}
+	f.buf = append(f.buf, h.attrs...)
+	f.appendAttrs(h.groups, r, false)
+	if start == 0 && len(f.buf) > 0 {
+		// ReplaceAttr removed every built-in: drop the space
+		// that introduces the first attribute.
+		f.buf = append(f.buf[:0], f.buf[1:]...)
+	}
+	f.buf = append(f.buf, '\n')
+
+	h.out.mu.Lock()
+	defer h.out.mu.Unlock()
+	_, err := h.out.w.Write(f.buf)
+	return err
+}
 
 // maxPooled is the capacity above which a line buffer is not kept for reuse,
 // so that one huge record does not pin a huge buffer.
 const maxPooled = 16 << 10
 
-// Handle writes r as one line, in one Write call, and returns the error of
-// that call.
-func (h *Handler) Handle(_ context.Context, r slog.Record) error {
-	bp := bufPool.Get().(*[]byte)
-	buf := (*bp)[:0]
-	defer func() {
-		if cap(buf) <= maxPooled {
-			*bp = buf[:0]
-			bufPool.Put(bp)
-		}
-	}()
-
-	if h.opts.ReplaceAttr == nil {
-		if !r.Time.IsZero() {
-			buf = r.Time.UTC().AppendFormat(buf, TimeLayout)
-			buf = append(buf, ' ')
-		}
-		buf = append(buf, r.Level.String()...)
-		buf = append(buf, ' ')
-		buf = appendMessage(buf, r.Message)
-	} else {
-		buf = h.appendBuiltins(buf, r)
-	}
-	start := len(buf)
-	if h.opts.AddSource {
-		if src := r.Source(); src != nil {
-			// Like slog's handlers, source belongs to no group.
-			buf = h.appendAttr(buf, "", nil, slog.Any(slog.SourceKey, src))
-		}
-	}
-	buf = append(buf, h.attrs...)
-	r.Attrs(func(a slog.Attr) bool {
-		buf = h.appendAttr(buf, h.prefix, h.groups, a)
-		return true
-	})
-	if start == 0 && len(buf) > 0 {
-		// ReplaceAttr removed every built-in: drop the space
-		// that introduces the first attribute.
-		buf = append(buf[:0], buf[1:]...)
-	}
-	buf = append(buf, '\n')
-
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, err := h.w.Write(buf)
-	return err
+// get returns a formatter with an empty buffer.
+func (o *output) get() *formatter {
+	f := o.formatters.Get().(*formatter)
+	f.buf = f.buf[:0]
+	return f
 }
 
-// appendBuiltins appends the time, level and message fields of r after
-// passing each through ReplaceAttr, leaving out those it removes.
-func (h *Handler) appendBuiltins(buf []byte, r slog.Record) []byte {
-	if !r.Time.IsZero() {
-		if v, ok := h.builtin(slog.Time(slog.TimeKey, r.Time)); ok {
-			buf = appendValue(buf, v)
-		}
+// put returns f to the pool.
+func (o *output) put(f *formatter) {
+	if cap(f.buf) > maxPooled {
+		f.buf = nil
 	}
-	if v, ok := h.builtin(slog.Any(slog.LevelKey, r.Level)); ok {
-		buf = appendSep(buf)
-		if l, isLevel := v.Any().(slog.Level); isLevel && v.Kind() == slog.KindAny {
-			buf = append(buf, l.String()...)
-		} else {
-			buf = appendValue(buf, v)
-		}
-	}
-	if v, ok := h.builtin(slog.String(slog.MessageKey, r.Message)); ok {
-		buf = appendSep(buf)
-		if v.Kind() == slog.KindString {
-			buf = appendMessage(buf, v.String())
-		} else {
-			buf = appendValue(buf, v)
-		}
-	}
-	return buf
+	o.formatters.Put(f)
 }
 
-// builtin passes the built-in attribute a through ReplaceAttr and returns
-// its value, or false if ReplaceAttr removed it.
-func (h *Handler) builtin(a slog.Attr) (slog.Value, bool) {
-	a = h.opts.ReplaceAttr(nil, a)
-	a.Value = a.Value.Resolve()
-	if isEmpty(a) {
-		return slog.Value{}, false
-	}
-	return a.Value, true
+// A formatter builds one line at a time in buf, with the help of a
+// [slog.TextHandler] that writes into buf. A formatter is used by one
+// goroutine at a time, so its TextHandler's ReplaceAttr, the method replace,
+// may use the formatter's fields to know what it is called for.
+type formatter struct {
+	buf  []byte
+	text *slog.TextHandler // writes to the formatter, which appends to buf
+	rep  func([]string, slog.Attr) slog.Attr
+
+	raw      bool // replace is not to call rep: the attributes have been through it
+	builtins int  // how many more calls of replace are for built-ins
+
+	attrs, nest []slog.Attr // scratch space for appendAttrs
 }
 
-// appendAttr appends a to buf as " key=value", or, if a is a group, appends
-// its attributes; prefix and groups describe the enclosing groups. It
-// follows the rules of slog's own handlers: values are resolved, and
-// ReplaceAttr is called for non-group attributes, before empty attributes
-// and empty groups are dropped.
-func (h *Handler) appendAttr(buf []byte, prefix string, groups []string, a slog.Attr) []byte {
-	a.Value = a.Value.Resolve()
-	if rep := h.opts.ReplaceAttr; rep != nil && a.Value.Kind() != slog.KindGroup {
-		a = rep(groups, a)
+// newFormatter returns a formatter that calls rep, if it is not nil, as
+// ReplaceAttr.
+func newFormatter(rep func([]string, slog.Attr) slog.Attr) *formatter {
+	f := &formatter{buf: make([]byte, 0, 1024), rep: rep}
+	f.text = slog.NewTextHandler(f, &slog.HandlerOptions{ReplaceAttr: f.replace})
+	return f
+}
+
+// Write appends p to f.buf. f.text calls it once for each record.
+func (f *formatter) Write(p []byte) (int, error) {
+	f.buf = append(f.buf, p...)
+	return len(p), nil
+}
+
+// replace is the ReplaceAttr of f.text. It removes the built-in level and
+// message of the records given to f.text, calls rep for every other
+// attribute unless f.raw is set, and converts times to UTC.
+func (f *formatter) replace(groups []string, a slog.Attr) slog.Attr {
+	if f.builtins > 0 {
+		f.builtins--
+		return slog.Attr{}
+	}
+	if f.rep != nil && !f.raw {
+		a = f.rep(groups, a)
 		a.Value = a.Value.Resolve()
 	}
-	if isEmpty(a) {
-		return buf
+	if a.Value.Kind() == slog.KindTime {
+		a.Value = slog.TimeValue(a.Value.Time().UTC())
 	}
-	if a.Value.Kind() == slog.KindGroup {
-		attrs := a.Value.Group()
-		if len(attrs) == 0 {
-			return buf
-		}
-		if a.Key != "" { // a group with an empty key is inlined
-			prefix += a.Key + "."
-			groups = append(slices.Clip(groups), a.Key)
-		}
-		for _, ga := range attrs {
-			buf = h.appendAttr(buf, prefix, groups, ga)
-		}
-		return buf
-	}
-	if a.Value.Kind() == slog.KindAny {
-		if src, ok := a.Value.Any().(*slog.Source); ok {
-			if src == nil || (src.File == "" && src.Line == 0 && src.Function == "") {
-				return buf
-			}
-			a.Value = slog.StringValue(src.File + ":" + strconv.Itoa(src.Line))
-		}
-	}
-	buf = append(buf, ' ')
-	buf = appendString(buf, prefix+a.Key)
-	buf = append(buf, '=')
-	return appendValue(buf, a.Value)
+	return a
 }
 
-// isEmpty reports whether a is the zero Attr, which handlers ignore.
-func isEmpty(a slog.Attr) bool {
-	return a.Key == "" && a.Value.Kind() == slog.KindAny && a.Value.Any() == nil
+// appendAttrs appends to f.buf the attributes of r, inside the given groups,
+// as f.text writes them, each preceded by a space. The time, level and
+// message of r are ignored. If raw is set, ReplaceAttr is not called.
+func (f *formatter) appendAttrs(groups []string, r slog.Record, raw bool) {
+	if r.NumAttrs() == 0 {
+		return
+	}
+	if len(groups) > 0 {
+		// Nest the attributes in one group attribute for each group name,
+		// built from the inside out.
+		f.attrs = f.attrs[:0]
+		r.Attrs(func(a slog.Attr) bool {
+			f.attrs = append(f.attrs, a)
+			return true
+		})
+		n := len(groups) - 1
+		f.nest = slices.Grow(f.nest[:0], n)[:n]
+		a := slog.Attr{Key: groups[n], Value: slog.GroupValue(f.attrs...)}
+		for i := n - 1; i >= 0; i-- {
+			f.nest[i] = a
+			a = slog.Attr{Key: groups[i], Value: slog.GroupValue(f.nest[i : i+1]...)}
+		}
+		r = slog.NewRecord(time.Time{}, 0, "", 0)
+		r.AddAttrs(a)
+	}
+	// A zero time and no AddSource leave, of the built-ins, level and msg,
+	// which f.text passes to replace before the attributes.
+	r.Time = time.Time{}
+	f.builtins = 2
+	f.raw = raw
+	mark := len(f.buf)
+	f.buf = append(f.buf, ' ')
+	_ = f.text.Handle(context.Background(), r) // never fails: Write does not
+	// Let the pooled formatter hold no attribute values.
+	clear(f.attrs)
+	clear(f.nest)
+	f.buf = bytes.TrimSuffix(f.buf, []byte("\n"))
+	if len(f.buf) == mark+1 { // f.text wrote no attribute
+		f.buf = f.buf[:mark]
+	}
+}
+
+// appendBuiltin appends the field of the built-in attribute a, time,
+// level or message, after passing a through ReplaceAttr, unless that removes
+// it. Values of other kinds than those of the built-ins are written as
+// attribute values.
+func (f *formatter) appendBuiltin(a slog.Attr) {
+	key := a.Key
+	a, ok := f.builtin(a)
+	if !ok {
+		return
+	}
+	f.appendSep()
+	v := a.Value
+	switch {
+	case key == slog.TimeKey && v.Kind() == slog.KindTime:
+		f.buf = v.Time().UTC().AppendFormat(f.buf, TimeLayout)
+	case key == slog.LevelKey && isLevel(v):
+		f.buf = append(f.buf, v.Any().(slog.Level).String()...)
+	case key == slog.MessageKey && v.Kind() == slog.KindString:
+		f.buf = appendMessage(f.buf, v.String())
+	default:
+		if v.Kind() == slog.KindGroup {
+			// f.text would spread a group over several attributes.
+			v = slog.StringValue(v.String())
+		}
+		mark := len(f.buf)
+		f.appendRaw(slog.Attr{Key: "v", Value: v})
+		if rest, ok := bytes.CutPrefix(f.buf[mark:], []byte(" v=")); ok {
+			f.buf = append(f.buf[:mark], rest...)
+		}
+	}
+}
+
+// isLevel reports whether v holds a [slog.Level].
+func isLevel(v slog.Value) bool {
+	if v.Kind() != slog.KindAny {
+		return false
+	}
+	_, ok := v.Any().(slog.Level)
+	return ok
+}
+
+// builtin passes the built-in attribute a through ReplaceAttr, if there is
+// one, and returns the result, or false if ReplaceAttr removed it.
+func (f *formatter) builtin(a slog.Attr) (slog.Attr, bool) {
+	if f.rep != nil {
+		a = f.rep(nil, a)
+		a.Value = a.Value.Resolve()
+	}
+	// An empty attribute, the zero Attr, is ignored as by slog's handlers.
+	return a, a.Key != "" || a.Value.Kind() != slog.KindAny || a.Value.Any() != nil
+}
+
+// appendRaw appends a, which has been through ReplaceAttr, as " key=value".
+func (f *formatter) appendRaw(a slog.Attr) {
+	r := slog.NewRecord(time.Time{}, 0, "", 0)
+	r.AddAttrs(a)
+	f.appendAttrs(nil, r, true)
 }
 
 // appendSep appends the space separating a field from the one before it,
 // if there is one.
-func appendSep(buf []byte) []byte {
-	if len(buf) > 0 {
-		buf = append(buf, ' ')
+func (f *formatter) appendSep() {
+	if len(f.buf) > 0 {
+		f.buf = append(f.buf, ' ')
 	}
-	return buf
-}
-
-// appendValue appends v formatted as slog's TextHandler would, except that
-// times are written in UTC in [TimeLayout].
-func appendValue(buf []byte, v slog.Value) []byte {
-	switch v.Kind() {
-	case slog.KindString:
-		return appendString(buf, v.String())
-	case slog.KindTime:
-		return v.Time().UTC().AppendFormat(buf, TimeLayout)
-	case slog.KindInt64:
-		return strconv.AppendInt(buf, v.Int64(), 10)
-	case slog.KindUint64:
-		return strconv.AppendUint(buf, v.Uint64(), 10)
-	case slog.KindFloat64:
-		return strconv.AppendFloat(buf, v.Float64(), 'g', -1, 64)
-	case slog.KindBool:
-		return strconv.AppendBool(buf, v.Bool())
-	case slog.KindDuration:
-		return append(buf, v.Duration().String()...)
-	case slog.KindAny, slog.KindLogValuer:
-		x := v.Any()
-		if tm, ok := x.(encoding.TextMarshaler); ok {
-			data, err := tm.MarshalText()
-			if err != nil {
-				return appendString(buf, "!ERROR:"+err.Error())
-			}
-			return appendString(buf, string(data))
-		}
-		if err, ok := x.(error); ok {
-			return appendString(buf, errorText(err))
-		}
-		if bs, ok := byteSlice(x); ok {
-			return strconv.AppendQuote(buf, string(bs))
-		}
-		return appendString(buf, fmt.Sprintf("%+v", x))
-	default: // slog.KindGroup, reached only for a built-in changed by ReplaceAttr
-		return appendString(buf, v.String())
-	}
-}
-
-// errorText returns err.Error(), or "<nil>" for a nil pointer whose Error
-// method panics, as fmt would print it.
-func errorText(err error) (s string) {
-	defer func() {
-		if p := recover(); p != nil {
-			if v := reflect.ValueOf(err); v.Kind() == reflect.Pointer && v.IsNil() {
-				s = "<nil>"
-				return
-			}
-			s = fmt.Sprintf("!PANIC: %v", p)
-		}
-	}()
-	return err.Error()
-}
-
-// byteSlice returns x as a []byte if its underlying type is a byte slice.
-func byteSlice(x any) ([]byte, bool) {
-	if bs, ok := x.([]byte); ok {
-		return bs, true
-	}
-	t := reflect.TypeOf(x)
-	if t != nil && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
-		return reflect.ValueOf(x).Bytes(), true
-	}
-	return nil, false
-}
-
-// appendString appends s, quoted with strconv.Quote if needsQuoting says so.
-func appendString(buf []byte, s string) []byte {
-	if needsQuoting(s) {
-		return strconv.AppendQuote(buf, s)
-	}
-	return append(buf, s...)
-}
-
-// needsQuoting reports whether s must be quoted as a key or value: whether
-// it is empty or holds a space, '=', '"', a character that is not printable,
-// or invalid UTF-8.
-func needsQuoting(s string) bool {
-	if s == "" {
-		return true
-	}
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b <= ' ' || b == '=' || b == '"' || b == 0x7f {
-				return true
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError || unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return true
-		}
-		i += size
-	}
-	return false
 }
 
 // appendMessage appends the message s as it is, unless it holds a character

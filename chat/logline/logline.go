@@ -25,21 +25,28 @@
 //     not printable (a newline, a tab, a control character, invalid UTF-8)
 //     is it written quoted with [strconv.Quote] instead, so that a record can
 //     never span more than one line;
-//  4. zero or more attributes, each written as " key=value".
+//  4. zero or more attributes, each written as " key=value" by a
+//     [slog.TextHandler].
 //
-// Attribute keys and values follow the rules of [slog.TextHandler]: a key
-// or a string value is quoted with [strconv.Quote] when it is empty or
-// contains a space, '=', '"' or a character that is not printable; an error
-// is written as its Error text; a time value in UTC in the layout above; a
-// duration by its String method; a [encoding.TextMarshaler] by its
-// MarshalText result; a []byte always quoted; anything else as fmt's %+v
-// would print it. Attributes inside groups, whether opened with
-// [slog.Handler.WithGroup] or given as [slog.Group] values, have keys made of
-// the group names and the key joined with dots, for example "req.user.id".
-// An empty [slog.Attr] is ignored, as is a group with no attributes, and the
-// attributes of a group with an empty key are inlined.
+// The attributes therefore follow the rules of [slog.TextHandler], except
+// that every time value is converted to UTC, and so written in the layout
+// above. In short: a key or a string value is quoted with [strconv.Quote]
+// when it is empty or contains a space, '=', '"', an ASCII control character
+// other than DEL, a Unicode space or other non-printing character, or
+// invalid UTF-8; a number or a boolean is written as [strconv] formats it
+// (a float in the shortest 'g' form); a duration by its String method; an
+// [encoding.TextMarshaler] by its MarshalText result; a []byte always
+// quoted; anything else, errors included, as fmt's %+v prints it.
+// Attributes inside groups, whether opened with [slog.Handler.WithGroup] or
+// given as [slog.Group] values, have keys made of the group names and the
+// key joined with dots, for example "req.user.id". An empty [slog.Attr] is
+// ignored, as is a group with no attributes, and the attributes of a group
+// with an empty key are inlined.
 //
-// The line ends with '\n' and reaches the writer in a single Write call.
+// The line ends with '\n' and reaches the writer in a single Write call,
+// made under a mutex that a [Handler] shares with the handlers derived from
+// it, so that concurrent lines never interleave. Handler meets the
+// [slog.Handler] contract, as checked with [testing/slogtest].
 package logline
 
 import (

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"reflect"
@@ -92,6 +93,18 @@ type nilErr struct{ msg string }
 
 func (e *nilErr) Error() string { return e.msg }
 
+// verboseErr is an error that prints more with %+v than its Error text.
+type verboseErr struct{}
+
+func (verboseErr) Error() string { return "short" }
+
+func (e verboseErr) Format(s fmt.State, verb rune) {
+	io.WriteString(s, e.Error())
+	if s.Flag('+') {
+		io.WriteString(s, " (with details)")
+	}
+}
+
 // badText is a TextMarshaler that fails.
 type badText struct{}
 
@@ -119,7 +132,7 @@ func TestAttrValues(t *testing.T) {
 		{"string with tab", slog.String("k", "a\tb"), ` k="a\tb"`},
 		{"string with newline", slog.String("k", "a\nb"), ` k="a\nb"`},
 		{"string with NUL", slog.String("k", "a\x00"), ` k="a\x00"`},
-		{"string with DEL", slog.String("k", "a\x7f"), ` k="a\x7f"`},
+		{"string with DEL not quoted", slog.String("k", "a\x7f"), " k=a\x7f"}, // as by slog.TextHandler
 		{"string with no-break space", slog.String("k", "a\u00a0b"), ` k="a\u00a0b"`},
 		{"string with invalid UTF-8", slog.String("k", "a\xff"), ` k="a\xff"`},
 		{"unicode string", slog.String("k", "héllo✓"), " k=héllo✓"},
@@ -138,6 +151,7 @@ func TestAttrValues(t *testing.T) {
 		{"error", slog.Any("err", errors.New("eof")), " err=eof"},
 		{"error with space", slog.Any("err", fmt.Errorf("read: %w", errors.New("disk full"))), ` err="read: disk full"`},
 		{"nil pointer error", slog.Any("err", error((*nilErr)(nil))), " err=<nil>"},
+		{"error formatted with %+v", slog.Any("err", verboseErr{}), ` err="short (with details)"`},
 		{"TextMarshaler", slog.Any("addr", netip.MustParseAddr("127.0.0.1")), " addr=127.0.0.1"},
 		{"failing TextMarshaler", slog.Any("m", badText{}), ` m=!ERROR:nope`},
 		{"bytes", slog.Any("b", []byte("x")), ` b="x"`},
@@ -436,6 +450,18 @@ func TestReplaceAttr(t *testing.T) {
 			}
 			return a
 		}, nil, nil, "2026-11-26T08:43:00.123Z INFO [m]\n"},
+		{"built-ins to other kinds", func(gs []string, a slog.Attr) slog.Attr {
+			switch {
+			case gs != nil:
+			case a.Key == slog.TimeKey:
+				a.Value = slog.StringValue("some time")
+			case a.Key == slog.LevelKey:
+				a.Value = slog.IntValue(3)
+			case a.Key == slog.MessageKey:
+				a.Value = slog.GroupValue(slog.Int("a", 1))
+			}
+			return a
+		}, nil, []slog.Attr{slog.Int("k", 1)}, `"some time" 3 "[a=1]" k=1` + "\n"},
 		{"drop all built-ins", func(gs []string, a slog.Attr) slog.Attr {
 			if gs == nil && a.Key != "k" {
 				return slog.Attr{}
@@ -499,6 +525,90 @@ func TestAddSource(t *testing.T) {
 	}
 	if got, want := buf.String(), fixedStamp+" INFO m\n"; got != want {
 		t.Errorf("record with zero PC: got %q, want %q", got, want)
+	}
+}
+
+// TestBuiltinKeysAsAttrs checks that attributes that happen to have the
+// keys of the built-ins are written, and passed to ReplaceAttr once, like
+// any other: the handler tells them apart from the built-ins it removes
+// from what its TextHandler writes.
+func TestBuiltinKeysAsAttrs(t *testing.T) {
+	keys := []string{slog.TimeKey, slog.LevelKey, slog.MessageKey, slog.SourceKey}
+	var seen []string
+	opts := &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindString && a.Value.String() == "x" {
+			seen = append(seen, a.Key)
+		}
+		return a
+	}}
+	var attrs []slog.Attr
+	for _, k := range keys {
+		attrs = append(attrs, slog.String(k, "x"))
+	}
+	want := fixedStamp + " INFO m time=x level=x msg=x source=x time=x level=x msg=x source=x\n"
+	got := handle(t, func(h slog.Handler) slog.Handler { return h.WithAttrs(attrs) }, opts,
+		newRecord(fixedTime, slog.LevelInfo, "m", attrs...))
+	if got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+	if want := append(slices.Clone(keys), keys...); !slices.Equal(seen, want) {
+		t.Errorf("ReplaceAttr saw the keys %q, want %q", seen, want)
+	}
+	// The same without ReplaceAttr.
+	if got := handle(t, func(h slog.Handler) slog.Handler { return h.WithAttrs(attrs) }, nil,
+		newRecord(fixedTime, slog.LevelInfo, "m", attrs...)); got != want {
+		t.Errorf("without ReplaceAttr: got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// selfLogger is a LogValuer that logs through a logger when resolved.
+type selfLogger struct{ l *slog.Logger }
+
+func (s selfLogger) LogValue() slog.Value {
+	s.l.Info("resolving")
+	return slog.StringValue("resolved")
+}
+
+// TestLogValuerMayLog checks that a LogValuer can log through the handler
+// that resolves it: values are resolved before the handler's mutex is
+// taken.
+func TestLogValuerMayLog(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(logline.NewHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Info("m", "v", selfLogger{l})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Info did not return: deadlock?")
+	}
+	if got, want := buf.String(), "INFO resolving\nINFO m v=resolved\n"; got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestLongLine checks that a line far longer than the buffers the handler
+// keeps for reuse is written whole, and so are the lines after it.
+func TestLongLine(t *testing.T) {
+	var buf bytes.Buffer
+	h := logline.NewHandler(&buf, nil)
+	long := strings.Repeat("x", 100<<10)
+	for _, v := range []string{long, "short", long, "short"} {
+		buf.Reset()
+		if err := h.Handle(context.Background(), newRecord(fixedTime, slog.LevelInfo, "m", slog.String("v", v))); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := buf.String(), fixedStamp+" INFO m v="+v+"\n"; got != want {
+			t.Fatalf("wrote %d bytes, want the %d of %.40q...", len(got), len(want), want)
+		}
 	}
 }
 
@@ -588,6 +698,7 @@ func TestSlogtest(t *testing.T) {
 	}{
 		{"nil options", nil},
 		{"identity ReplaceAttr", &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return a }}},
+		{"AddSource", &slog.HandlerOptions{AddSource: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
