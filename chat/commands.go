@@ -15,26 +15,27 @@ func now() string { return protocol.Stamp(time.Now()) }
 
 // accept takes a chat line (say or me) from ss for its room and returns it
 // as a message for the commit loop, which stores and delivers it; or it
-// tells ss why not and returns nil. s.mu must be held.
-func (s *Server) accept(ss *session, c protocol.Command) *accepted {
-	if s.requireLogin(ss, c) {
-		return nil
+// returns the refusal to send ss instead, for the caller to send once the
+// lines before it have been delivered; or neither, for a blank line.
+// s.mu must be held.
+func (s *Server) accept(ss *session, c protocol.Command) (*accepted, *protocol.Event) {
+	if ev := s.loginFirst(ss, c); ev != nil {
+		return nil, ev
 	}
 	if strings.TrimSpace(c.Text) == "" {
-		return nil // a blank line is not a message
+		return nil, nil // a blank line is not a message
 	}
-	r, ok := s.joined(ss, c.Room)
-	if !ok {
-		return nil
+	r, ev := s.joinedRoom(ss, c.Room)
+	if ev != nil {
+		return nil, ev
 	}
 	typ := protocol.TypeMessage
 	if c.Name == protocol.CmdMe {
 		typ = protocol.TypeAction
 	}
-	s.log.Info("Received from client: " + c.Text)
 	s.metrics.received.Inc()
 	return &accepted{from: ss, at: time.Now(),
-		ev: &protocol.Event{Type: typ, Time: now(), Room: r.name, From: ss.nick, Text: c.Text}}
+		ev: &protocol.Event{Type: typ, Time: now(), Room: r.name, From: ss.nick, Text: c.Text}}, nil
 }
 
 // dispatch carries out a command from ss other than a chat line, or tells
@@ -109,20 +110,28 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 // joined returns the room named name that ss is in, or the current room if
 // name is empty, or fails with a reason sent to ss. s.mu must be held.
 func (s *Server) joined(ss *session, name string) (*room, bool) {
+	r, ev := s.joinedRoom(ss, name)
+	if ev != nil {
+		s.sendTo(ss, ev)
+	}
+	return r, ev == nil
+}
+
+// joinedRoom returns the room named name that ss is in, or the current
+// room if name is empty, or the refusal to send ss. s.mu must be held.
+func (s *Server) joinedRoom(ss *session, name string) (*room, *protocol.Event) {
 	if name == "" {
 		if ss.current == nil {
-			s.fail(ss, protocol.CodeNoRoom, "you are in no room; /join one")
-			return nil, false
+			return nil, refusal(protocol.CodeNoRoom, "you are in no room; /join one")
 		}
-		return ss.current, true
+		return ss.current, nil
 	}
 	for _, r := range ss.rooms {
 		if strings.EqualFold(r.name, name) {
-			return r, true
+			return r, nil
 		}
 	}
-	s.fail(ss, protocol.CodeNotInRoom, "you are not in #%s", name)
-	return nil, false
+	return nil, refusal(protocol.CodeNotInRoom, "you are not in #%s", name)
 }
 
 // room returns the existing room named name, or ss's current room if name

@@ -186,15 +186,25 @@ func (s *Server) loginAllowed(account, ip string) time.Duration {
 // requireLogin refuses a command from a client that must log in first, and
 // reports whether it did. s.mu must be held.
 func (s *Server) requireLogin(ss *session, c protocol.Command) bool {
+	if ev := s.loginFirst(ss, c); ev != nil {
+		s.sendTo(ss, ev)
+		return true
+	}
+	return false
+}
+
+// loginFirst returns the refusal of c from ss if ss must log in before it,
+// or nil. It reads only what ss's own reader changes, so that reader may
+// call it without s.mu.
+func (s *Server) loginFirst(ss *session, c protocol.Command) *protocol.Event {
 	if !s.opts.RequireAuth || ss.account != "" {
-		return false
+		return nil
 	}
 	switch c.Name {
 	case protocol.CmdQuit, protocol.CmdHelp, protocol.CmdFormat, protocol.CmdPong:
-		return false
+		return nil
 	}
-	s.fail(ss, protocol.CodeLoginRequired, "log in first: /login NAME PASSWORD, or /register NAME PASSWORD")
-	return true
+	return refusal(protocol.CodeLoginRequired, "log in first: /login NAME PASSWORD, or /register NAME PASSWORD")
 }
 
 // startLoginClock disconnects ss if it has not logged in within

@@ -58,7 +58,12 @@ func (s *Server) sendTo(ss *session, ev *protocol.Event) {
 
 // fail sends ss an error event. s.mu must be held.
 func (s *Server) fail(ss *session, code, format string, args ...any) {
-	s.sendTo(ss, &protocol.Event{Type: protocol.TypeError, Code: code, Text: fmt.Sprintf(format, args...)})
+	s.sendTo(ss, refusal(code, format, args...))
+}
+
+// refusal returns an error event.
+func refusal(code, format string, args ...any) *protocol.Event {
+	return &protocol.Event{Type: protocol.TypeError, Code: code, Text: fmt.Sprintf(format, args...)}
 }
 
 // deliverRoom queues ev for every member of r. s.mu must be held.

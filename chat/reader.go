@@ -68,13 +68,20 @@ func (ss *session) carryOut(text string) (quit bool) {
 	cmd, err := parse(ss, text)
 	if err == nil && (cmd.Name == protocol.CmdSay || cmd.Name == protocol.CmdMe) {
 		srv.mu.Lock()
-		msg := srv.accept(ss, cmd)
+		msg, refused := srv.accept(ss, cmd)
 		srv.mu.Unlock()
-		if msg != nil {
+		switch {
+		case msg != nil:
+			srv.log.Info("Received from client: " + cmd.Text)
 			// Blocks only while the commit loop is a full batch behind:
 			// back-pressure on this client alone.
 			ss.inflight.Add(1)
 			srv.commits <- *msg
+		case refused != nil:
+			// Nothing else changes what accept checked: only this
+			// reader logs its client in or moves it between rooms.
+			ss.inflight.Wait()
+			srv.locked(func() { srv.sendTo(ss, refused) })
 		}
 		return false
 	}

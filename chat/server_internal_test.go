@@ -94,7 +94,7 @@ func TestCommitDeliversToTheRoomAsItIsThen(t *testing.T) {
 		}
 	}
 	s.join(a, "x")
-	msg := s.accept(a, protocol.Command{Name: protocol.CmdSay, Text: "m"})
+	msg, _ := s.accept(a, protocol.Command{Name: protocol.CmdSay, Text: "m"})
 	s.part(a, "x", "")
 	s.join(b, "X")
 	s.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/accounts"
 	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // The specs of this chapter hold the server at the point where state
@@ -100,6 +101,20 @@ var _ = DescribeTableSubtree("The order of a client's lines", func(tr Transport)
 			Eventually(entered).Should(BeClosed())
 			release()
 			alice.ExpectExactly("alice: first", "*** in #lobby (2): alice, bob", "alice: second")
+		})
+	})
+
+	Context("when a client sends a line and then one the server refuses", func() {
+		It("refuses the second after echoing the first", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			cs := chatters("alice", "bob")
+			alice := cs[0]
+			alice.SwitchToJSON()
+			entered, release := holdNextCommit()
+			alice.Send(`{"type":"say","text":"first"}` + "\n" + `{"type":"say","room":"nowhere","text":"second"}` + "\n")
+			Eventually(entered).Should(BeClosed())
+			release()
+			Expect(alice.Event(presenceEvents...)).To(HaveField("Text", "first"))
+			alice.ExpectEvent(protocol.Event{Type: protocol.TypeError, Code: protocol.CodeNotInRoom, Text: "you are not in #nowhere"})
 		})
 	})
 
