@@ -5,6 +5,7 @@ package chat
 
 import (
 	"context"
+	"time"
 
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/protocol"
@@ -49,6 +50,7 @@ type Cluster interface {
 type awaited struct {
 	seq  uint64
 	from *session
+	at   time.Time // when it was accepted
 }
 
 // runCluster delivers the cluster's messages to this node's clients until
@@ -65,24 +67,34 @@ func (s *Server) runCluster(ctx context.Context) {
 		// This node no longer sees the others' messages: stop saying it
 		// is ready, so a load balancer sends no one here.
 		s.log.Error("Cluster delivery stopped", "err", err)
+		s.clusterLost = true
 	}
-	s.clusterLost = true
-	for _, a := range s.awaiting {
-		a.from.inflight.Done()
-	}
-	s.awaiting = nil
+	s.clusterStopped = true
+	s.releaseAwaiting(len(s.awaiting))
 }
 
 // awaitDelivery makes from's next command wait until the cluster hands
-// back its message numbered seq (or stops handing back anything), unless
-// it has already: the cluster may hand a message back before confirming
-// it stored it. s.mu must be held.
-func (s *Server) awaitDelivery(seq uint64, from *session) {
-	if s.clusterLost || seq <= s.clusterDelivered {
-		from.inflight.Done() // no need to wait, or nothing to wait for
+// back its message numbered seq, unless it has already (the cluster may
+// hand a message back before confirming it stored it), or the cluster is
+// unreachable or stopped, when the wait could last as long as the outage.
+// s.mu must be held.
+func (s *Server) awaitDelivery(seq uint64, from *session, at time.Time) {
+	if s.clusterDown || s.clusterStopped || seq <= s.clusterDelivered {
+		from.inflight.Done()
 		return
 	}
-	s.awaiting = append(s.awaiting, awaited{seq, from})
+	s.awaiting = append(s.awaiting, awaited{seq, from, at})
+}
+
+// releaseAwaiting lets the first n senders in s.awaiting go on. s.mu must
+// be held.
+func (s *Server) releaseAwaiting(n int) {
+	for _, a := range s.awaiting[:n] {
+		a.from.inflight.Done()
+		s.metrics.deliverySeconds.Observe(time.Since(a.at).Seconds())
+	}
+	clear(s.awaiting[:n]) // hold no session in the array's head
+	s.awaiting = s.awaiting[n:]
 }
 
 // deliverStored delivers a message the cluster stored, on this node or
@@ -100,15 +112,15 @@ func (s *Server) deliverStored(m history.Message) {
 	// hands them back: whatever this node stored up to m has come back.
 	n := 0
 	for n < len(s.awaiting) && s.awaiting[n].seq <= m.Seq {
-		s.awaiting[n].from.inflight.Done()
 		n++
 	}
-	s.awaiting = s.awaiting[n:]
+	s.releaseAwaiting(n)
 }
 
 // clusterStatus tells every client that the cluster has been lost, so
 // messages are refused (nothing can be sent that the other nodes would
-// not see), or that it is back.
+// not see), or that it is back. While it is lost, no sender waits for its
+// messages to come back.
 func (s *Server) clusterStatus(up bool) {
 	ev := &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeClusterDown,
 		Text: "the cluster is unreachable: messages can't be sent until it is back"}
@@ -118,12 +130,13 @@ func (s *Server) clusterStatus(up bool) {
 	} else {
 		s.log.Warn("Cluster unreachable; refusing messages until it is back")
 	}
-	d := delivery{ev: ev}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ss := range s.sessions {
-		ss.enqueue(d.itemFor(ss))
+	s.clusterDown = !up
+	if !up {
+		s.releaseAwaiting(len(s.awaiting))
 	}
+	s.deliverAll(ev)
 }
 
 // topicSet is told of a topic set on any node of a cluster.

@@ -111,7 +111,7 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 		}
 	case s.opts.Cluster != nil:
 		for i, a := range batch {
-			s.awaitDelivery(msgs[i].Seq, a.from)
+			s.awaitDelivery(msgs[i].Seq, a.from, a.at)
 		}
 	default:
 		s.beginBatch()

@@ -83,6 +83,15 @@ func (s *Server) deliverRoomExcept(r *room, ev *protocol.Event, except *session)
 	s.metrics.deliveries.Add(float64(n))
 }
 
+// deliverAll queues ev for every client. s.mu must be held.
+func (s *Server) deliverAll(ev *protocol.Event) {
+	d := delivery{ev: ev}
+	for ss := range s.sessions {
+		ss.enqueue(d.itemFor(ss))
+	}
+	s.metrics.deliveries.Add(float64(len(s.sessions)))
+}
+
 // deliverNumbered delivers a stored, numbered message to the members of
 // its room, resolved by name now rather than when the message was
 // accepted: a room emptied and made anew in between is the room its

@@ -45,8 +45,10 @@ type Server struct {
 	logins   map[string]*rate.Limiter // login attempts by account and by address
 	closing  bool
 	// clusterLost is set when this cluster node stops receiving the
-	// cluster's messages for good.
-	clusterLost bool
+	// cluster's messages for good, through a failure; clusterStopped
+	// whenever it stops, at shutdown too; clusterDown while the cluster is
+	// unreachable.
+	clusterLost, clusterStopped, clusterDown bool
 	// awaiting holds, in the cluster's order, this node's messages that
 	// the cluster has stored but not yet handed back for delivery; each
 	// sender's next command waits for them (see session.inflight).
