@@ -44,11 +44,15 @@ func (ss *session) register(c protocol.Command) {
 		return
 	}
 	err := srv.opts.Accounts.Register(c.Nick, c.Password)
+	if err != nil {
+		srv.log.Info("Registration refused for "+ss.addr, "err", err)
+	} else {
+		srv.log.Info("Registered account " + c.Nick + " from " + ss.addr)
+	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	delete(srv.reserved, folded)
 	if err != nil {
-		srv.log.Info("Registration refused for "+ss.addr, "err", err)
 		if srv.opts.Cluster != nil && folded != protocol.Fold(ss.nick) {
 			srv.opts.Cluster.ReleaseNick(folded)
 		}
@@ -56,7 +60,6 @@ func (ss *session) register(c protocol.Command) {
 		return
 	}
 	srv.registrations.Add(1)
-	srv.log.Info("Registered account " + c.Nick + " from " + ss.addr)
 	ss.warnIfPlain()
 	if other := srv.nicks[folded]; other != nil && other != ss {
 		// The reservation kept everyone else off the name; should that
@@ -212,14 +215,16 @@ func (s *Server) loginFirst(ss *session, c protocol.Command) *protocol.Event {
 func (s *Server) startLoginClock(ss *session) {
 	ss.loginTimer = time.AfterFunc(s.opts.LoginTimeout, func() {
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		if ss.account != "" {
-			return
+		late := ss.account == "" && !s.closing
+		if late {
+			s.fail(ss, protocol.CodeLoginRequired, "not logged in within %v; disconnecting", s.opts.LoginTimeout)
+			ss.closeFor(leftLoginTimeout)
+			ss.finish(nil) // flush the error, then close
 		}
-		s.log.Warn(fmt.Sprintf("Disconnecting client %s: not logged in within %v", ss.addr, s.opts.LoginTimeout))
-		s.fail(ss, protocol.CodeLoginRequired, "not logged in within %v; disconnecting", s.opts.LoginTimeout)
-		ss.closeFor(leftLoginTimeout)
-		ss.finish(nil) // flush the error, then close
+		s.mu.Unlock()
+		if late {
+			s.log.Warn(fmt.Sprintf("Disconnecting client %s: not logged in within %v", ss.addr, s.opts.LoginTimeout))
+		}
 	})
 }
 

@@ -6,39 +6,55 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
+// nickRetries bounds how many times /nick looks at the accounts again
+// because an account was registered meanwhile, before it looks with the
+// server's lock held.
+const nickRetries = 3
+
 // nick carries out /nick. Whether name is registered is read from the
 // accounts before s.mu is taken, since that may read the disk; it still
 // holds once s.mu is held if no account was registered meanwhile
 // (s.registrations), and a registration in progress holds its name in
 // s.reserved. It is called without s.mu.
 func (s *Server) nick(ss *session, name string) {
+	if ev := s.loginFirst(ss, protocol.Command{Name: protocol.CmdNick}); ev != nil {
+		s.locked(func() { s.sendTo(ss, ev) })
+		return
+	}
 	bad := protocol.CheckNick(name, s.opts.MaxNickLength)
-	for {
-		before := s.registrations.Load()
-		registered := false
-		if bad == nil {
-			var err error
-			if registered, err = s.opts.Accounts.Exists(name); err != nil {
-				s.log.Error("Reading accounts failed", "err", err)
-				registered = true // refuse rather than let a registered name be taken
-			}
+	registered := func() bool {
+		if bad != nil {
+			return false
 		}
+		ok, err := s.opts.Accounts.Exists(name)
+		if err != nil {
+			s.log.Error("Reading accounts failed", "err", err)
+			return true // refuse rather than let a registered name be taken
+		}
+		return ok
+	}
+	for range nickRetries {
+		before := s.registrations.Load()
+		r := registered()
 		s.mu.Lock()
 		if s.registrations.Load() == before {
-			s.nickLocked(ss, name, bad, registered)
+			s.nickLocked(ss, name, bad, r)
 			s.mu.Unlock()
 			return
 		}
 		s.mu.Unlock() // an account was registered meanwhile: look again
 	}
+	// Registrations keep coming: look once more with the lock held, which
+	// no registration can complete under.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nickLocked(ss, name, bad, registered())
 }
 
 // nickLocked is nick once s.mu is held: bad is what is wrong with name, if
 // anything, and registered whether it has an account.
 func (s *Server) nickLocked(ss *session, name string, bad error, registered bool) {
 	switch {
-	case s.requireLogin(ss, protocol.Command{Name: protocol.CmdNick}):
-		return
 	case bad != nil:
 		s.fail(ss, protocol.CodeBadNick, "can't use %q as a nickname: %v", name, bad)
 		return

@@ -96,11 +96,13 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 	s.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	s.metrics.commitBatch.Observe(float64(len(msgs)))
 
+	if err != nil {
+		s.log.Error("Storing messages failed; refusing them", "count", len(batch), "err", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case err != nil:
-		s.log.Error("Storing messages failed; refusing them", "count", len(batch), "err", err)
 		why := "your message could not be stored, so it was not sent: %v"
 		if errors.Is(err, history.ErrUnconfirmed) {
 			why = "your message was not confirmed as stored, so it may not have been sent: %v"

@@ -46,10 +46,13 @@ func (ss *session) admit() admission {
 	ss.refusals++
 	srv.metrics.rejected.WithLabelValues(protocol.CodeRateLimited).Inc()
 	ss.inflight.Wait() // the refusal comes after the lines before it
+	kick := ss.refusals >= srv.opts.FloodRefusals
+	if kick {
+		srv.log.Warn("Disconnecting flooding client " + ss.addr)
+	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if ss.refusals >= srv.opts.FloodRefusals {
-		srv.log.Warn("Disconnecting flooding client " + ss.addr)
+	if kick {
 		srv.fail(ss, protocol.CodeFlooding, "disconnected for sending too fast")
 		return kicked
 	}

@@ -92,12 +92,12 @@ func (s *Server) welcome(ss *session) *protocol.Event {
 }
 
 // depart takes ss out of every room, announces that it left and why, and
-// logs and counts it, once. s.mu must be held.
-func (s *Server) depart(ss *session, why leaving) {
+// counts it, once, and reports whether it did; the caller logs it, once
+// s.mu is released (logDeparture). s.mu must be held.
+func (s *Server) depart(ss *session, why leaving) bool {
 	if _, ok := s.sessions[ss]; !ok {
-		return
+		return false
 	}
-	s.log.Info("Client disconnected: "+ss.addr, "reason", why.label)
 	s.metrics.disconnects.WithLabelValues(why.label).Inc()
 	if ss.loginTimer != nil {
 		ss.loginTimer.Stop()
@@ -115,4 +115,10 @@ func (s *Server) depart(ss *session, why leaving) {
 	if s.perIP[ss.ip]--; s.perIP[ss.ip] <= 0 {
 		delete(s.perIP, ss.ip)
 	}
+	return true
+}
+
+// logDeparture logs that ss left, and why.
+func (s *Server) logDeparture(ss *session, why leaving) {
+	s.log.Info("Client disconnected: "+ss.addr, "reason", why.label)
 }

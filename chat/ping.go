@@ -20,6 +20,7 @@ func (s *Server) pingLoop() {
 		case <-t.C:
 		}
 		now := time.Now()
+		var unresponsive []*session
 		s.mu.Lock()
 		for ss := range s.sessions {
 			if !ss.jsonOut.Load() {
@@ -28,9 +29,7 @@ func (s *Server) pingLoop() {
 			silent := now.Sub(time.Unix(0, ss.lastHeard.Load()))
 			switch {
 			case silent >= 2*s.opts.PingInterval:
-				s.log.Warn("Disconnecting unresponsive client " + ss.addr + ": no answer to ping")
-				ss.closeFor(leftPingTimeout)
-				ss.conn.Close()
+				unresponsive = append(unresponsive, ss)
 			case silent >= s.opts.PingInterval && !ss.pinged:
 				ss.pinged = true
 				s.sendTo(ss, ping)
@@ -39,5 +38,12 @@ func (s *Server) pingLoop() {
 			}
 		}
 		s.mu.Unlock()
+		// Closed without the lock: closing a TLS connection writes to it.
+		// The reader's read fails, and it takes the client out.
+		for _, ss := range unresponsive {
+			s.log.Warn("Disconnecting unresponsive client " + ss.addr + ": no answer to ping")
+			ss.closeFor(leftPingTimeout)
+			ss.conn.Close()
+		}
 	}
 }

@@ -88,6 +88,7 @@ func (ss *session) carryOut(text string) (quit bool) {
 	ss.inflight.Wait()
 	if quit = srv.dispatch(ss, cmd, err); quit {
 		srv.log.Info("Client quit: " + ss.addr)
+		srv.logDeparture(ss, quitWith(cmd.Text))
 		ss.finish(nil)
 	}
 	return quit
@@ -150,8 +151,11 @@ func (ss *session) leave(why leaving) {
 	srv := ss.srv
 	ss.inflight.Wait()
 	srv.mu.Lock()
-	srv.depart(ss, why)
+	departed := srv.depart(ss, why)
 	srv.mu.Unlock()
+	if departed {
+		srv.logDeparture(ss, why)
+	}
 	ss.finish(nil)
 }
 

@@ -196,6 +196,9 @@ func (s *Server) shutdown() {
 	sessions := make([]*session, 0, len(s.sessions))
 	for ss := range s.sessions {
 		sessions = append(sessions, ss)
+		if ss.loginTimer != nil {
+			ss.loginTimer.Stop() // a timer that fires all the same sees closing
+		}
 		ss.finish(goodbye.bytesFor(ss))
 	}
 	s.mu.Unlock()
