@@ -153,7 +153,8 @@ func (s *Server) forgetIdleLimiters() {
 }
 
 // refuse tells a connection in one line why it is refused, and closes it.
-// It runs in its own goroutine so that a slow peer can't hold up Accept.
+// The line is written in a goroutine of its own, so that a slow peer can't
+// hold up Accept.
 func (s *Server) refuse(conn net.Conn, kind, why string) {
 	s.log.Warn("Refused connection from " + conn.RemoteAddr().String() + ": " + why)
 	s.metrics.refused.WithLabelValues(kind).Inc()

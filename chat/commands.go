@@ -162,3 +162,9 @@ func (s *Server) msg(ss *session, c protocol.Command) {
 		s.sendTo(ss, ev)
 	}
 }
+
+// setFormat switches the format of ss's events. srv.mu must be held.
+func (ss *session) setFormat(name string) {
+	f, _ := protocol.ParseFormat(name)
+	ss.jsonOut.Store(f == protocol.JSON)
+}

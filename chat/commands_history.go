@@ -31,7 +31,7 @@ func (s *Server) replayLatest(ss *session, r *room, n int) {
 
 // replay sends ss the messages msgs of r, marked as history, or, if reading
 // them failed with err, logs it and tells ss. It reports whether it sent
-// them.
+// them. s.mu must be held.
 func (s *Server) replay(ss *session, r *room, msgs []history.Message, err error) bool {
 	if err != nil {
 		s.log.Error("Reading history failed", "room", r.name, "err", err)
@@ -44,7 +44,8 @@ func (s *Server) replay(ss *session, r *room, msgs []history.Message, err error)
 	return true
 }
 
-// history answers /history: a page of r's messages before c.Before.
+// history answers /history: a page of r's messages before c.Before. s.mu
+// must be held.
 func (s *Server) history(ss *session, c protocol.Command) {
 	r, ok := s.joined(ss, c.Room)
 	if !ok {
@@ -75,7 +76,7 @@ func (s *Server) history(ss *session, c protocol.Command) {
 
 // resume answers /resume: r's messages after c.After, as far as delivered
 // and at most a page of them. The closing event's Seq is the last message
-// replayed, from which to resume again if More is set.
+// replayed, from which to resume again if More is set. s.mu must be held.
 func (s *Server) resume(ss *session, c protocol.Command) {
 	r, ok := s.joined(ss, c.Room)
 	if !ok {

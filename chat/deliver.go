@@ -126,7 +126,8 @@ func (s *Server) endBatch() {
 }
 
 // announces reports whether joins, parts and quits in r are announced to
-// its members: whether it has at most AnnounceLimit members.
+// its members: whether it has at most AnnounceLimit members. s.mu must be
+// held.
 func (s *Server) announces(r *room) bool { return len(r.members) <= s.opts.AnnounceLimit }
 
 // announce queues a join or part of ss in r for r's members, or only for

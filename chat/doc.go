@@ -59,39 +59,49 @@
 //
 // # Goroutines
 //
-// Every goroutine has an owner that waits for it: Serve waits for all of
-// them (Server.wg) before it returns.
+// Every goroutine the server starts has an owner that waits for it: Serve
+// waits for all of them (Server.wg) before it returns.
 //
 //   - An accept loop per listener (Serve starts them). A TLS connection's
 //     handshake runs in a goroutine of its own, and so does the one line
 //     written to a refused connection, so no peer can hold up Accept.
-//   - A reader per session (the accept loop starts it): it reads, applies
-//     flood control, and carries out each line. It is the only goroutine
-//     that runs a client's commands, so a client's commands run one at a
-//     time, in order. Slow work for a command (bcrypt, reading the
-//     accounts) runs here, without the server's lock.
+//   - A reader per session (started once the connection is admitted, and
+//     for TLS once its handshake is done): it reads, applies flood
+//     control, and carries out each line. It is the only goroutine that
+//     runs a client's commands, so a client's commands run one at a time,
+//     in order. Slow work for a command (bcrypt, reading the accounts)
+//     runs here, without the server's lock.
 //   - A flusher per session, only while the session has something to write
 //     (whoever queues the first message starts it). It owns every write to
-//     the connection, and closing it.
+//     the connection, and closes it once the session is finished. To cut
+//     a client off (an unanswered ping, a shutdown that took too long),
+//     the connection is closed from outside, which ends the reader's read
+//     and the flusher's write.
 //   - The commit loop (one): it stores accepted messages in batches and
 //     then delivers them.
 //   - The ping loop (one), and, on a cluster node, the cluster's delivery
 //     loop (one), which delivers what any node stored.
-//   - A login timer per session waiting to log in, with -require-auth.
+//
+// With -require-auth, a login timer (time.AfterFunc) waits for each client
+// to log in; departures and shutdown stop it, and one that fires once the
+// server is closing does nothing.
 //
 // # Locks
 //
 // Server.mu guards all chat state: sessions, nicknames, rooms, membership.
 // Every command runs under it, and every event is queued for its receivers
 // under it, which gives every receiver one order. No password hash, no
-// disk write and no write to a client runs under it (queueing never
-// blocks; flushers write without it), and a client waiting for its own
+// disk write, no write to a client and no close of one runs under it
+// (queueing never blocks; flushers write without it), nor does the log
+// line of a message or of a departure; a client waiting for its own
 // messages to be delivered waits without it. What a command checks before
 // an unlock (is this name free? is it registered?) it checks again after.
-// Two kinds of wait remain under it, and are known costs: reads of the
-// history for a replay (the join replay, /history, /resume, and a new
-// room's numbering), and, on a cluster node, the cluster's requests for
-// nickname claims, presence and topics.
+// Some waits remain under it, and are known costs: reads of the history
+// for a replay (the join replay, /history, /resume, and a new room's
+// numbering); on a cluster node, the cluster's requests for nickname
+// claims, presence and topics; the log lines of those when they fail; and
+// a /nick that keeps meeting new registrations reads the accounts under it
+// at its fourth try.
 //
 // A session's mu guards its outbound queue; it is taken under Server.mu
 // (to queue) or alone (by the flusher, to take the queue), never the other
@@ -103,10 +113,10 @@
 //  1. The session's reader reads a line (line.Reader: bounded, valid
 //     UTF-8, no control characters) and flood control admits it
 //     (reader.go, flood.go).
-//  2. Under Server.mu the line is parsed and accepted for the sender's
-//     current room, attributed to its nickname (commands.go: accept); the
-//     reader hands it to the commit loop over a channel and goes on to the
-//     next line. The reader's next command, if any, waits until this
+//  2. The line is parsed, and then, under Server.mu, accepted for the
+//     sender's current room and attributed to its nickname (commands.go:
+//     accept); the reader hands it to the commit loop over a channel and
+//     goes on to the next line. The reader's next command, if any, waits until this
 //     message has been delivered (session.inflight).
 //  3. The commit loop takes every message waiting, up to
 //     [Options.CommitBatch], and stores them in one transaction: one disk
@@ -114,7 +124,7 @@
 //  4. Under Server.mu, each message's room is looked up by name as it is
 //     now, and the message is encoded once per form it is needed in and
 //     queued for every member (deliver.go). Receivers are woken once per
-//     batch.
+//     batch (on a cluster node, once per message handed back).
 //  5. Each receiver's flusher takes everything queued and writes it in one
 //     Write, with a write deadline (flusher.go). A receiver that can't
 //     keep up loses its oldest messages and is told which; one that takes

@@ -108,8 +108,8 @@ const (
 	DefaultPingInterval = 2 * time.Minute
 )
 
-// DefaultRoom is the room every client is in when it connects. It always
-// exists and has no member limit.
+// DefaultRoom is the room every client is in when it connects (with
+// RequireAuth, once it logs in). It always exists and has no member limit.
 const DefaultRoom = protocol.DefaultRoom
 
 // Options configures a [Server]. The zero value uses every default.

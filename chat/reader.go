@@ -107,7 +107,7 @@ func parse(ss *session, line string) (protocol.Command, error) {
 // lines before it.
 func (ss *session) reject(err error) {
 	srv := ss.srv
-	code, _ := rejectCode(err)
+	code := rejectCode(err)
 	srv.log.Warn("Rejected line from client "+ss.addr, "err", err)
 	srv.metrics.rejected.WithLabelValues(code).Inc()
 	msg := err.Error()
@@ -186,22 +186,14 @@ func (d *lineDeadline) Read(p []byte) (int, error) {
 }
 
 // rejectCode returns the error code for a line the line reader rejected.
-func rejectCode(err error) (string, bool) {
+func rejectCode(err error) string {
 	switch {
 	case errors.Is(err, line.ErrTooLong):
-		return protocol.CodeLineTooLong, true
+		return protocol.CodeLineTooLong
 	case errors.Is(err, line.ErrInvalidUTF8):
-		return protocol.CodeInvalidUTF8, true
+		return protocol.CodeInvalidUTF8
 	case errors.Is(err, line.ErrNUL):
-		return protocol.CodeNULByte, true
-	case errors.Is(err, line.ErrControl):
-		return protocol.CodeControl, true
+		return protocol.CodeNULByte
 	}
-	return "", false
-}
-
-// setFormat switches the format of ss's events. srv.mu must be held.
-func (ss *session) setFormat(name string) {
-	f, _ := protocol.ParseFormat(name)
-	ss.jsonOut.Store(f == protocol.JSON)
+	return protocol.CodeControl
 }

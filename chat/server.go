@@ -23,13 +23,12 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	// mu guards all chat state: the sessions, their nicknames, rooms and
-	// formats, and closing. Every command runs under it, and delivering an
-	// event holds it while the event is queued for every receiver, which
-	// gives all receivers one order; queueing never blocks, so neither does
-	// holding mu. Nothing that waits (a password hash, a disk write, a
-	// commit) happens while it is held. It is taken before a session's mu,
-	// never after.
+	// mu guards all chat state: the sessions, their nicknames and rooms,
+	// and closing. Every command runs under it, and delivering an event
+	// holds it while the event is queued for every receiver, which gives
+	// all receivers one order; queueing never blocks. No password hash,
+	// disk write or commit happens while it is held; doc.go lists the
+	// waits that still do. It is taken before a session's mu, never after.
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	nicks    map[string]*session // by protocol.Fold(nick)
@@ -70,7 +69,8 @@ type Server struct {
 
 	// commits carries accepted messages from the readers to commitLoop.
 	commits chan accepted
-	// stopping is closed when shutdown begins, to wake waiting readers.
+	// stopping is closed when shutdown begins, to wake the readers that
+	// flood control holds back.
 	stopping chan struct{}
 
 	metrics *metrics

@@ -162,8 +162,9 @@ func (p *pipe) closeWrite(abort bool) {
 	p.cond.Broadcast()
 }
 
-// stop releases d's timer once its side of the pipe is closed and the
-// deadline can no longer matter. The pipe's mutex must be held.
+// stop releases d's timer: before the deadline is set again, and once its
+// side of the pipe is closed and the deadline can no longer matter. The
+// pipe's mutex must be held.
 func (d *deadline) stop() {
 	d.gen++
 	if d.timer != nil {

@@ -186,7 +186,8 @@ func (c *Client) maxLineBytes() int {
 }
 
 // Receive returns the next event from the server, and keeps track of the
-// client's nickname, rooms and last message seen from the events it sees. A
+// client's nickname, rooms and current room from the events it sees (Run,
+// not Receive, also tracks the last message seen in each room). A
 // line that is not a JSON event comes back as a notice carrying the line.
 // It returns ErrServerClosed when the server has closed the connection.
 func (c *Client) Receive() (protocol.Event, error) {

@@ -28,8 +28,9 @@ type BoltStore struct {
 
 var _ Store = (*BoltStore)(nil)
 
-// OpenBolt opens (creating if needed) the store in dir. It fails rather than
-// wait if another process has the store open.
+// OpenBolt opens (creating if needed) the store in dir. If another process
+// has the store open, it fails after waiting a second for it, rather than
+// wait for as long as that process runs.
 func OpenBolt(dir string, r Retention) (*BoltStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("history: %w", err)

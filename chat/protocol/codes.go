@@ -32,7 +32,7 @@ const (
 	CodeThrottled      = "login_throttled"       // too many login attempts for the account or from the address
 	CodeLoginRequired  = "login_required"        // a command before logging in, or no login in time; also a notice on connecting, when the server requires a login
 	CodeClusterDown    = "cluster_unavailable"   // in a cluster, what needs the other nodes while NATS can't be reached; also a notice to every client when the cluster is lost
-	CodeStoreError     = "store_error"           // the history store failed: a message not stored (and not sent), or history not read
+	CodeStoreError     = "store_error"           // the history store failed: a message not stored and not sent (or, if the text says it was not confirmed, perhaps sent), or history not read
 )
 
 // Notice codes: the Code of a notice event, which is news from the server

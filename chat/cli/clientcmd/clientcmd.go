@@ -30,7 +30,8 @@ const DefaultReconnect = 10
 // Run connects to a chat server and chats: lines from env.Stdin are
 // sent, lines from the server are printed to env.Stdout. It returns the
 // process exit code: 0 when stdin ends, 1 when the server can't be reached
-// or closes the connection, 130 when ctx is done first.
+// or closes the connection, 2 for a usage error, 130 when ctx is done
+// while chatting (while connecting, it is 1: the server was not reached).
 func Run(ctx context.Context, args []string, env cli.Env) int {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	addr := fs.String("addr", cli.DefaultAddr, "server `address`; several, comma-separated, for the nodes of a cluster (reconnecting tries the next)")
