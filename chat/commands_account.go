@@ -76,16 +76,26 @@ func (ss *session) register(c protocol.Command) {
 func (s *Server) reserve(ss *session, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if other := s.holder(name); other != nil && other != ss {
-		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is in use; register a free one", other.nickFor(name))
-		return false
-	}
-	if protocol.Fold(name) != protocol.Fold(ss.nick) && !s.claimCluster(name) {
-		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is in use; register a free one", name)
+	if shown, taken := s.claimFor(ss, name); taken {
+		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is in use; register a free one", shown)
 		return false
 	}
 	s.reserved[protocol.Fold(name)] = ss
 	return true
+}
+
+// claimFor claims name for ss, which the server is about to give it (an
+// account's name): it reports whether another session here has it or is
+// registering it, or a client of another node has it, with the name as
+// that holder spells it. s.mu must be held.
+func (s *Server) claimFor(ss *session, name string) (shown string, taken bool) {
+	if other := s.holder(name); other != nil && other != ss {
+		return other.nickFor(name), true
+	}
+	if protocol.Fold(name) != protocol.Fold(ss.nick) && !s.claimCluster(name) {
+		return name, true
+	}
+	return "", false
 }
 
 // login carries out /login. The password is checked without s.mu; once
@@ -113,12 +123,8 @@ func (ss *session) login(c protocol.Command) {
 	}
 	srv.log.Info("Logged in " + c.Nick + " from " + ss.addr)
 	srv.locked(func() {
-		if other := srv.holder(c.Nick); other != nil && other != ss {
-			srv.fail(ss, protocol.CodeAccount, "%s is logged in on another connection", other.nickFor(c.Nick))
-			return
-		}
-		if protocol.Fold(c.Nick) != protocol.Fold(ss.nick) && !srv.claimCluster(c.Nick) {
-			srv.fail(ss, protocol.CodeAccount, "%s is logged in on another connection", c.Nick)
+		if shown, taken := srv.claimFor(ss, c.Nick); taken {
+			srv.fail(ss, protocol.CodeAccount, "%s is logged in on another connection", shown)
 			return
 		}
 		ss.warnIfPlain()
