@@ -56,6 +56,16 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 			s.nick(ss, c.Nick)
 			return false
 		}
+	case protocol.CmdJoin, protocol.CmdHistory, protocol.CmdResume:
+		// These read the history, without s.mu.
+		if err == nil {
+			if ev := s.loginFirst(ss, c); ev != nil {
+				s.locked(func() { s.sendTo(ss, ev) })
+			} else {
+				s.readingCommand(ss, c)
+			}
+			return false
+		}
 	}
 
 	s.mu.Lock()
@@ -75,14 +85,8 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 		return false
 	}
 	switch c.Name {
-	case protocol.CmdHistory:
-		s.history(ss, c)
-	case protocol.CmdResume:
-		s.resume(ss, c)
 	case protocol.CmdMsg:
 		s.msg(ss, c)
-	case protocol.CmdJoin:
-		s.join(ss, c.Room)
 	case protocol.CmdPart:
 		s.part(ss, c.Room, c.Text)
 	case protocol.CmdRooms:
@@ -105,6 +109,19 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 		return true
 	}
 	return false
+}
+
+// readingCommand carries out a command that reads the history. It is
+// called without s.mu.
+func (s *Server) readingCommand(ss *session, c protocol.Command) {
+	switch c.Name {
+	case protocol.CmdJoin:
+		s.join(ss, c.Room)
+	case protocol.CmdHistory:
+		s.history(ss, c)
+	case protocol.CmdResume:
+		s.resume(ss, c)
+	}
 }
 
 // joined returns the room named name that ss is in, or the current room if

@@ -145,7 +145,8 @@ func (s *Server) loggedIn(ss *session, account string) {
 		s.rename(ss, account) // claimed in the cluster by register or login
 	}
 	if ss.rooms == nil {
-		s.join(ss, s.lobby.name)
+		// Read under s.mu, like the replay of a client arriving.
+		s.joinLocked(ss, s.lobby.name, s.readLatest(s.lobby.name, s.opts.HistoryOnJoin, true))
 	}
 }
 

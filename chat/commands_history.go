@@ -19,23 +19,24 @@ func historyEvent(m history.Message) *protocol.Event {
 }
 
 // replayLatest sends ss the latest n messages of r delivered so far, marked
-// as history. Messages delivered after this arrive live, so there is no gap
-// and no duplicate between the two. s.mu must be held.
+// as history, reading them with s.mu held: for a client arriving in the
+// lobby, once. Messages delivered after this arrive live, so there is no
+// gap and no duplicate between the two. s.mu must be held.
 func (s *Server) replayLatest(ss *session, r *room, n int) {
 	if n <= 0 || r.delivered == 0 {
 		return
 	}
 	msgs, err := s.opts.History.Before(r.name, r.delivered+1, n)
-	s.replay(ss, r, msgs, err)
+	s.replay(ss, r.name, msgs, err)
 }
 
-// replay sends ss the messages msgs of r, marked as history, or, if reading
-// them failed with err, logs it and tells ss. It reports whether it sent
-// them. s.mu must be held.
-func (s *Server) replay(ss *session, r *room, msgs []history.Message, err error) bool {
+// replay sends ss the messages msgs of the room named name, marked as
+// history, or, if reading them failed with err, logs it and tells ss. It
+// reports whether it sent them. s.mu must be held.
+func (s *Server) replay(ss *session, name string, msgs []history.Message, err error) bool {
 	if err != nil {
-		s.log.Error("Reading history failed", "room", r.name, "err", err)
-		s.fail(ss, protocol.CodeStoreError, "the history of #%s can't be read right now", r.name)
+		s.log.Error("Reading history failed", "room", name, "err", err)
+		s.fail(ss, protocol.CodeStoreError, "the history of #%s can't be read right now", name)
 		return false
 	}
 	for _, m := range msgs {
@@ -44,10 +45,99 @@ func (s *Server) replay(ss *session, r *room, msgs []history.Message, err error)
 	return true
 }
 
-// history answers /history: a page of r's messages before c.Before. s.mu
-// must be held.
+// historyRetries bounds how many times a command reads the history again,
+// without the server's lock, because what it read went stale before it
+// could take the lock; the last try reads with the lock held.
+const historyRetries = 3
+
+// latest is what a join reads of a room's history before it takes s.mu:
+// the room's newest stored number and up to n messages ending there.
+type latest struct {
+	newest  uint64
+	msgs    []history.Message
+	n       int // asked for
+	err     error
+	skipped uint64 // s.skipped when read
+	locked  bool   // read with s.mu held: fresh until it is released
+}
+
+// readLatest reads the newest n messages of the room named name. It is
+// called without s.mu unless locked is set, at a command's last try.
+func (s *Server) readLatest(name string, n int, locked bool) *latest {
+	l := &latest{n: n, skipped: s.skipped.Load(), locked: locked}
+	_, l.newest, l.err = s.opts.History.Bounds(name)
+	if l.err == nil && n > 0 && l.newest > 0 {
+		l.msgs, l.err = s.opts.History.Before(name, l.newest+1, n)
+	}
+	return l
+}
+
+// freshFor reports whether l still holds what a joiner of r (nil: a room
+// about to be opened) must be replayed: for an open room, every message
+// up to what it has delivered; for a new one, its numbering, which only a
+// message stored for it while it had no members could have changed.
+// s.mu must be held.
+func (l *latest) freshFor(s *Server, r *room) bool {
+	switch {
+	case l.locked, l.err != nil: // an error: nothing to replay, and it is reported
+		return true
+	case r == nil:
+		return s.skipped.Load() == l.skipped
+	case r.delivered > l.newest:
+		return false // delivered since
+	case r.delivered == l.newest || len(l.msgs) < l.n:
+		return true // what was read ends at r.delivered, or is all there is
+	}
+	// Stored but not yet delivered when read: the newest delivered message
+	// must be among what was read, and then so is every message before it,
+	// up to n of them.
+	return slices.ContainsFunc(l.msgs, func(m history.Message) bool { return m.Seq == r.delivered })
+}
+
+// replayFrom sends ss, marked as history, the messages of l that r has
+// delivered, which l is fresh for. s.mu must be held.
+func (s *Server) replayFrom(ss *session, r *room, l *latest) {
+	msgs := l.msgs
+	if i := slices.IndexFunc(msgs, func(m history.Message) bool { return m.Seq > r.delivered }); i >= 0 {
+		msgs = msgs[:i] // stored, not yet delivered: they arrive live
+	}
+	s.replay(ss, r.name, msgs, l.err)
+}
+
+// readUnlocked runs read without s.mu and then use with it, again while
+// use reports that what was read has gone stale, and at the last try runs
+// read with s.mu held (locked set), when use must succeed. It is called
+// without s.mu.
+func (s *Server) readUnlocked(read func(locked bool), use func() (done bool)) {
+	for range historyRetries {
+		read(false)
+		s.mu.Lock()
+		done := use()
+		s.mu.Unlock()
+		if done {
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	read(true)
+	use()
+}
+
+// history answers /history: a page of the room's messages before
+// c.Before. The page is read without s.mu; messages delivered meanwhile
+// reach ss live, so the page is bounded by what the room had delivered
+// when asked. It is called without s.mu.
 func (s *Server) history(ss *session, c protocol.Command) {
-	r, ok := s.joined(ss, c.Room)
+	var name string
+	var delivered uint64
+	ok := false
+	s.locked(func() {
+		var r *room
+		if r, ok = s.joined(ss, c.Room); ok {
+			name, delivered = r.name, r.delivered
+		}
+	})
 	if !ok {
 		return
 	}
@@ -57,50 +147,65 @@ func (s *Server) history(ss *session, c protocol.Command) {
 	}
 	n = min(n, s.opts.MaxHistoryPage)
 	before := c.Before
-	if before == 0 || before > r.delivered {
-		before = r.delivered + 1
+	if before == 0 || before > delivered {
+		before = delivered + 1
 	}
-	msgs, err := s.opts.History.Before(r.name, before, n)
-	if !s.replay(ss, r, msgs, err) {
-		return
-	}
-	end := &protocol.Event{Type: protocol.TypeHistory, Room: r.name, Count: len(msgs)}
-	if len(msgs) > 0 {
+	msgs, err := s.opts.History.Before(name, before, n)
+	end := &protocol.Event{Type: protocol.TypeHistory, Room: name, Count: len(msgs)}
+	if err == nil && len(msgs) > 0 {
 		// Older ones remain unless this page reached the oldest stored.
-		if oldest, _, err := s.opts.History.Bounds(r.name); err == nil && msgs[0].Seq > oldest {
+		if oldest, _, err := s.opts.History.Bounds(name); err == nil && msgs[0].Seq > oldest {
 			end.More, end.Before = true, msgs[0].Seq
 		}
 	}
-	s.sendTo(ss, end)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// ss is still in the room: only its own reader, this one, moves it.
+	if s.replay(ss, name, msgs, err) {
+		s.sendTo(ss, end)
+	}
 }
 
-// resume answers /resume: r's messages after c.After, as far as delivered
-// and at most a page of them. The closing event's Seq is the last message
-// replayed, from which to resume again if More is set. s.mu must be held.
+// resume answers /resume: the room's messages after c.After, as far as it
+// had delivered when asked and at most a page of them; later ones reach
+// ss live. The closing event's Seq is the last message replayed, from
+// which to resume again if More is set. It is called without s.mu.
 func (s *Server) resume(ss *session, c protocol.Command) {
-	r, ok := s.joined(ss, c.Room)
+	var name string
+	var delivered uint64
+	ok := false
+	s.locked(func() {
+		var r *room
+		if r, ok = s.joined(ss, c.Room); ok {
+			name, delivered = r.name, r.delivered
+		}
+	})
 	if !ok {
 		return
 	}
-	end := &protocol.Event{Type: protocol.TypeResumed, Room: r.name, After: c.After, Seq: c.After}
-	if c.After < r.delivered {
-		oldest, _, err := s.opts.History.Bounds(r.name)
-		var msgs []history.Message
+	end := &protocol.Event{Type: protocol.TypeResumed, Room: name, After: c.After, Seq: c.After}
+	var msgs []history.Message
+	var err error
+	if c.After < delivered {
+		var oldest uint64
+		oldest, _, err = s.opts.History.Bounds(name)
 		if err == nil {
-			msgs, err = s.opts.History.After(r.name, c.After, s.opts.MaxHistoryPage)
+			msgs, err = s.opts.History.After(name, c.After, s.opts.MaxHistoryPage)
 		}
-		// Only what has been delivered: later messages are on their way live.
-		if i := slices.IndexFunc(msgs, func(m history.Message) bool { return m.Seq > r.delivered }); i >= 0 {
+		// Only what had been delivered: later messages are on their way live.
+		if i := slices.IndexFunc(msgs, func(m history.Message) bool { return m.Seq > delivered }); i >= 0 {
 			msgs = msgs[:i]
-		}
-		if !s.replay(ss, r, msgs, err) {
-			return
 		}
 		if len(msgs) > 0 {
 			end.Count, end.Seq = len(msgs), msgs[len(msgs)-1].Seq
 		}
 		end.Trimmed = oldest > c.After+1
 	}
-	end.More = end.Seq < r.delivered
-	s.sendTo(ss, end)
+	end.More = end.Seq < delivered
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.replay(ss, name, msgs, err) {
+		s.sendTo(ss, end)
+	}
 }
+

@@ -10,28 +10,42 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// join carries out /join. s.mu must be held.
+// join carries out /join. The room's latest messages, the joiner's
+// replay, are read before s.mu is taken, and read again should they have
+// gone stale by then. It is called without s.mu.
 func (s *Server) join(ss *session, name string) {
 	if err := protocol.CheckRoom(name, s.opts.MaxRoomNameLength); err != nil {
-		s.fail(ss, protocol.CodeBadRoom, "can't use %q as a room name: %v", name, err)
+		s.locked(func() { s.fail(ss, protocol.CodeBadRoom, "can't use %q as a room name: %v", name, err) })
 		return
 	}
+	var l *latest
+	s.readUnlocked(
+		func(locked bool) { l = s.readLatest(name, s.opts.HistoryOnJoin, locked) },
+		func() bool { return s.joinLocked(ss, name, l) })
+}
+
+// joinLocked is join once s.mu is held, with l read of the room's
+// history; it reports false, having changed nothing, if l has gone stale.
+// s.mu must be held.
+func (s *Server) joinLocked(ss *session, name string, l *latest) bool {
 	r := s.rooms[protocol.Fold(name)]
 	switch {
 	case r != nil && slices.Contains(ss.rooms, r):
 		// Already in it: make it the current room.
 	case len(ss.rooms) >= s.opts.MaxRoomsPerClient:
 		s.fail(ss, protocol.CodeTooManyJoined, "you are in %d rooms, the most allowed; /part one first", len(ss.rooms))
-		return
+		return true
 	case r == nil && len(s.rooms) >= s.opts.MaxRooms:
 		s.fail(ss, protocol.CodeTooManyRooms, "the server has %d rooms, the most allowed; join an existing one", len(s.rooms))
-		return
+		return true
 	case r != nil && r != s.lobby && len(r.members) >= s.opts.MaxRoomMembers:
 		s.fail(ss, protocol.CodeRoomFull, "#%s is full (%d members)", r.name, len(r.members))
-		return
+		return true
+	case !l.freshFor(s, r):
+		return false
 	default:
 		if r == nil {
-			r = s.openRoom(name)
+			r = s.openRoom(name, l.newest)
 			s.rooms[protocol.Fold(name)] = r
 		}
 		s.enterRoom(ss, r)
@@ -42,11 +56,12 @@ func (s *Server) join(ss *session, name string) {
 		if r.topic != "" {
 			s.sendTo(ss, &protocol.Event{Type: protocol.TypeTopic, Room: r.name, Text: r.topic})
 		}
-		s.replayLatest(ss, r, s.opts.HistoryOnJoin)
-		return
+		s.replayFrom(ss, r, l)
+		return true
 	}
 	ss.current = r
 	s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: r.name})
+	return true
 }
 
 // part carries out /part. s.mu must be held.

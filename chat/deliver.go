@@ -100,7 +100,11 @@ func (s *Server) deliverAll(ev *protocol.Event) {
 // whoever joined it, so it is not delivered again. s.mu must be held.
 func (s *Server) deliverNumbered(ev *protocol.Event) {
 	r := s.rooms[protocol.Fold(ev.Room)]
-	if r == nil || ev.Seq <= r.delivered {
+	if r == nil {
+		s.skipped.Add(1)
+		return
+	}
+	if ev.Seq <= r.delivered {
 		return
 	}
 	r.delivered = ev.Seq

@@ -44,7 +44,7 @@
 //	commands_nick.go     /nick and renaming
 //	commands_account.go  /register, /login, -require-auth
 //	commands_room.go     /join /part /who /rooms /topic
-//	commands_history.go  the join replay, /history, /resume
+//	commands_history.go  history reads without the lock: the join replay, /history, /resume
 //	commit.go            the commit loop: store, then deliver
 //	deliver.go           encode once, fan out to a room
 //	queue.go             a session's bounded outbound queue
@@ -96,12 +96,14 @@
 // line of a message or of a departure; a client waiting for its own
 // messages to be delivered waits without it. What a command checks before
 // an unlock (is this name free? is it registered?) it checks again after.
-// Some waits remain under it, and are known costs: reads of the history
-// for a replay (the join replay, /history, /resume, and a new room's
-// numbering); on a cluster node, the cluster's requests for nickname
-// claims, presence and topics; the log lines of those when they fail; and
-// a /nick that keeps meeting new registrations reads the accounts under it
-// at its fourth try.
+// A join, /history and /resume read the history before taking it, and a
+// join uses what it read only if nothing was delivered to the room
+// meanwhile (else it reads again). Some waits remain under it, and are
+// known costs: the replay of the lobby to a client arriving or logging in;
+// a join or a /nick that keeps finding what it read gone stale reads at
+// its fourth try with the lock held; on a cluster node, the cluster's
+// requests for nickname claims, presence and topics; and the log lines of
+// those when they fail.
 //
 // A session's mu guards its outbound queue; it is taken under Server.mu
 // (to queue) or alone (by the flusher, to take the queue), never the other

@@ -38,16 +38,13 @@ func (r *room) nicks() []string {
 	return nicks
 }
 
-// openRoom makes a room, its numbering carrying on from its stored
-// history. s.mu must be held.
-func (s *Server) openRoom(name string) *room {
+// openRoom makes a room whose numbering carries on from newest, the
+// newest number its stored history holds. s.mu must be held.
+func (s *Server) openRoom(name string, newest uint64) *room {
 	r := newRoom(name)
-	_, newest, err := s.opts.History.Bounds(name)
-	if err != nil {
-		s.log.Error("Reading history failed", "room", name, "err", err)
-	}
 	r.delivered = newest
 	if s.opts.Cluster != nil {
+		var err error
 		if r.topic, err = s.opts.Cluster.Topic(name); err != nil {
 			s.log.Error("Reading a topic from the cluster failed", "room", name, "err", err)
 		}

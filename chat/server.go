@@ -60,6 +60,10 @@ type Server struct {
 	// A check of the accounts made without mu is good only if it has not
 	// changed by the time mu is held again. Written under mu.
 	registrations atomic.Uint64
+	// skipped counts the stored messages not delivered because their room
+	// had no members. A room's numbering read without mu is good only if
+	// it has not changed by the time mu is held again. Written under mu.
+	skipped atomic.Uint64
 
 	// While batching, queueing an event marks its receiver in toWake
 	// instead of waking its writer at once, so a batch of messages goes out
@@ -102,7 +106,11 @@ func NewServer(ln net.Listener, opts Options) *Server {
 		s.guests = rand.N(10_000) * 100
 	}
 	s.metrics = newMetrics(s)
-	s.lobby = s.openRoom(DefaultRoom)
+	_, newest, err := opts.History.Bounds(DefaultRoom)
+	if err != nil {
+		s.log.Error("Reading history failed", "room", DefaultRoom, "err", err)
+	}
+	s.lobby = s.openRoom(DefaultRoom, newest)
 	s.rooms = map[string]*room{protocol.Fold(DefaultRoom): s.lobby}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/protocol"
 	"github.com/natter-chat/natter/netfake"
 )
@@ -93,10 +94,10 @@ func TestCommitDeliversToTheRoomAsItIsThen(t *testing.T) {
 			b = ss
 		}
 	}
-	s.join(a, "x")
+	s.joinLocked(a, "x", s.readLatest("x", 0, true))
 	msg, _ := s.accept(a, protocol.Command{Name: protocol.CmdSay, Text: "m"})
 	s.part(a, "x", "")
-	s.join(b, "X")
+	s.joinLocked(b, "X", s.readLatest("X", 0, true))
 	s.mu.Unlock()
 	if msg == nil || s.rooms[protocol.Fold("x")] == nil {
 		t.Fatal("setting up: no message accepted, or no room X")
@@ -198,5 +199,48 @@ func BenchmarkCoalescedWrite(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(k), "ns/message")
 		})
+	}
+}
+
+// TestLatestReadWithoutTheLockIsUsedOnlyWhileFresh pins when a join may
+// use what it read of a room's history before it took the lock.
+func TestLatestReadWithoutTheLockIsUsedOnlyWhileFresh(t *testing.T) {
+	s := newIdleSessions(t, 0)
+	msgs := func(seqs ...uint64) []history.Message {
+		var ms []history.Message
+		for _, q := range seqs {
+			ms = append(ms, history.Message{Room: "x", Seq: q})
+		}
+		return ms
+	}
+	open := &room{name: "x"}
+	for _, c := range []struct {
+		name      string
+		l         latest
+		r         *room
+		delivered uint64
+		skip      bool // a message for a room with no members was skipped after the read
+		want      bool
+	}{
+		{"a new room, nothing skipped since", latest{newest: 7}, nil, 0, false, true},
+		{"a new room, a message skipped since", latest{newest: 7}, nil, 0, true, false},
+		{"delivered up to what was read", latest{newest: 7, n: 3, msgs: msgs(5, 6, 7)}, open, 7, false, true},
+		{"delivered since", latest{newest: 7, n: 3, msgs: msgs(5, 6, 7)}, open, 8, false, false},
+		{"stored, not yet delivered, and the delivered one was read", latest{newest: 7, n: 3, msgs: msgs(5, 6, 7)}, open, 6, false, true},
+		{"stored, not yet delivered, beyond what was read", latest{newest: 9, n: 3, msgs: msgs(7, 8, 9)}, open, 5, false, false},
+		{"all there is was read", latest{newest: 9, n: 5, msgs: msgs(8, 9)}, open, 5, false, true},
+		{"read with the lock held", latest{newest: 9, n: 3, msgs: msgs(7, 8, 9), locked: true}, open, 5, false, true},
+	} {
+		l := c.l
+		l.skipped = s.skipped.Load()
+		if c.skip {
+			s.skipped.Add(1)
+		}
+		if c.r != nil {
+			c.r.delivered = c.delivered
+		}
+		if got := l.freshFor(s, c.r); got != c.want {
+			t.Errorf("%s: fresh = %v; want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -138,6 +138,34 @@ var _ = DescribeTableSubtree("The order of a client's lines", func(tr Transport)
 		})
 	})
 
+	Context("when a client's command waits on a slow history read", func() {
+		It("keeps everyone else chatting meanwhile: a join reads the room's history without holding the server up", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			cs := chatters("alice", "bob")
+			alice, bob := cs[0], cs[1]
+			entered, release := store.reads.holdNext()
+			DeferCleanup(release)
+			alice.Send("/join x\n")
+			Eventually(entered).Should(BeClosed())
+			bob.Send("/who\nstill here\n")
+			bob.ExpectLines("*** in #lobby (2): alice, bob", "bob: still here")
+			release()
+			alice.ExpectLines("bob: still here", "*** you are now talking in #x")
+		})
+
+		It("keeps everyone else chatting meanwhile: a page of /history is read without holding the server up", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			cs := chatters("alice", "bob")
+			alice, bob := cs[0], cs[1]
+			entered, release := store.reads.holdNext()
+			DeferCleanup(release)
+			alice.Send("/history 1\n")
+			Eventually(entered).Should(BeClosed())
+			bob.Send("still here\n")
+			bob.ExpectLines("bob: still here")
+			release()
+			alice.ExpectLines("bob: still here", "[history 2] bob: ready")
+		})
+	})
+
 	Context("when a client registers a nickname while another asks for it", func() {
 		It("gives the nickname to one of them only, and refuses the other", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			nw = tr.New(false)
@@ -165,7 +193,8 @@ var _ = DescribeTableSubtree("The order of a client's lines", func(tr Transport)
 // the middle, as a slow disk would hold it, until the spec releases it.
 type gatedHistory struct {
 	history.Store
-	holdPoint
+	holdPoint       // Append
+	reads holdPoint // Bounds and Before
 }
 
 func newGatedHistory() *gatedHistory {
@@ -175,6 +204,16 @@ func newGatedHistory() *gatedHistory {
 func (g *gatedHistory) Append(msgs []history.Message) error {
 	g.pass()
 	return g.Store.Append(msgs)
+}
+
+func (g *gatedHistory) Bounds(room string) (oldest, newest uint64, err error) {
+	g.reads.pass()
+	return g.Store.Bounds(room)
+}
+
+func (g *gatedHistory) Before(room string, before uint64, n int) ([]history.Message, error) {
+	g.reads.pass()
+	return g.Store.Before(room, before, n)
 }
 
 // gatedAccounts is an in-memory account store whose next Register can be
