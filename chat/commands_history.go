@@ -208,4 +208,3 @@ func (s *Server) resume(ss *session, c protocol.Command) {
 		s.sendTo(ss, end)
 	}
 }
-

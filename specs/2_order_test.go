@@ -193,8 +193,8 @@ var _ = DescribeTableSubtree("The order of a client's lines", func(tr Transport)
 // the middle, as a slow disk would hold it, until the spec releases it.
 type gatedHistory struct {
 	history.Store
-	holdPoint       // Append
-	reads holdPoint // Bounds and Before
+	holdPoint           // Append
+	reads     holdPoint // Bounds and Before
 }
 
 func newGatedHistory() *gatedHistory {
