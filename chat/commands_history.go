@@ -124,20 +124,27 @@ func (s *Server) readUnlocked(read func(locked bool), use func() (done bool)) {
 	use()
 }
 
+// joinedNow returns the name of the room named name that ss is in (or of
+// its current room), and how far the room has delivered, or fails with a
+// reason sent to ss. It is called without s.mu. Nothing but ss's own
+// reader, which calls it, moves ss between rooms, so ss is still in the
+// room once the caller has read its history.
+func (s *Server) joinedNow(ss *session, name string) (string, uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.joined(ss, name)
+	if !ok {
+		return "", 0, false
+	}
+	return r.name, r.delivered, true
+}
+
 // history answers /history: a page of the room's messages before
 // c.Before. The page is read without s.mu; messages delivered meanwhile
 // reach ss live, so the page is bounded by what the room had delivered
 // when asked. It is called without s.mu.
 func (s *Server) history(ss *session, c protocol.Command) {
-	var name string
-	var delivered uint64
-	ok := false
-	s.locked(func() {
-		var r *room
-		if r, ok = s.joined(ss, c.Room); ok {
-			name, delivered = r.name, r.delivered
-		}
-	})
+	name, delivered, ok := s.joinedNow(ss, c.Room)
 	if !ok {
 		return
 	}
@@ -160,7 +167,6 @@ func (s *Server) history(ss *session, c protocol.Command) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// ss is still in the room: only its own reader, this one, moves it.
 	if s.replay(ss, name, msgs, err) {
 		s.sendTo(ss, end)
 	}
@@ -171,15 +177,7 @@ func (s *Server) history(ss *session, c protocol.Command) {
 // ss live. The closing event's Seq is the last message replayed, from
 // which to resume again if More is set. It is called without s.mu.
 func (s *Server) resume(ss *session, c protocol.Command) {
-	var name string
-	var delivered uint64
-	ok := false
-	s.locked(func() {
-		var r *room
-		if r, ok = s.joined(ss, c.Room); ok {
-			name, delivered = r.name, r.delivered
-		}
-	})
+	name, delivered, ok := s.joinedNow(ss, c.Room)
 	if !ok {
 		return
 	}
