@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -54,15 +55,20 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 		sleep = 0
-		if h, ok := conn.(handshaker); ok {
+		h, handshakes := conn.(handshaker)
+		ip := s.addressOf(conn.RemoteAddr())
+		if !s.admit(conn, ip, handshakes) {
+			continue
+		}
+		if handshakes {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				s.startTLS(ctx, conn, h)
+				s.startTLS(ctx, conn, h, ip)
 			}()
 			continue
 		}
-		s.start(conn)
+		s.start(conn, ip)
 	}
 }
 
@@ -71,22 +77,66 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// start registers a new connection, greets it, and starts its reader and
-// writer.
-func (s *Server) start(conn net.Conn) {
-	ss := newSession(s, conn)
+// admit applies the connection limits to a connection just accepted from
+// ip, before any work is spent on it, and counts it against them; or
+// refuses it and reports false. A TLS connection (handshakes) is counted
+// from now, while its handshake is in progress, and its handshake against
+// MaxHandshakes and MaxHandshakesPerIP too.
+func (s *Server) admit(conn net.Conn, ip string, handshakes bool) bool {
+	s.mu.Lock()
+	kind, why := s.admitConn(ip)
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		conn.Close()
+		return false
+	case why == "" && handshakes && s.handshaking >= s.opts.MaxHandshakes:
+		kind, why = "handshakes", fmt.Sprintf("too many TLS handshakes in progress (%d)", s.opts.MaxHandshakes)
+	case why == "" && handshakes && s.handshakingFrom[ip] >= s.opts.MaxHandshakesPerIP:
+		kind, why = "handshakes_per_ip", fmt.Sprintf("too many TLS handshakes in progress from %s (%d)", ip, s.opts.MaxHandshakesPerIP)
+	}
+	if why == "" {
+		s.perIP[ip]++
+		if handshakes {
+			s.handshaking++
+			s.handshakingFrom[ip]++
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case why == "":
+		return true
+	case handshakes:
+		// Nothing can be said to it before a handshake, which is what the
+		// limit spares: it is closed at once.
+		s.log.Warn("Refused connection from " + conn.RemoteAddr().String() + ": " + why)
+		s.metrics.refused.WithLabelValues(kind).Inc()
+		conn.Close()
+	default:
+		s.refuse(conn, kind, why)
+	}
+	return false
+}
+
+// unadmit takes back what admit counted for a connection from ip that
+// will not become a client. s.mu must be held.
+func (s *Server) unadmit(ip string) {
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// start registers a connection admitted from ip, greets it, and starts its
+// reader.
+func (s *Server) start(conn net.Conn, ip string) {
+	ss := newSession(s, conn, ip)
 	s.mu.Lock()
 	if s.closing {
+		s.unadmit(ip)
 		s.mu.Unlock()
 		conn.Close()
 		return
 	}
-	if kind, why := s.admitConn(ss.ip); why != "" {
-		s.mu.Unlock()
-		s.refuse(conn, kind, why)
-		return
-	}
-	s.perIP[ss.ip]++
 	s.sessions[ss] = struct{}{}
 	s.arrive(ss)
 	// Added under mu, so that shutdown, which sets closing under mu, never
@@ -103,6 +153,25 @@ func (s *Server) start(conn net.Conn) {
 	}()
 }
 
+// addressOf returns what names addr's host for the per-address limits: an
+// IPv4 address, or an IPv6 address's first IPv6Prefix bits as a prefix
+// ("2001:db8::/64").
+func (s *Server) addressOf(addr net.Addr) string {
+	host := hostOf(addr)
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Is6() || a.Is4In6() || s.opts.IPv6Prefix >= 128 {
+		if err == nil {
+			return a.Unmap().String()
+		}
+		return host
+	}
+	p, err := a.WithZone("").Prefix(s.opts.IPv6Prefix)
+	if err != nil {
+		return host
+	}
+	return p.String()
+}
+
 // hostOf returns the IP address part of addr.
 func hostOf(addr net.Addr) string {
 	host, _, err := net.SplitHostPort(addr.String())
@@ -117,7 +186,7 @@ func hostOf(addr net.Addr) string {
 func (s *Server) admitConn(ip string) (kind, why string) {
 	o := s.opts
 	switch {
-	case len(s.sessions) >= o.MaxClients:
+	case len(s.sessions)+s.handshaking >= o.MaxClients:
 		return "full", fmt.Sprintf("the server is full (%d clients); try again later", o.MaxClients)
 	case s.perIP[ip] >= o.MaxClientsPerIP:
 		return "per_ip", fmt.Sprintf("too many connections from %s (%d); close one first", ip, o.MaxClientsPerIP)
@@ -174,19 +243,28 @@ type handshaker interface {
 	HandshakeContext(ctx context.Context) error
 }
 
-// startTLS completes conn's handshake within HandshakeTimeout, then starts
-// its session; a client that can't or won't complete it is dropped and
-// logged. It runs in its own goroutine so that a slow handshake can't hold
-// up Accept.
-func (s *Server) startTLS(ctx context.Context, conn net.Conn, h handshaker) {
+// startTLS completes the handshake of conn, admitted from ip, within
+// HandshakeTimeout, then starts its session; a client that can't or won't
+// complete it is dropped and logged. It runs in its own goroutine so that a
+// slow handshake can't hold up Accept.
+func (s *Server) startTLS(ctx context.Context, conn net.Conn, h handshaker, ip string) {
 	hctx, cancel := context.WithTimeout(ctx, s.opts.HandshakeTimeout)
 	err := h.HandshakeContext(hctx)
 	cancel()
+	s.mu.Lock()
+	s.handshaking--
+	if s.handshakingFrom[ip]--; s.handshakingFrom[ip] <= 0 {
+		delete(s.handshakingFrom, ip)
+	}
+	if err != nil {
+		s.unadmit(ip)
+	}
+	s.mu.Unlock()
 	if err != nil {
 		s.log.Warn("TLS handshake failed; dropping "+conn.RemoteAddr().String(), "err", err)
 		s.metrics.refused.WithLabelValues("tls_handshake").Inc()
 		conn.Close()
 		return
 	}
-	s.start(conn)
+	s.start(conn, ip)
 }

@@ -112,9 +112,7 @@ func (s *Server) depart(ss *session, why leaving) bool {
 		s.opts.Cluster.ReleaseNick(protocol.Fold(ss.nick))
 	}
 	delete(s.sessions, ss)
-	if s.perIP[ss.ip]--; s.perIP[ss.ip] <= 0 {
-		delete(s.perIP, ss.ip)
-	}
+	s.unadmit(ss.ip)
 	return true
 }
 

@@ -91,6 +91,18 @@ const (
 	// open at once before DefaultConnectRate applies.
 	DefaultConnectBurst = 20
 
+	// DefaultMaxHandshakes is how many TLS handshakes may be in progress
+	// at once. A handshake costs the server a signature, the most CPU any
+	// connection takes before it is a client.
+	DefaultMaxHandshakes = 64
+	// DefaultMaxHandshakesPerIP is how many TLS handshakes one address
+	// may have in progress at once.
+	DefaultMaxHandshakesPerIP = 4
+	// DefaultIPv6Prefix is the length of the IPv6 prefix that counts as one
+	// address for the per-address limits: a /64 is what one subscriber is
+	// given, so its 2^64 addresses are one client's.
+	DefaultIPv6Prefix = 64
+
 	// DefaultHandshakeTimeout bounds a TLS handshake.
 	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultLoginTimeout is how long a client has to log in when
@@ -217,6 +229,20 @@ type Options struct {
 	// once. Zero means DefaultConnectBurst.
 	ConnectBurst int
 
+	// MaxHandshakes is how many TLS handshakes may be in progress at once;
+	// a connection past it is closed when accepted. Zero means
+	// DefaultMaxHandshakes.
+	MaxHandshakes int
+	// MaxHandshakesPerIP is how many TLS handshakes one address may have
+	// in progress at once; a connection past it is closed when accepted.
+	// Zero means DefaultMaxHandshakesPerIP.
+	MaxHandshakesPerIP int
+	// IPv6Prefix is how many leading bits of an IPv6 address name one
+	// address for the per-address limits (MaxClientsPerIP, ConnectRate,
+	// MaxHandshakesPerIP, LoginRate); 128 counts each address on its own.
+	// Zero means DefaultIPv6Prefix.
+	IPv6Prefix int
+
 	// TLSListener, if set, is a second listener whose connections speak
 	// TLS (made with tls.NewListener), served beside the first.
 	TLSListener net.Listener
@@ -274,6 +300,10 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.ConnectRate, DefaultConnectRate)
 	orDefault(&o.ConnectBurst, DefaultConnectBurst)
 	orDefault(&o.HandshakeTimeout, DefaultHandshakeTimeout)
+	orDefault(&o.MaxHandshakes, DefaultMaxHandshakes)
+	orDefault(&o.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
+	orDefault(&o.IPv6Prefix, DefaultIPv6Prefix)
+	o.IPv6Prefix = min(o.IPv6Prefix, 128)
 	orDefault(&o.PingInterval, DefaultPingInterval)
 	orDefault(&o.LoginTimeout, DefaultLoginTimeout)
 	orDefault(&o.LoginRate, DefaultLoginRate)

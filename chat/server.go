@@ -38,11 +38,15 @@ type Server struct {
 	reserved map[string]*session
 	rooms    map[string]*room // by protocol.Fold(name)
 	lobby    *room
-	guests   int                      // the last guest number given out
-	perIP    map[string]int           // connected clients by IP address
-	connects map[string]*rate.Limiter // new-connection rate by IP address
-	logins   map[string]*rate.Limiter // login attempts by account and by address
-	closing  bool
+	guests   int            // the last guest number given out
+	perIP    map[string]int // connected clients by address (Server.addressOf), handshaking ones too
+	// handshaking counts the TLS connections whose handshake is in
+	// progress, and handshakingFrom the same by address.
+	handshaking     int
+	handshakingFrom map[string]int
+	connects        map[string]*rate.Limiter // new-connection rate by IP address
+	logins          map[string]*rate.Limiter // login attempts by account and by address
+	closing         bool
 	// clusterLost is set when this cluster node stops receiving the
 	// cluster's messages for good, through a failure; clusterStopped
 	// whenever it stops, at shutdown too; clusterDown while the cluster is
@@ -88,17 +92,18 @@ type Server struct {
 func NewServer(ln net.Listener, opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{
-		ln:       ln,
-		opts:     opts,
-		log:      opts.Logger,
-		sessions: make(map[*session]struct{}),
-		nicks:    make(map[string]*session),
-		reserved: make(map[string]*session),
-		perIP:    make(map[string]int),
-		connects: make(map[string]*rate.Limiter),
-		logins:   make(map[string]*rate.Limiter),
-		commits:  make(chan accepted, opts.CommitBatch),
-		stopping: make(chan struct{}),
+		ln:              ln,
+		opts:            opts,
+		log:             opts.Logger,
+		sessions:        make(map[*session]struct{}),
+		nicks:           make(map[string]*session),
+		reserved:        make(map[string]*session),
+		perIP:           make(map[string]int),
+		handshakingFrom: make(map[string]int),
+		connects:        make(map[string]*rate.Limiter),
+		logins:          make(map[string]*rate.Limiter),
+		commits:         make(chan accepted, opts.CommitBatch),
+		stopping:        make(chan struct{}),
 	}
 	if opts.Cluster != nil {
 		// Start this node's guest numbers somewhere of their own, so

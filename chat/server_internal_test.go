@@ -27,7 +27,7 @@ func newIdleSessions(tb testing.TB, n int) *Server {
 	for range n {
 		c, _ := netfake.Pipe(0)
 		tb.Cleanup(func() { c.Close() })
-		ss := newSession(s, c)
+		ss := newSession(s, c, s.addressOf(c.RemoteAddr()))
 		ss.flushing = true // as if a flusher ran: none is started
 		s.sessions[ss] = struct{}{}
 		s.arrive(ss)

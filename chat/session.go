@@ -96,12 +96,14 @@ func (m *missed) add(it item) {
 	}
 }
 
-func newSession(srv *Server, conn net.Conn) *session {
+// newSession returns the session of conn, admitted from ip (as
+// Server.addressOf names it).
+func newSession(srv *Server, conn net.Conn, ip string) *session {
 	ss := &session{
 		srv:  srv,
 		conn: conn,
 		addr: conn.RemoteAddr().String(),
-		ip:   hostOf(conn.RemoteAddr()),
+		ip:   ip,
 		out:  queue{limit: srv.opts.OutboundQueue},
 		done: make(chan struct{}),
 		// Until something else is recorded, a connection the server

@@ -2,6 +2,8 @@ package specs_test
 
 import (
 	"context"
+	"crypto/tls"
+	"os"
 	"fmt"
 	"net"
 	"strings"
@@ -116,20 +118,7 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 		})
 	})
 	Context("with connection limits", func() {
-		// refused dials and returns the one line a refused connection gets.
-		refused := func() string {
-			GinkgoHelper()
-			c := &testClient{}
-			conn, err := nw.DialContext(context.Background(), "tcp", srv.Addr)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(func() { _ = conn.Close() })
-			c.conn, c.lines = conn, newLineReader(conn)
-			l, err := c.ReadLine()
-			Expect(err).NotTo(HaveOccurred())
-			_, err = c.ReadLine()
-			Expect(err).To(BeADisconnection())
-			return l
-		}
+		refused := func() string { return refusedOn(nw, srv.Addr) }
 
 		It("refuses a connection past the total limit in one line, and serves the others", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			nw = tr.New(false)
@@ -163,6 +152,94 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			cs[1].ExpectLines(cs[0].Says("unaffected"))
 		})
 	})
+	Context("when connections arrive over TLS, whose handshake costs the server work", func() {
+		var tlsAddr string
+		serveTLS := func(opts chat.Options) {
+			GinkgoHelper()
+			nw = tr.New(false)
+			ln, err := nw.Listen("tcp", "127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			tlsAddr = ln.Addr().String()
+			opts.TLSListener = tls.NewListener(ln, newDevCert().ServerConfig())
+			opts.HandshakeTimeout = time.Minute // far longer than any spec waits
+			srv = startServer(nw, opts)
+		}
+		// idle opens a TCP connection to the TLS port and never says a word.
+		idle := func() *testClient {
+			GinkgoHelper()
+			conn, err := nw.DialContext(context.Background(), "tcp", tlsAddr)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func() { _ = conn.Close() })
+			return &testClient{conn: conn, lines: newLineReader(conn)}
+		}
+		// heldOpen asserts the server keeps c open (waiting for its
+		// handshake), and dropped that the server closes it at once.
+		heldOpen := func(c *testClient) {
+			GinkgoHelper()
+			Expect(c.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))).To(Succeed())
+			_, err := c.lines.Next()
+			Expect(err).To(MatchError(os.ErrDeadlineExceeded), "the server should still be waiting for this handshake")
+		}
+		dropped := func(c *testClient) {
+			GinkgoHelper()
+			_, err := c.ReadLine()
+			Expect(err).To(BeADisconnection())
+		}
+
+		It("counts a connection against the per-address limit when it is accepted, before its handshake", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			serveTLS(chat.Options{MaxClientsPerIP: 2})
+			first, second := idle(), idle()
+			third := idle()
+			dropped(third)
+			Expect(srv.Log).To(gbytes.Say(`WARN Refused connection from 127\.0\.0\.1:\d+: too many connections from 127\.0\.0\.1 \(2\)`))
+			heldOpen(first)
+			Expect(refusedOn(nw, srv.Addr)).To(Equal("*** error: too many connections from 127.0.0.1 (2); close one first"))
+
+			Expect(first.conn.Close()).To(Succeed())
+			Expect(second.conn.Close()).To(Succeed())
+			Eventually(srv.Log).Should(gbytes.Say(`(?s)TLS handshake failed.*TLS handshake failed`))
+			connectAll(srv, nw, 1) // the address's places are free again
+		})
+
+		It("caps the handshakes in progress from one address, and plain clients from it still connect", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			serveTLS(chat.Options{MaxHandshakesPerIP: 2})
+			first, _ := idle(), idle()
+			dropped(idle())
+			Expect(srv.Log).To(gbytes.Say(`WARN Refused connection from 127\.0\.0\.1:\d+: too many TLS handshakes in progress from 127\.0\.0\.1 \(2\)`))
+			heldOpen(first)
+			alice := connectAll(srv, nw, 1)[0]
+			alice.Send("unaffected\n")
+			alice.ExpectLines(alice.Says("unaffected"))
+		})
+
+		It("caps the handshakes in progress overall", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			serveTLS(chat.Options{MaxHandshakes: 1})
+			first := idle()
+			dropped(idle())
+			Expect(srv.Log).To(gbytes.Say(`WARN Refused connection from 127\.0\.0\.1:\d+: too many TLS handshakes in progress \(1\)`))
+			heldOpen(first)
+		})
+
+		It("applies the new-connection rate when a connection is accepted, before its handshake", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			serveTLS(chat.Options{ConnectRate: 0.01, ConnectBurst: 2})
+			first, _ := idle(), idle()
+			dropped(idle())
+			Expect(srv.Log).To(gbytes.Say(`WARN Refused connection from 127\.0\.0\.1:\d+: too many new connections from 127\.0\.0\.1`))
+			heldOpen(first)
+		})
+	})
+
+	Context("when connections come from many addresses of one IPv6 network", func() {
+		It("counts the addresses of one /64 as one address, and another /64 apart", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = &fromAddrs{Network: tr.New(false), addrs: []string{
+				"[2001:db8::1]:4000", "[2001:db8::2]:4000", "[2001:db8::3]:4000", "[2001:db8:0:1::1]:4000"}}
+			srv = startServer(nw, chat.Options{MaxClientsPerIP: 2})
+			connectAll(srv, nw, 2)
+			Expect(refusedOn(nw, srv.Addr)).To(Equal("*** error: too many connections from 2001:db8::/64 (2); close one first"))
+			connectAll(srv, nw, 1) // 2001:db8:0:1::1
+		})
+	})
+
 	Context("with pings for JSON clients", func() {
 		BeforeEach(func() {
 			nw = tr.New(false)
@@ -210,3 +287,19 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 		})
 	})
 }, transports)
+
+// refusedOn dials addr on nw and returns the one line a refused connection
+// gets before it is closed.
+func refusedOn(nw Network, addr string) string {
+	GinkgoHelper()
+	c := &testClient{}
+	conn, err := nw.DialContext(context.Background(), "tcp", addr)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { _ = conn.Close() })
+	c.conn, c.lines = conn, newLineReader(conn)
+	l, err := c.ReadLine()
+	Expect(err).NotTo(HaveOccurred())
+	_, err = c.ReadLine()
+	Expect(err).To(BeADisconnection())
+	return l
+}

@@ -119,3 +119,47 @@ func (l *failingListener) Accept() (net.Conn, error) {
 	}
 	return l.Listener.Accept()
 }
+
+// fromAddrs is a network whose listeners report their connections as
+// coming from addrs, in turn (the last one from then on), as a server
+// behind many addresses would see them.
+type fromAddrs struct {
+	Network
+	addrs []string
+	next  atomic.Int32
+}
+
+func (f *fromAddrs) Listen(network, address string) (net.Listener, error) {
+	ln, err := f.Network.Listen(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &addressedListener{Listener: ln, f: f}, nil
+}
+
+type addressedListener struct {
+	net.Listener
+	f *fromAddrs
+}
+
+func (l *addressedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	i := min(int(l.f.next.Add(1))-1, len(l.f.addrs)-1)
+	addr, err := net.ResolveTCPAddr("tcp", l.f.addrs[i])
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return addressedConn{Conn: c, remote: addr}, nil
+}
+
+// addressedConn is a connection with another remote address.
+type addressedConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c addressedConn) RemoteAddr() net.Addr { return c.remote }
