@@ -3,9 +3,9 @@ package specs_test
 import (
 	"context"
 	"crypto/tls"
-	"os"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
