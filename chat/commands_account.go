@@ -43,7 +43,7 @@ func (ss *session) register(c protocol.Command) {
 	if !srv.reserve(ss, c.Nick) {
 		return
 	}
-	err := srv.opts.Accounts.Register(c.Nick, c.Password)
+	err := ss.registerAccount(c)
 	if err != nil {
 		srv.log.Info("Registration refused for "+ss.addr, "err", err)
 	} else {
@@ -55,6 +55,11 @@ func (ss *session) register(c protocol.Command) {
 	if err != nil {
 		if srv.opts.Cluster != nil && folded != protocol.Fold(ss.nick) {
 			srv.opts.Cluster.ReleaseNick(folded)
+		}
+		var t throttled
+		if errors.As(err, &t) {
+			srv.fail(ss, protocol.CodeThrottled, "too many password attempts from %s; %v", ss.ip, t)
+			return
 		}
 		srv.fail(ss, protocol.CodeAccount, "can't register %s: %v", c.Nick, err)
 		return
@@ -69,6 +74,47 @@ func (ss *session) register(c protocol.Command) {
 	}
 	srv.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeRegistered, Text: "registered " + c.Nick + "; you are logged in"})
 	srv.loggedIn(ss, c.Nick)
+}
+
+// registerAccount creates the account for /register once the name is
+// reserved: it looks first whether the name is registered, which costs no
+// hash, then spends one of the address's password attempts, then hashes
+// the password on one of the server's hashers. It is called without s.mu.
+func (ss *session) registerAccount(c protocol.Command) error {
+	srv := ss.srv
+	switch exists, err := srv.opts.Accounts.Exists(c.Nick); {
+	case err != nil:
+		return err
+	case exists:
+		return accounts.ErrExists
+	}
+	if wait := srv.passwordAttempt(ss.ip, ""); wait > 0 {
+		srv.log.Warn("Registrations throttled from " + ss.addr)
+		return throttled(wait)
+	}
+	return srv.hashing(func() error { return srv.opts.Accounts.Register(c.Nick, c.Password) })
+}
+
+// throttled is the error of a registration refused for the address's
+// password attempts: how long to wait.
+type throttled time.Duration
+
+func (t throttled) Error() string {
+	return fmt.Sprintf("try again in %v", time.Duration(t).Round(time.Second))
+}
+
+// hashing runs f, which hashes a password, once one of the server's
+// PasswordHashers is free, so that hashing never takes more of the
+// machine than that, whoever asks; the caller waits meanwhile. It is
+// called without s.mu.
+func (s *Server) hashing(f func() error) error {
+	select {
+	case s.hashers <- struct{}{}:
+	case <-s.stopping:
+		return errors.New("the server is shutting down")
+	}
+	defer func() { <-s.hashers }()
+	return f()
 }
 
 // reserve holds name for ss while it registers it, or tells ss why it
@@ -102,14 +148,14 @@ func (s *Server) claimFor(ss *session, name string) (shown string, taken bool) {
 // s.mu is held, the name is checked again for anyone holding it.
 func (ss *session) login(c protocol.Command) {
 	srv := ss.srv
-	if wait := srv.loginAllowed(c.Nick, ss.ip); wait > 0 {
+	if wait := srv.passwordAttempt(ss.ip, c.Nick); wait > 0 {
 		srv.log.Warn("Login attempts throttled for " + c.Nick + " from " + ss.addr)
 		srv.locked(func() {
 			srv.fail(ss, protocol.CodeThrottled, "too many login attempts; try again in %v", wait.Round(time.Second))
 		})
 		return
 	}
-	err := srv.opts.Accounts.Check(c.Nick, c.Password)
+	err := srv.hashing(func() error { return srv.opts.Accounts.Check(c.Nick, c.Password) })
 	switch {
 	case errors.Is(err, accounts.ErrUnknown), errors.Is(err, accounts.ErrWrong):
 		// The same answer either way, so names can't be probed.
@@ -159,9 +205,14 @@ func (ss *session) warnIfPlain() {
 	}
 }
 
-// loginAllowed spends a login attempt for account from ip, and returns 0,
-// or how long to wait if either has used up its attempts.
-func (s *Server) loginAllowed(account, ip string) time.Duration {
+// passwordAttempt spends one of the password attempts (a login, or a
+// registration, each a password hash) of the address ip and, for a login,
+// of account from ip, and returns 0, or how long to wait if either has
+// used up its attempts. An address may make twice LoginBurst attempts in
+// all, and LoginBurst at any one account, both coming back at LoginRate:
+// guessing stays slow, and someone guessing at an account from elsewhere
+// can't lock its owner out.
+func (s *Server) passwordAttempt(ip, account string) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.opts.LoginRate == rate.Inf {
@@ -171,18 +222,26 @@ func (s *Server) loginAllowed(account, ip string) time.Duration {
 		// Forget keys that have their full allowance back: nothing changes
 		// for them, and guessing at many names can't grow the map forever.
 		for k, lim := range s.logins {
-			if lim.Tokens() >= float64(s.opts.LoginBurst) {
+			if lim.Tokens() >= float64(lim.Burst()) {
 				delete(s.logins, k)
 			}
 		}
 	}
+	type key struct {
+		k     string
+		burst int
+	}
 	// The address first: once it is throttled, guessing at more names
 	// creates no more limiters.
-	for _, k := range []string{"ip:" + ip, "account:" + protocol.Fold(account)} {
-		lim := s.logins[k]
+	keys := []key{{"ip:" + ip, 2 * s.opts.LoginBurst}}
+	if account != "" {
+		keys = append(keys, key{"account:" + protocol.Fold(account) + "@" + ip, s.opts.LoginBurst})
+	}
+	for _, k := range keys {
+		lim := s.logins[k.k]
 		if lim == nil {
-			lim = rate.NewLimiter(s.opts.LoginRate, s.opts.LoginBurst)
-			s.logins[k] = lim
+			lim = rate.NewLimiter(s.opts.LoginRate, k.burst)
+			s.logins[k.k] = lim
 		}
 		r := lim.Reserve()
 		if d := r.Delay(); d > 0 {

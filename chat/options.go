@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"runtime"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -114,6 +115,10 @@ const (
 	// DefaultLoginBurst is how many login attempts an account, or an
 	// address, may make at once before DefaultLoginRate applies.
 	DefaultLoginBurst = 5
+	// DefaultPasswordHashers, zero, means half the CPUs (at least one)
+	// may hash passwords at once: bcrypt is slow on purpose, and chat
+	// must keep the rest.
+	DefaultPasswordHashers = 0
 	// DefaultPingInterval is how long a JSON-format client may stay silent
 	// before the server pings it; one silent for twice as long is
 	// disconnected.
@@ -266,11 +271,17 @@ type Options struct {
 	// LoginTimeout is how long a client has to log in when RequireAuth is
 	// set. Zero means DefaultLoginTimeout.
 	LoginTimeout time.Duration
-	// LoginRate and LoginBurst limit login attempts, per account and per
-	// address, against password guessing; zero means DefaultLoginRate and
-	// DefaultLoginBurst, and a LoginRate of rate.Inf means no limit.
+	// LoginRate and LoginBurst limit password attempts against guessing:
+	// an address may make 2*LoginBurst logins and registrations in all,
+	// and LoginBurst logins to any one account, coming back at LoginRate.
+	// Zero means DefaultLoginRate and DefaultLoginBurst, and a LoginRate
+	// of rate.Inf means no limit.
 	LoginRate  rate.Limit
 	LoginBurst int
+	// PasswordHashers is how many password hashes (a /register, a /login)
+	// may run at once; more wait their turn, each on its own client.
+	// Zero means half of GOMAXPROCS, at least one.
+	PasswordHashers int
 
 	// Logger receives the server's log. Nil means no logging.
 	Logger *slog.Logger
@@ -303,6 +314,7 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.MaxHandshakes, DefaultMaxHandshakes)
 	orDefault(&o.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
 	orDefault(&o.IPv6Prefix, DefaultIPv6Prefix)
+	orDefault(&o.PasswordHashers, max(1, runtime.GOMAXPROCS(0)/2))
 	o.IPv6Prefix = min(o.IPv6Prefix, 128)
 	orDefault(&o.PingInterval, DefaultPingInterval)
 	orDefault(&o.LoginTimeout, DefaultLoginTimeout)

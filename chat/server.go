@@ -75,6 +75,10 @@ type Server struct {
 	batching bool
 	toWake   []*session
 
+	// hashers holds a token for each password hash in progress: at most
+	// Options.PasswordHashers.
+	hashers chan struct{}
+
 	// commits carries accepted messages from the readers to commitLoop.
 	commits chan accepted
 	// stopping is closed when shutdown begins, to wake the readers that
@@ -103,6 +107,7 @@ func NewServer(ln net.Listener, opts Options) *Server {
 		connects:        make(map[string]*rate.Limiter),
 		logins:          make(map[string]*rate.Limiter),
 		commits:         make(chan accepted, opts.CommitBatch),
+		hashers:         make(chan struct{}, opts.PasswordHashers),
 		stopping:        make(chan struct{}),
 	}
 	if opts.Cluster != nil {

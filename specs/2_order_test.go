@@ -2,6 +2,7 @@ package specs_test
 
 import (
 	"sync"
+	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -221,11 +222,13 @@ func (g *gatedHistory) Before(room string, before uint64, n int) ([]history.Mess
 type gatedAccounts struct {
 	accounts.Store
 	holdPoint
+	registers atomic.Int32 // Register calls begun: passwords hashed
 }
 
 func newGatedAccounts() *gatedAccounts { return &gatedAccounts{Store: accounts.NewMemory()} }
 
 func (g *gatedAccounts) Register(name, password string) error {
+	g.registers.Add(1)
 	g.pass()
 	return g.Store.Register(name, password)
 }

@@ -240,6 +240,87 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 		})
 	})
 
+	Context("when someone floods /register, each of which costs a password hash", func() {
+		const password = "correct horse battery"
+		var accts *gatedAccounts
+		serve := func(opts chat.Options) {
+			GinkgoHelper()
+			nw = tr.New(false)
+			accts = newGatedAccounts()
+			opts.Accounts = accts
+			srv = startServer(nw, opts)
+		}
+
+		It("refuses to register a registered name before hashing anything", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			serve(chat.Options{})
+			cs := connectAll(srv, nw, 2)
+			cs[0].Send("/register dave " + password + "\n")
+			cs[0].ExpectLines("*** warning: your password crossed the network unencrypted; connect with TLS next time", "*** registered dave; you are logged in")
+			Expect(cs[0].conn.Close()).To(Succeed())
+			Eventually(srv.Clients).Should(Equal(1))
+			cs[1].Send("/register dave whatever123\n")
+			cs[1].ExpectLines("*** error: can't register dave: that name is already registered")
+			Expect(accts.registers.Load()).To(BeEquivalentTo(1), "a password was hashed for a name already registered")
+		})
+
+		It("throttles registrations from one address", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			serve(chat.Options{LoginRate: 0.001, LoginBurst: 1})
+			cs := connectAll(srv, nw, 3)
+			for i, c := range cs[:2] {
+				c.Send(fmt.Sprintf("/register dave%d %s\n", i, password))
+				c.ExpectLines("*** warning: your password crossed the network unencrypted; connect with TLS next time", fmt.Sprintf("*** registered dave%d; you are logged in", i))
+			}
+			cs[2].Send("/register dave2 " + password + "\n")
+			l, err := cs[2].NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(l).To(MatchRegexp(`^\*\*\* error: too many password attempts from 127\.0\.0\.1; try again in (\d+m)?\d+s$`))
+			Expect(accts.registers.Load()).To(BeEquivalentTo(2))
+		})
+
+		It("hashes no more passwords at once than -password-hashers, and the chat goes on meanwhile", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			serve(chat.Options{PasswordHashers: 1})
+			cs := connectAll(srv, nw, 3)
+			entered, release := accts.holdNext()
+			DeferCleanup(release)
+			cs[0].Send("/register dave0 " + password + "\n")
+			Eventually(entered).Should(BeClosed())
+			cs[1].Send("/register dave1 " + password + "\n")
+			cs[2].Send("unaffected\n")
+			cs[2].ExpectLines(cs[2].Says("unaffected"))
+			Consistently(accts.registers.Load, "100ms", "10ms").Should(BeEquivalentTo(1), "a second password was hashed while the only hasher was busy")
+			release()
+			cs[1].ExpectLines(cs[2].Says("unaffected"), "*** warning: your password crossed the network unencrypted; connect with TLS next time", "*** registered dave1; you are logged in")
+			Expect(accts.registers.Load()).To(BeEquivalentTo(2))
+		})
+	})
+
+	Context("when someone guesses at another's password from elsewhere", func() {
+		It("throttles the guesser's address, and the owner still logs in from its own", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			const password = "correct horse battery"
+			nw = &fromAddrs{Network: tr.New(false), addrs: []string{"10.0.0.1:4000", "10.0.0.2:4000", "10.0.0.3:4000"}}
+			srv = startServer(nw, chat.Options{LoginRate: 0.001, LoginBurst: 2})
+			owner := connectAll(srv, nw, 1)[0]
+			owner.Send("/register erin " + password + "\n")
+			owner.ExpectLines("*** warning: your password crossed the network unencrypted; connect with TLS next time", "*** registered erin; you are logged in")
+			Expect(owner.conn.Close()).To(Succeed())
+			Eventually(srv.Clients).Should(BeZero())
+
+			guesser := connectAll(srv, nw, 1)[0]
+			for _, guess := range []string{"password1", "letmein123"} {
+				guesser.Send("/login erin " + guess + "\n")
+				guesser.ExpectLines("*** error: wrong name or password")
+			}
+			guesser.Send("/login erin letmein1234\n")
+			l, err := guesser.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(l).To(MatchRegexp(`^\*\*\* error: too many login attempts; try again in (\d+m)?\d+s$`))
+
+			again := connectAll(srv, nw, 1)[0]
+			again.Send("/login erin " + password + "\n")
+			again.ExpectLines("*** warning: your password crossed the network unencrypted; connect with TLS next time", "*** logged in as erin")
+		})
+	})
+
 	Context("with pings for JSON clients", func() {
 		BeforeEach(func() {
 			nw = tr.New(false)

@@ -70,6 +70,7 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 	opts.LoginRate = chat.DefaultLoginRate
 	fs.Var(rateFlag{&opts.LoginRate}, "login-rate", "login `attempts` a second per account and per address, sustained (0: no limit)")
 	fs.IntVar(&opts.LoginBurst, "login-burst", chat.DefaultLoginBurst, "login `attempts` an account or address may make at once")
+	fs.IntVar(&opts.PasswordHashers, "password-hashers", chat.DefaultPasswordHashers, "password `hashes` (bcrypt) at once; more wait (0: half the CPUs, at least one)")
 	adminAddr := fs.String("admin-addr", "", "`address` for /metrics, /healthz, /readyz and /debug/pprof (off unless set; keep it private)")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
 	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
