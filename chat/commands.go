@@ -56,8 +56,8 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 			s.nick(ss, c.Nick)
 			return false
 		}
-	case protocol.CmdJoin, protocol.CmdHistory, protocol.CmdResume:
-		// These read the history, without s.mu.
+	case protocol.CmdJoin, protocol.CmdHistory, protocol.CmdResume, protocol.CmdRooms, protocol.CmdWho:
+		// These read the history, or build a long listing, without s.mu.
 		if err == nil {
 			if ev := s.loginFirst(ss, c); ev != nil {
 				s.locked(func() { s.sendTo(ss, ev) })
@@ -89,10 +89,6 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 		s.msg(ss, c)
 	case protocol.CmdPart:
 		s.part(ss, c.Room, c.Text)
-	case protocol.CmdRooms:
-		s.listRooms(ss)
-	case protocol.CmdWho:
-		s.who(ss, c.Room)
 	case protocol.CmdTopic:
 		s.topic(ss, c)
 	case protocol.CmdPong:
@@ -111,8 +107,8 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 	return false
 }
 
-// readingCommand carries out a command that reads the history. It is
-// called without s.mu.
+// readingCommand carries out a command that reads the history or builds a
+// long listing. It is called without s.mu.
 func (s *Server) readingCommand(ss *session, c protocol.Command) {
 	switch c.Name {
 	case protocol.CmdJoin:
@@ -121,6 +117,10 @@ func (s *Server) readingCommand(ss *session, c protocol.Command) {
 		s.history(ss, c)
 	case protocol.CmdResume:
 		s.resume(ss, c)
+	case protocol.CmdRooms:
+		s.listRooms(ss, c)
+	case protocol.CmdWho:
+		s.who(ss, c)
 	}
 }
 

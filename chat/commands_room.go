@@ -85,70 +85,117 @@ func (s *Server) part(ss *session, name, reason string) {
 	s.sendTo(ss, &protocol.Event{Type: protocol.TypeCurrent, Room: ss.current.name})
 }
 
-// clusterWho lists the members of a room on every node. s.mu must be
-// held.
-func (s *Server) clusterWho(ss *session, name string) {
-	display := name
-	if r := s.rooms[protocol.Fold(name)]; r != nil {
-		display = r.name
-	} else if name == "" {
-		if ss.current == nil {
-			s.fail(ss, protocol.CodeNoRoom, "you are in no room; /join one")
+// who carries out /who: a page of a room's members, sorted, after
+// c.Next. The members are copied under s.mu (on a cluster node, asked of
+// the cluster without it), and sorted, paged and encoded without it. It is
+// called without s.mu.
+func (s *Server) who(ss *session, c protocol.Command) {
+	var (
+		display string
+		nicks   []string
+		ok      bool
+	)
+	s.locked(func() {
+		var r *room
+		switch {
+		case s.opts.Cluster == nil:
+			if r, ok = s.room(ss, c.Room); ok {
+				display = r.name
+				nicks = make([]string, 0, len(r.members))
+				for m := range r.members {
+					nicks = append(nicks, m.nick)
+				}
+			}
+		case c.Room == "":
+			if r, ok = s.joined(ss, ""); ok {
+				display = r.name
+			}
+		default:
+			display, ok = c.Room, true
+			if r := s.rooms[protocol.Fold(c.Room)]; r != nil {
+				display = r.name
+			}
+		}
+	})
+	if !ok {
+		return
+	}
+	if s.opts.Cluster != nil {
+		var err error
+		switch nicks, err = s.opts.Cluster.Members(display); {
+		case err != nil:
+			s.log.Error("Reading presence from the cluster failed", "err", err)
+			s.locked(func() {
+				s.fail(ss, protocol.CodeClusterDown, "can't list #%s right now: the cluster is unreachable", display)
+			})
+			return
+		case len(nicks) == 0:
+			s.locked(func() { s.fail(ss, protocol.CodeNoSuchRoom, "there is no room #%s", display) })
 			return
 		}
-		display = ss.current.name
-	}
-	nicks, err := s.opts.Cluster.Members(display)
-	switch {
-	case err != nil:
-		s.log.Error("Reading presence from the cluster failed", "err", err)
-		s.fail(ss, protocol.CodeClusterDown, "can't list #%s right now: the cluster is unreachable", display)
-		return
-	case len(nicks) == 0:
-		s.fail(ss, protocol.CodeNoSuchRoom, "there is no room #%s", display)
-		return
 	}
 	slices.SortFunc(nicks, func(a, b string) int { return strings.Compare(protocol.Fold(a), protocol.Fold(b)) })
-	s.sendTo(ss, &protocol.Event{Type: protocol.TypeWho, Room: display, Members: nicks})
+	page, next := pageAfter(nicks, func(n string) string { return n }, c.Next, s.opts.MaxListPage)
+	s.sendEncoded(ss, &protocol.Event{Type: protocol.TypeWho, Room: display, Count: len(nicks), Members: page, Next: next})
 }
 
-// listRooms carries out /rooms. s.mu must be held.
-func (s *Server) listRooms(ss *session) {
+// listRooms carries out /rooms: a page of the rooms, sorted, after c.Next.
+// The rooms are copied under s.mu (on a cluster node, asked of the cluster
+// without it), and sorted, paged and encoded without it. It is called
+// without s.mu.
+func (s *Server) listRooms(ss *session, c protocol.Command) {
 	var infos []protocol.RoomInfo
-	if s.opts.Cluster != nil {
-		all, err := s.opts.Cluster.Rooms()
+	if cl := s.opts.Cluster; cl != nil {
+		all, err := cl.Rooms()
 		if err != nil {
 			s.log.Error("Reading presence from the cluster failed", "err", err)
-			s.fail(ss, protocol.CodeClusterDown, "can't list the rooms right now: the cluster is unreachable")
+			s.locked(func() {
+				s.fail(ss, protocol.CodeClusterDown, "can't list the rooms right now: the cluster is unreachable")
+			})
 			return
 		}
-		for folded, nicks := range all {
-			info := protocol.RoomInfo{Name: folded, Members: len(nicks)}
-			if r := s.rooms[folded]; r != nil {
-				info.Name, info.Topic = r.name, r.topic
+		s.locked(func() {
+			for folded, nicks := range all {
+				info := protocol.RoomInfo{Name: folded, Members: len(nicks)}
+				if r := s.rooms[folded]; r != nil {
+					info.Name, info.Topic = r.name, r.topic
+				}
+				infos = append(infos, info)
 			}
-			infos = append(infos, info)
-		}
+		})
 	} else {
-		for _, r := range s.rooms {
-			infos = append(infos, protocol.RoomInfo{Name: r.name, Members: len(r.members), Topic: r.topic})
-		}
+		s.locked(func() {
+			infos = make([]protocol.RoomInfo, 0, len(s.rooms))
+			for _, r := range s.rooms {
+				infos = append(infos, protocol.RoomInfo{Name: r.name, Members: len(r.members), Topic: r.topic})
+			}
+		})
 	}
 	slices.SortFunc(infos, func(a, b protocol.RoomInfo) int {
 		return strings.Compare(protocol.Fold(a.Name), protocol.Fold(b.Name))
 	})
-	s.sendTo(ss, &protocol.Event{Type: protocol.TypeRooms, Rooms: infos})
+	page, next := pageAfter(infos, func(r protocol.RoomInfo) string { return r.Name }, c.Next, s.opts.MaxListPage)
+	s.sendEncoded(ss, &protocol.Event{Type: protocol.TypeRooms, Rooms: page, Next: next})
 }
 
-// who carries out /who. s.mu must be held.
-func (s *Server) who(ss *session, name string) {
-	if s.opts.Cluster != nil {
-		s.clusterWho(ss, name)
-		return
+// pageAfter returns up to n of sorted (sorted by the folded names that
+// name gives) that come after the name from, and, if more remain, the
+// name to go on from.
+func pageAfter[T any](sorted []T, name func(T) string, from string, n int) (page []T, next string) {
+	start := 0
+	if from != "" {
+		start, _ = slices.BinarySearchFunc(sorted, protocol.Fold(from), func(x T, f string) int {
+			return strings.Compare(protocol.Fold(name(x)), f)
+		})
+		if start < len(sorted) && protocol.Fold(name(sorted[start])) == protocol.Fold(from) {
+			start++
+		}
 	}
-	if r, ok := s.room(ss, name); ok {
-		s.sendTo(ss, &protocol.Event{Type: protocol.TypeWho, Room: r.name, Members: r.nicks()})
+	end := min(start+n, len(sorted))
+	if end < len(sorted) {
+		next = name(sorted[end-1])
 	}
+	return sorted[start:end], next
 }
 
 // topic carries out /topic, showing or setting it. s.mu must be held.

@@ -56,6 +56,23 @@ func (s *Server) sendTo(ss *session, ev *protocol.Event) {
 	s.metrics.deliveries.Inc()
 }
 
+// sendEncoded encodes ev for ss without s.mu, then queues it for ss
+// alone. It is for a long reply (a listing), whose encoding must not hold
+// up everyone else; ev must not depend on ss's current room or nickname,
+// which may change meanwhile. It is called without s.mu.
+func (s *Server) sendEncoded(ss *session, ev *protocol.Event) {
+	var b []byte
+	if ss.jsonOut.Load() {
+		b = ev.AppendJSON(nil)
+	} else {
+		b = ev.AppendText(nil, protocol.View{})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.enqueue(item{b: b})
+	s.metrics.deliveries.Inc()
+}
+
 // fail sends ss an error event. s.mu must be held.
 func (s *Server) fail(ss *session, code, format string, args ...any) {
 	s.sendTo(ss, refusal(code, format, args...))

@@ -51,6 +51,9 @@ const (
 	// DefaultHistoryOnJoin is how many of a room's latest messages a client
 	// receives when it joins the room.
 	DefaultHistoryOnJoin = 20
+	// DefaultMaxListPage bounds the rooms one /rooms lists, and the
+	// members one /who lists; the reply says where to go on.
+	DefaultMaxListPage = 100
 	// DefaultMaxHistoryPage bounds the messages sent for one /history or
 	// /resume.
 	DefaultMaxHistoryPage = 100
@@ -190,6 +193,10 @@ type Options struct {
 	// receives on joining it. Zero means DefaultHistoryOnJoin; negative
 	// means none.
 	HistoryOnJoin int
+	// MaxListPage bounds the rooms listed by one /rooms and the members by
+	// one /who; the reply names where the next page starts. Zero means
+	// DefaultMaxListPage.
+	MaxListPage int
 	// MaxHistoryPage bounds the messages sent for one /history or /resume.
 	// Zero means DefaultMaxHistoryPage. It is capped at half of
 	// OutboundQueue, and HistoryOnJoin at MaxHistoryPage, because a replay
@@ -299,6 +306,7 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.MaxRoomMembers, DefaultMaxRoomMembers)
 	orDefault(&o.MaxRooms, DefaultMaxRooms)
 	orDefault(&o.MaxHistoryPage, DefaultMaxHistoryPage)
+	orDefault(&o.MaxListPage, DefaultMaxListPage)
 	orDefault(&o.CommitBatch, DefaultCommitBatch)
 	orDefault(&o.TrimInterval, DefaultTrimInterval)
 	orDefault(&o.MessageRate, DefaultMessageRate)

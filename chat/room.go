@@ -4,9 +4,6 @@ package chat
 // carries on from.
 
 import (
-	"slices"
-	"strings"
-
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
@@ -24,18 +21,6 @@ type room struct {
 
 func newRoom(name string) *room {
 	return &room{name: name, members: make(map[*session]struct{})}
-}
-
-// nicks returns the members' nicknames, sorted case-insensitively.
-func (r *room) nicks() []string {
-	nicks := make([]string, 0, len(r.members))
-	for ss := range r.members {
-		nicks = append(nicks, ss.nick)
-	}
-	slices.SortFunc(nicks, func(a, b string) int {
-		return strings.Compare(protocol.Fold(a), protocol.Fold(b))
-	})
-	return nicks
 }
 
 // openRoom makes a room whose numbering carries on from newest, the

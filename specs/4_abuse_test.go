@@ -321,6 +321,27 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 		})
 	})
 
+	Context("when someone asks for listings of a big server", func() {
+		It("lists rooms and members a page at a time, saying where to go on", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{MaxListPage: 2})
+			cs := connectAll(srv, nw, 3)
+			for i, c := range cs {
+				c.Send(fmt.Sprintf("/nick n%d\n/join r%d\n", i, i))
+				c.ExpectLines(fmt.Sprintf("*** you are now talking in #r%d", i))
+			}
+			c := cs[0]
+			c.Send("/who lobby\n")
+			c.ExpectLines("*** in #lobby (3): n0, n1; more: /who lobby n1")
+			c.Send("/who lobby n1\n")
+			c.ExpectLines("*** in #lobby (3): n2")
+			c.Send("/rooms\n")
+			c.ExpectLines("*** rooms: #lobby (3), #r0 (1); more: /rooms r0")
+			c.Send("/rooms r0\n")
+			c.ExpectLines("*** rooms: #r1 (1), #r2 (1)")
+		})
+	})
+
 	Context("with pings for JSON clients", func() {
 		BeforeEach(func() {
 			nw = tr.New(false)

@@ -48,6 +48,8 @@ type Command struct {
 	Limit  int    // history: how many messages (0: the server's default)
 	Before uint64 // history: only messages numbered below this (0: the newest)
 	After  uint64 // resume: only messages numbered above this
+
+	Next string // rooms, who: list from after this name, a page's Next ("": from the start)
 }
 
 // usage is each command's text form and what it does, in /help order.
@@ -57,8 +59,8 @@ var usage = []struct{ name, syntax, help string }{
 	{CmdLogin, "/login NAME PASSWORD", "log in to the account NAME and take its nickname"},
 	{CmdJoin, "/join ROOM", "join a room (created if new) and talk in it; joining a room you are in switches to it"},
 	{CmdPart, "/part [ROOM] [REASON]", "leave a room (default: the current one)"},
-	{CmdRooms, "/rooms", "list rooms with their member counts"},
-	{CmdWho, "/who [ROOM]", "list the members of a room (default: the current one)"},
+	{CmdRooms, "/rooms [FROM]", "list rooms with their member counts, a page at a time (FROM: where the last page said to go on)"},
+	{CmdWho, "/who [ROOM] [FROM]", "list the members of a room (default: the current one), a page at a time"},
 	{CmdTopic, "/topic [TEXT]", "show, or set, the current room's topic"},
 	{CmdMsg, "/msg NICK TEXT", "send a private message"},
 	{CmdMe, "/me ACTION", "describe what you are doing"},
@@ -173,11 +175,16 @@ func ParseText(line string) (Command, error) {
 		// also "/part reason..." is ambiguous, so a reason needs a room.
 		return Command{Name: name, Room: roomArg(first), Text: tail}, nil
 	case CmdWho:
+		if strings.ContainsAny(tail, " \t") {
+			return bad()
+		}
+		return Command{Name: name, Room: roomArg(first), Next: tail}, nil
+	case CmdRooms:
 		if tail != "" {
 			return bad()
 		}
-		return Command{Name: name, Room: roomArg(first)}, nil
-	case CmdRooms, CmdHelp, CmdPong:
+		return Command{Name: name, Next: first}, nil
+	case CmdHelp, CmdPong:
 		if rest != "" {
 			return bad()
 		}
@@ -262,6 +269,7 @@ type jsonCommand struct {
 	Topic    *string `json:"topic,omitempty"`
 	Password string  `json:"password,omitempty"`
 	Limit    int     `json:"limit,omitempty"`
+	Next     string  `json:"next,omitempty"`
 	Before   uint64  `json:"before,omitempty"`
 	After    uint64  `json:"after,omitempty"`
 }
@@ -304,6 +312,8 @@ func (c Command) AppendJSON(b []byte) []byte {
 		j.Limit, j.Before = c.Limit, c.Before
 	case CmdResume:
 		j.After = c.After
+	case CmdRooms, CmdWho:
+		j.Next = c.Next
 	}
 	buf := bytes.NewBuffer(b)
 	enc := json.NewEncoder(buf)
@@ -333,7 +343,7 @@ func DecodeJSON(line []byte) (Command, error) {
 	if j.Topic != nil {
 		topic = *j.Topic
 	}
-	for _, s := range []string{j.Type, j.Room, j.Nick, j.To, j.Text, j.Reason, j.Format, j.Password, topic} {
+	for _, s := range []string{j.Type, j.Room, j.Nick, j.To, j.Text, j.Reason, j.Format, j.Password, topic, j.Next} {
 		if hasControl(s) {
 			return Command{}, fmt.Errorf("%w: control characters (line breaks, escapes) are not allowed", ErrBadJSON)
 		}
@@ -367,7 +377,9 @@ func DecodeJSON(line []byte) (Command, error) {
 		}
 	case CmdPart, CmdQuit:
 		c.Text = j.Reason
-	case CmdWho, CmdRooms, CmdHelp, CmdPong:
+	case CmdWho, CmdRooms:
+		c.Next = j.Next
+	case CmdHelp, CmdPong:
 	case CmdTopic:
 		if j.Topic != nil {
 			c.Text, c.SetTopic = *j.Topic, true

@@ -58,6 +58,7 @@ type Event struct {
 	Format   string     `json:"format,omitempty"`
 	Rooms    []RoomInfo `json:"rooms,omitempty"`
 	Members  []string   `json:"members,omitempty"`
+	Next     string     `json:"next,omitempty"`
 	Commands []string   `json:"commands,omitempty"`
 	Limits   *Limits    `json:"limits,omitempty"`
 }
@@ -187,9 +188,20 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 		for i, r := range e.Rooms {
 			parts[i] = "#" + r.Name + " (" + strconv.Itoa(r.Members) + ")"
 		}
-		sys("rooms: %s", strings.Join(parts, ", "))
+		more := ""
+		if e.Next != "" {
+			more = "; more: /rooms " + e.Next
+		}
+		sys("rooms: %s%s", strings.Join(parts, ", "), more)
 	case TypeWho:
-		sys("in #%s (%d): %s", e.Room, len(e.Members), strings.Join(e.Members, ", "))
+		n, more := e.Count, ""
+		if n == 0 {
+			n = len(e.Members)
+		}
+		if e.Next != "" {
+			more = "; more: /who " + e.Room + " " + e.Next
+		}
+		sys("in #%s (%d): %s%s", e.Room, n, strings.Join(e.Members, ", "), more)
 	case TypeHelp:
 		for _, c := range e.Commands {
 			sys("%s", c)

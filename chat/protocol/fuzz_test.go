@@ -58,13 +58,17 @@ func checkFields(t *testing.T, input any, c protocol.Command, room bool) bool {
 		if c.Nick == "" {
 			t.Errorf("%q: /nick without a name: %+v", input, c)
 		}
-	case protocol.CmdJoin, protocol.CmdWho:
+	case protocol.CmdJoin:
 		rest.Room = ""
+	case protocol.CmdWho:
+		rest.Room, rest.Next = "", ""
 	case protocol.CmdPart:
 		rest.Room, rest.Text = "", ""
 	case protocol.CmdQuit:
 		rest.Text = ""
-	case protocol.CmdRooms, protocol.CmdHelp, protocol.CmdPong:
+	case protocol.CmdRooms:
+		rest.Next = ""
+	case protocol.CmdHelp, protocol.CmdPong:
 	case protocol.CmdTopic:
 		rest.Room, rest.Text, rest.SetTopic = "", "", false
 		if c.Text != "" && !c.SetTopic {
@@ -152,10 +156,18 @@ func textForm(c protocol.Command) string {
 		}
 		return "/part"
 	case protocol.CmdWho:
-		if c.Room != "" {
+		switch {
+		case c.Next != "":
+			return "/who #" + c.Room + " " + c.Next
+		case c.Room != "":
 			return "/who #" + c.Room
 		}
 		return "/who"
+	case protocol.CmdRooms:
+		if c.Next != "" {
+			return "/rooms " + c.Next
+		}
+		return "/rooms"
 	case protocol.CmdTopic:
 		if c.SetTopic {
 			return "/topic " + c.Text
@@ -210,6 +222,8 @@ func jsonForm(t *testing.T, c protocol.Command) []byte {
 		m["limit"], m["before"] = c.Limit, c.Before
 	case protocol.CmdResume:
 		m["after"] = c.After
+	case protocol.CmdRooms, protocol.CmdWho:
+		m["next"] = c.Next
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -243,7 +257,7 @@ func FuzzParseText(f *testing.F) {
 		"/join #games", "/join games", "/join #", "/join ##x", "/join", "/join a b",
 		"/part", "/part games", "/part #games see  you ", "/part # bye", "/part\u00a0x",
 		"/rooms", "/rooms now", "/ROOMS ", "/help", "/help me",
-		"/who", "/who #lobby", "/who a b",
+		"/who", "/who #lobby", "/who a b", "/who a b c", "/who #lobby #x", "/rooms games", "/rooms #games", "/rooms a b",
 		"/topic", "/topic   ", "/topic Rust vs Go", "/topic \u0085x\u0085",
 		"/msg bob hi there", "/msg bob", "/msg bob   ", "/msg  bob  hi ", "/msg bob\u00a0hi",
 		"/me waves", "/me", "/me  \t", "/me\twaves",
@@ -306,7 +320,7 @@ func FuzzParseText(f *testing.F) {
 		if !utf8.ValidString(s) {
 			return // JSON strings are UTF-8
 		}
-		if line.HasControl([]byte(c.Text + c.Room + c.Nick + c.Password + c.Format)) {
+		if line.HasControl([]byte(c.Text + c.Room + c.Nick + c.Password + c.Format + c.Next)) {
 			if _, err := protocol.DecodeJSON(jsonForm(t, c)); !errors.Is(err, protocol.ErrBadJSON) {
 				t.Fatalf("ParseText(%q) = %+v; its JSON form carries a control character, yet DecodeJSON = %v; want ErrBadJSON", s, c, err)
 			}

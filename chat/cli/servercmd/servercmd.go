@@ -46,6 +46,7 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 	fs.IntVar(&opts.MaxRoomMembers, "max-room-members", chat.DefaultMaxRoomMembers, "`clients` a room may hold (the lobby has no limit)")
 	fs.IntVar(&opts.AnnounceLimit, "announce-limit", chat.DefaultAnnounceLimit, "largest room, in `members`, whose joins, parts and quits are announced (-1: every room)")
 	fs.IntVar(&opts.MaxRooms, "max-rooms", chat.DefaultMaxRooms, "`rooms` that may exist at once")
+	fs.IntVar(&opts.MaxListPage, "max-list-page", chat.DefaultMaxListPage, "`rooms` one /rooms lists, and members one /who lists, per page")
 	opts.MessageRate = chat.DefaultMessageRate
 	fs.Var(rateFlag{&opts.MessageRate}, "rate", "`lines` a second a client may send, sustained (0: no limit)")
 	fs.IntVar(&opts.MessageBurst, "burst", chat.DefaultMessageBurst, "`lines` a client may send at once before -rate applies")
