@@ -102,8 +102,10 @@
 // known costs: the replay of the lobby to a client arriving or logging in;
 // a join or a /nick that keeps finding what it read gone stale reads at
 // its fourth try with the lock held; on a cluster node, the cluster's
-// requests for nickname claims, presence and topics; and the log lines of
-// those when they fail.
+// requests for nickname claims, presence writes and topics (its /who and
+// /rooms are asked without it); and the log lines of those when they
+// fail. /who and /rooms copy what they list under it, and sort, page and
+// encode without it.
 //
 // A session's mu guards its outbound queue; it is taken under Server.mu
 // (to queue) or alone (by the flusher, to take the queue), never the other
