@@ -396,7 +396,7 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			alice.Command(map[string]any{"type": "join", "room": "games"})
 			alice.ExpectEvent(protocol.Event{Type: protocol.TypeCurrent, Room: "games"})
 			alice.Command(map[string]any{"type": "who", "room": "lobby"})
-			alice.ExpectEvent(protocol.Event{Type: protocol.TypeWho, Room: "lobby", Members: []string{"alice", "bob"}})
+			alice.ExpectEvent(protocol.Event{Type: protocol.TypeWho, Room: "lobby", Count: 2, Members: []string{"alice", "bob"}})
 			alice.Command(map[string]any{"type": "rooms"})
 			alice.ExpectEvent(protocol.Event{Type: protocol.TypeRooms, Rooms: []protocol.RoomInfo{{Name: "games", Members: 1}, {Name: "lobby", Members: 2}}})
 			alice.Command(map[string]any{"type": "msg", "to": "bob", "text": "psst"})
