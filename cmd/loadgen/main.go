@@ -13,6 +13,16 @@
 //	         server's memory per connection
 //	connect  n clients connect as fast as they can, then leave
 //
+// Attack scenarios measure an unrelated probe client's echo (a line every
+// 250ms) for -duration with the server quiet, then for -duration while n
+// attackers do their worst, and report both medians and their ratio:
+//
+//	register-flood  "/register dave whatever123" four times a second
+//	                each, dave taken
+//	tls-idle        TCP connections to -tls-addr that never start a
+//	                handshake; reports how many the server holds open
+//	rooms-flood     /rooms four times a second each, with -rooms rooms
+//
 // Every message carries its number and its send time; each receiver
 // records the latency of every message and counts losses and duplicates.
 // With -server-pid the report adds the server's CPU time and RSS (from
@@ -65,13 +75,17 @@ type config struct {
 	serverPID int
 	label     string
 	proto     string
+	tlsAddr   string
+	rooms     int
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var c config
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "server `address`; several, comma-separated, spread the clients over the nodes of a cluster (the sender uses the first)")
-	fs.StringVar(&c.scenario, "scenario", "fanout", "fanout, chatter, slow, idle or connect")
+	fs.StringVar(&c.scenario, "scenario", "fanout", "fanout, chatter, slow, idle, connect, or an attack: register-flood, tls-idle, rooms-flood")
+	fs.StringVar(&c.tlsAddr, "tls-addr", "", "the server's TLS `address` (tls-idle)")
+	fs.IntVar(&c.rooms, "rooms", 500, "`rooms` to make before flooding /rooms (rooms-flood)")
 	fs.IntVar(&c.n, "n", 100, "clients (receivers, for fanout and slow)")
 	fs.IntVar(&c.messages, "messages", 10000, "messages to send (fanout, slow)")
 	fs.IntVar(&c.window, "window", 8, "messages in flight at most (fanout, slow)")
@@ -105,7 +119,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case "connect":
 		r, err = connectStorm(ctx, c)
 	default:
-		return fmt.Errorf("unknown scenario %q", c.scenario)
+		a, ok := attacks[c.scenario]
+		if !ok {
+			return fmt.Errorf("unknown scenario %q", c.scenario)
+		}
+		r, err = underAttack(ctx, c, a)
 	}
 	if err != nil {
 		return err
@@ -531,6 +549,8 @@ type report struct {
 	idleRSS      int64
 	idleRSSDelta int64
 	connected    int64
+	quiet        []time.Duration // an attack scenario's probe, before the attack
+	attackers    int             // connections attacking (tls-idle: held open by the server)
 }
 
 func (r report) print(out io.Writer, c config) {
@@ -551,6 +571,8 @@ func (r report) print(out io.Writer, c config) {
 	case "connect":
 		fmt.Fprintf(out, " connected=%d failed=%d connects_per_s=%.0f p50=%v p99=%v", r.connected, r.lost,
 			float64(r.connected)/r.wall.Seconds(), pct(0.5), pct(0.99))
+	case "register-flood", "tls-idle", "rooms-flood":
+		r.printAttack(out)
 	default:
 		fmt.Fprintf(out, " window=%d deliveries=%d lost=%d dups=%d deliveries_per_s=%.0f p50=%v p90=%v p99=%v max=%v",
 			c.window, r.deliveries, r.lost, r.dups, r.rate, pct(0.5), pct(0.9), pct(0.99), pct(1))
