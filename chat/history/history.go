@@ -51,7 +51,9 @@ type Store interface {
 	// with no messages ever.
 	Bounds(room string) (oldest, newest uint64, err error)
 	// Trim applies the retention policy to every room, removing at most
-	// limit messages, and reports how many it removed.
+	// limit messages, and reports how many it removed. An error wrapping
+	// ErrCorrupt comes with what it did remove: it skipped records it
+	// could not read, and trimming may go on.
 	Trim(now time.Time, limit int) (int, error)
 	// Close releases the store.
 	Close() error
@@ -61,6 +63,10 @@ type Store interface {
 // confirm the messages in time but may have kept them all the same, as a
 // cluster's store can when its connection drops.
 var ErrUnconfirmed = errors.New("history: not confirmed as stored")
+
+// ErrCorrupt is wrapped by the error for a stored record that can't be
+// decoded as a message.
+var ErrCorrupt = errors.New("history: corrupt record")
 
 // ErrClosed is returned by a Store that has been closed.
 var ErrClosed = errors.New("history: store closed")
