@@ -13,6 +13,8 @@ import (
 	"github.com/onsi/gomega/gbytes"
 
 	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/accounts"
+	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
@@ -207,6 +209,46 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			var err error
 			Eventually(done).Should(Receive(&err))
 			Expect(err).To(MatchError(net.ErrClosed), "the spec closed the connection, not the server")
+		})
+	})
+	Context("when someone fills the history", func() {
+		// pageOf sends /history N for c's current room and returns the
+		// page, its closing line included.
+		pageOf := func(c *testClient, n int) []string {
+			GinkgoHelper()
+			c.Send(fmt.Sprintf("/history %d\n", n))
+			var page []string
+			for {
+				l, err := c.NextLine()
+				Expect(err).NotTo(HaveOccurred())
+				page = append(page, l)
+				if strings.HasPrefix(l, "*** start of #") || strings.HasPrefix(l, "*** end of this page of #") {
+					return page
+				}
+			}
+		}
+
+		It("goes on removing messages past the age limit once an account is stored beside them", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			store := openStore(GinkgoT().TempDir(), history.Retention{MaxAge: time.Hour})
+			srv = startServer(nw, chat.Options{History: store, Accounts: accounts.NewBolt(store.DB()), HistoryOnJoin: -1, TrimInterval: time.Millisecond})
+			alice := connectAll(srv, nw, 1)[0]
+			alice.Send("/register alice correct horse battery\n")
+			alice.ExpectLines("*** warning: your password crossed the network unencrypted; connect with TLS next time", "*** registered alice; you are logged in")
+			alice.Nick = "alice"
+			// Messages from long ago, stored once the account is.
+			old := make([]history.Message, 3)
+			for i := range old {
+				old[i] = history.Message{Room: "attic", Time: time.Now().Add(-2 * time.Hour), Kind: protocol.TypeMessage, From: "ghost", Text: "long ago"}
+			}
+			Expect(store.Append(old)).To(Succeed())
+			alice.Send("/join attic\nstill here\n")
+			alice.ExpectLines("*** you are now talking in #attic", alice.Says("still here"))
+			Eventually(func() []string { return pageOf(alice, 10) }).Should(Equal([]string{
+				"[history 4] alice: still here",
+				"*** start of #attic history reached (1 messages)",
+			}), "the old messages are removed, the recent one kept")
+			Expect(srv.Log).NotTo(gbytes.Say("Trimming history"))
 		})
 	})
 }, transports)
