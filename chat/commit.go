@@ -38,6 +38,7 @@ func (s *Server) commitLoop() {
 	tick := time.NewTicker(s.opts.TrimInterval)
 	defer tick.Stop()
 	trimming := false
+	warned := false // of unreadable records, this trimming round
 	for {
 		var (
 			first accepted
@@ -47,14 +48,14 @@ func (s *Server) commitLoop() {
 			select {
 			case first, ok = <-s.commits:
 			default:
-				trimming = s.trimStep()
+				trimming = s.trimStep(&warned)
 				continue
 			}
 		} else {
 			select {
 			case first, ok = <-s.commits:
 			case <-tick.C:
-				trimming = true
+				trimming, warned = true, false
 				continue
 			}
 		}
@@ -77,7 +78,7 @@ func (s *Server) commitLoop() {
 		s.commit(batch, msgs[:0])
 		clear(batch) // let delivered events go
 		if trimming {
-			trimming = s.trimStep()
+			trimming = s.trimStep(&warned)
 		}
 	}
 }
@@ -131,9 +132,18 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 const trimBatch = 1000
 
 // trimStep removes up to trimBatch messages past the store's age limit,
-// and reports whether there may be more.
-func (s *Server) trimStep() bool {
+// and reports whether there may be more. Records the store skipped because
+// it could not read them (history.ErrCorrupt) don't stop the trimming; it
+// warns of them unless *warned, and sets *warned.
+func (s *Server) trimStep(warned *bool) bool {
 	n, err := s.opts.History.Trim(time.Now(), trimBatch)
+	if errors.Is(err, history.ErrCorrupt) {
+		if !*warned {
+			s.log.Warn("Trimming history skipped records it can't read", "err", err)
+			*warned = true
+		}
+		err = nil
+	}
 	if err != nil {
 		s.log.Error("Trimming history failed", "err", err)
 		return false

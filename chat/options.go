@@ -66,6 +66,11 @@ const (
 	// DefaultMemoryHistory is how many messages per room the in-memory
 	// history keeps when Options.History is nil.
 	DefaultMemoryHistory = 10000
+	// DefaultMemoryBytes bounds the in-memory history, in bytes as
+	// history.MemoryStore.Bytes counts them, when Options.History is nil
+	// (and with the server's -memory): past it the oldest messages go
+	// first, whatever their room.
+	DefaultMemoryBytes = 64 << 20
 
 	// DefaultMessageRate is how many lines a second a client may send,
 	// sustained.
@@ -186,7 +191,8 @@ type Options struct {
 	// is ignored). See package chat/cluster.
 	Cluster Cluster
 	// History stores every message before anyone receives it. Nil means an
-	// in-memory store that keeps DefaultMemoryHistory messages per room.
+	// in-memory store that keeps DefaultMemoryHistory messages per room,
+	// and DefaultMemoryBytes in all.
 	// The server does not close it.
 	History history.Store
 	// HistoryOnJoin is how many of a room's latest messages a client
@@ -351,7 +357,7 @@ func (o Options) withDefaults() Options {
 		o.History = o.Cluster
 	}
 	if o.History == nil {
-		o.History = history.NewMemory(history.Retention{MaxMessages: DefaultMemoryHistory})
+		o.History = history.NewMemory(history.Retention{MaxMessages: DefaultMemoryHistory, MaxBytes: DefaultMemoryBytes})
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

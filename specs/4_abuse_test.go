@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,9 @@ import (
 	"github.com/onsi/gomega/gbytes"
 
 	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/accounts"
+	"github.com/natter-chat/natter/chat/cli/servercmd"
+	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
@@ -386,6 +390,98 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			var err error
 			Eventually(done).Should(Receive(&err))
 			Expect(err).To(MatchError(net.ErrClosed), "the spec closed the connection, not the server")
+		})
+	})
+	Context("when someone fills the history", func() {
+		// pageOf sends /history N for c's current room and returns the
+		// page, its closing line included.
+		pageOf := func(c *testClient, n int) []string {
+			GinkgoHelper()
+			c.Send(fmt.Sprintf("/history %d\n", n))
+			var page []string
+			for {
+				l, err := c.NextLine()
+				Expect(err).NotTo(HaveOccurred())
+				page = append(page, l)
+				if strings.HasPrefix(l, "*** start of #") || strings.HasPrefix(l, "*** end of this page of #") {
+					return page
+				}
+			}
+		}
+
+		It("goes on removing messages past the age limit once an account is stored beside them", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			store := openStore(GinkgoT().TempDir(), history.Retention{MaxAge: time.Hour})
+			srv = startServer(nw, chat.Options{History: store, Accounts: accounts.NewBolt(store.DB()), HistoryOnJoin: -1, TrimInterval: time.Millisecond})
+			alice := connectAll(srv, nw, 1)[0]
+			alice.Send("/register alice correct horse battery\n")
+			alice.ExpectLines("*** warning: your password crossed the network unencrypted; connect with TLS next time", "*** registered alice; you are logged in")
+			alice.Nick = "alice"
+			// Messages from long ago, stored once the account is.
+			old := make([]history.Message, 3)
+			for i := range old {
+				old[i] = history.Message{Room: "attic", Time: time.Now().Add(-2 * time.Hour), Kind: protocol.TypeMessage, From: "ghost", Text: "long ago"}
+			}
+			Expect(store.Append(old)).To(Succeed())
+			alice.Send("/join attic\nstill here\n")
+			alice.ExpectLines("*** you are now talking in #attic", alice.Says("still here"))
+			Eventually(func() []string { return pageOf(alice, 10) }).Should(Equal([]string{
+				"[history 4] alice: still here",
+				"*** start of #attic history reached (1 messages)",
+			}), "the old messages are removed, the recent one kept")
+			Expect(srv.Log).NotTo(gbytes.Say("Trimming history"))
+		})
+
+		It("keeps the in-memory history within its byte budget, forgetting the oldest messages of any room, and a room that comes back numbers on above its last message", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			const budget = 8 << 10 // about four rooms of ten short lines
+			store := history.NewMemory(history.Retention{MaxBytes: budget})
+			srv = startServer(nw, chat.Options{History: store, HistoryOnJoin: -1})
+			alice := connectAll(srv, nw, 1)[0]
+			for r := range 20 {
+				room := fmt.Sprint("room-", r)
+				alice.Send("/join " + room + "\n")
+				alice.ExpectLines("*** you are now talking in #" + room)
+				for i := 1; i <= 10; i++ {
+					alice.Send(fmt.Sprintf("%s line %d\n", room, i))
+				}
+				for i := 1; i <= 10; i++ {
+					alice.ExpectLines(alice.Says(fmt.Sprintf("%s line %d", room, i)))
+				}
+				alice.Send("/part\n")
+				alice.ExpectLines("*** you are now talking in #lobby")
+				Expect(store.Bytes()).To(BeNumerically("<=", budget), "the store's own count, after room-%d", r)
+			}
+
+			alice.Send("/join room-0\n")
+			alice.ExpectLines("*** you are now talking in #room-0")
+			Expect(pageOf(alice, 10)).To(Equal([]string{"*** start of #room-0 history reached (0 messages)"}), "the oldest room's messages are gone")
+			alice.Send("back again\n")
+			alice.ExpectLines(alice.Says("back again"))
+			page := pageOf(alice, 10)
+			Expect(page).To(HaveLen(2))
+			var seq int
+			_, err := fmt.Sscanf(page[0], "[history %d] "+alice.Nick+": back again", &seq)
+			Expect(err).NotTo(HaveOccurred(), "in %q", page[0])
+			Expect(seq).To(BeNumerically(">", 10), "room-0's numbers go on above its ten first messages")
+			Expect(store.Bytes()).To(BeNumerically("<=", budget))
+		})
+
+		It("keeps at most -memory-bytes of history in the server command's -memory mode", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			server := runCommand(servercmd.Run, nw, "-addr", "127.0.0.1:0", "-memory", "-memory-bytes", "2048", "-rate", "0", "-history-on-join", "-1")
+			Eventually(server.stderr).Should(gbytes.Say(`INFO History is kept in memory only, at most 2048 bytes of it\n`))
+			running := regexp.MustCompile(`INFO Server running on (127\.0\.0\.1:\d+)\n`)
+			Eventually(server.stderr).Should(gbytes.Say(running.String()))
+			alice := connect(nw, running.FindStringSubmatch(string(server.stderr.Contents()))[1])
+			alice.Send(lines(1, 30))
+			for i := 1; i <= 30; i++ {
+				alice.ExpectLines(alice.Says(fmt.Sprintf("line %d", i)))
+			}
+			page := pageOf(alice, 30)
+			Expect(len(page)).To(BeNumerically("<", 1+30), "not all 30 lines kept in 2048 bytes: %q", page)
+			Expect(page[len(page)-1]).To(HavePrefix("*** start of #lobby history reached"))
+			Expect(page[len(page)-2]).To(Equal("[history 30] " + alice.Says("line 30")))
 		})
 	})
 }, transports)

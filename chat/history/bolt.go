@@ -46,7 +46,14 @@ func OpenBolt(dir string, r Retention) (*BoltStore, error) {
 	return &BoltStore{db: db, retention: r}, nil
 }
 
+// bucketName is the name of room's bucket: a top-level bucket named by the
+// room, lowercased.
 func bucketName(room string) []byte { return []byte(strings.ToLower(room)) }
+
+// isRoomBucket reports whether the top-level bucket name is a room's. The
+// buckets of other stores sharing the file have a "/" in their names (see
+// DB), which Append refuses in a room's.
+func isRoomBucket(name []byte) bool { return !bytes.ContainsRune(name, '/') }
 
 func key(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
@@ -55,6 +62,9 @@ func (s *BoltStore) Append(msgs []Message) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for i := range msgs {
 			m := &msgs[i]
+			if strings.Contains(m.Room, "/") {
+				return fmt.Errorf("room name %q has a \"/\"", m.Room)
+			}
 			b, err := tx.CreateBucketIfNotExists(bucketName(m.Room))
 			if err != nil {
 				return err
@@ -170,34 +180,56 @@ func (s *BoltStore) Bounds(room string) (oldest, newest uint64, err error) {
 
 // Trim implements Store. It removes messages older than the retention's
 // MaxAge, oldest first, at most limit of them in one transaction, so a
-// caller can trim in small steps between appends.
+// caller can trim in small steps between appends. It walks the rooms'
+// buckets only (see DB). A record it can't decode is left where it is and
+// skipped; Trim then still commits what it removed, and returns it with an
+// error wrapping ErrCorrupt that says how many records it skipped.
 func (s *BoltStore) Trim(now time.Time, limit int) (int, error) {
 	if s.retention.MaxAge <= 0 {
 		return 0, nil
 	}
 	cutoff := now.Add(-s.retention.MaxAge)
-	removed := 0
+	removed, skipped := 0, 0
+	var bad error // the first record skipped
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if !isRoomBucket(name) {
+				return nil
+			}
+			var old [][]byte
 			c := b.Cursor()
-			for k, v := c.First(); k != nil && removed < limit; k, v = c.First() {
+			for k, v := c.First(); k != nil && removed+len(old) < limit; k, v = c.Next() {
+				if v == nil {
+					continue // a nested bucket, not a message
+				}
 				m, err := decode(v)
 				if err != nil {
-					return err
+					if skipped++; bad == nil {
+						bad = fmt.Errorf("#%s %d: %w", name, binary.BigEndian.Uint64(k), err)
+					}
+					continue
 				}
 				if !m.Time.Before(cutoff) {
 					break
 				}
-				if err := c.Delete(); err != nil {
+				old = append(old, bytes.Clone(k))
+			}
+			// Deleted after the walk: a cursor's Next after its Delete
+			// can skip a key.
+			for _, k := range old {
+				if err := b.Delete(k); err != nil {
 					return err
 				}
-				removed++
 			}
+			removed += len(old)
 			return nil
 		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("history: trim: %w", err)
+	}
+	if skipped > 0 {
+		return removed, fmt.Errorf("history: trim: skipped %d records that can't be read, the first %w", skipped, bad)
 	}
 	return removed, nil
 }
@@ -206,8 +238,9 @@ func (s *BoltStore) Trim(now time.Time, limit int) (int, error) {
 func (s *BoltStore) Close() error { return s.db.Close() }
 
 // DB returns the database, so that other stores (accounts) can keep their
-// buckets in the same file. Their bucket names must not be room names:
-// rooms are letters, digits, "-" and "_", so a name with "/" is safe.
+// buckets in the same file. Their bucket names must have a "/" in them:
+// rooms are letters, digits, "-" and "_", Append refuses a room name with
+// a "/", and Trim leaves buckets with one alone.
 func (s *BoltStore) DB() *bolt.DB { return s.db }
 
 // collect decodes up to n messages, starting at the cursor position k, v
@@ -228,7 +261,14 @@ func decode(v []byte) (Message, error) {
 	var m Message
 	dec := json.NewDecoder(bytes.NewReader(v))
 	if err := dec.Decode(&m); err != nil {
-		return Message{}, fmt.Errorf("corrupt record: %w", err)
+		return Message{}, corruptError{err}
 	}
 	return m, nil
 }
+
+// corruptError is the error for a record that can't be decoded: it wraps
+// both ErrCorrupt and why.
+type corruptError struct{ err error }
+
+func (e corruptError) Error() string   { return "corrupt record: " + e.err.Error() }
+func (e corruptError) Unwrap() []error { return []error{ErrCorrupt, e.err} }

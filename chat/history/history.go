@@ -6,8 +6,9 @@
 // the bolt store makes it durable (fdatasync) before Append returns. Each
 // message gets its room's next sequence number; numbers start at 1, grow by
 // one, and are never reused, so a gap in what a client received is visible
-// and can be filled from the store. A failed Append stores nothing and
-// uses up no numbers.
+// and can be filled from the store. (A MemoryStore bounded in bytes that
+// has forgotten a room starts rooms it has no record of higher; see
+// MemoryStore.) A failed Append stores nothing and uses up no numbers.
 package history
 
 import (
@@ -31,6 +32,11 @@ type Retention struct {
 	MaxMessages int
 	// MaxAge is how long a message is kept.
 	MaxAge time.Duration
+	// MaxBytes bounds what a MemoryStore holds, in bytes as
+	// MemoryStore.Bytes counts them; past it the oldest messages go first,
+	// whatever their room. The server's in-memory history defaults to 64
+	// MiB. A BoltStore ignores it.
+	MaxBytes int64
 }
 
 // Store is an append-only, per-room numbered message log.
@@ -45,13 +51,17 @@ type Store interface {
 	// After returns up to n of room's messages numbered above after, oldest
 	// first.
 	After(room string, after uint64, n int) ([]Message, error)
-	// Bounds returns the numbers of room's oldest and newest stored
-	// messages, and the newest number ever given out in room (which is
-	// newest unless retention removed everything). All are 0 for a room
-	// with no messages ever.
+	// Bounds returns the number of room's oldest stored message, and the
+	// newest number given out in room, which numbering carries on from.
+	// If retention removed all of room's messages, oldest is newest+1.
+	// Both are 0 for a room with no messages ever; but a MemoryStore that
+	// has forgotten a room's last number reports, for every room it has
+	// no record of, the highest number it forgot (see MemoryStore.Bounds).
 	Bounds(room string) (oldest, newest uint64, err error)
 	// Trim applies the retention policy to every room, removing at most
-	// limit messages, and reports how many it removed.
+	// limit messages, and reports how many it removed. An error wrapping
+	// ErrCorrupt comes with what it did remove: it skipped records it
+	// could not read, and trimming may go on.
 	Trim(now time.Time, limit int) (int, error)
 	// Close releases the store.
 	Close() error
@@ -61,6 +71,10 @@ type Store interface {
 // confirm the messages in time but may have kept them all the same, as a
 // cluster's store can when its connection drops.
 var ErrUnconfirmed = errors.New("history: not confirmed as stored")
+
+// ErrCorrupt is wrapped by the error for a stored record that can't be
+// decoded as a message.
+var ErrCorrupt = errors.New("history: corrupt record")
 
 // ErrClosed is returned by a Store that has been closed.
 var ErrClosed = errors.New("history: store closed")

@@ -79,6 +79,7 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 	var retention history.Retention
 	fs.IntVar(&retention.MaxMessages, "retain-messages", 0, "keep only this many of each room's newest `messages` (0: all; in memory: 10000)")
 	fs.DurationVar(&retention.MaxAge, "retain-age", 0, "remove messages older than this `long` (0: keep)")
+	fs.Int64Var(&retention.MaxBytes, "memory-bytes", chat.DefaultMemoryBytes, "with -memory, keep at most this many `bytes` of history, the oldest messages going first (0: no limit)")
 	natsURL := fs.String("nats", "", "NATS `URLs` (comma-separated): run as one node of a cluster that shares its chat through JetStream")
 	natsCreds := fs.String("nats-creds", "", "NATS credentials `file`")
 	natsCA := fs.String("nats-ca", "", "CA certificate `file` (PEM) to verify NATS's TLS certificate")
@@ -124,7 +125,11 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 		}
 		opts.History = history.NewMemory(retention)
 		opts.Accounts = accounts.NewMemory()
-		logger.Info("History is kept in memory only")
+		if retention.MaxBytes > 0 {
+			logger.Info(fmt.Sprintf("History is kept in memory only, at most %d bytes of it", retention.MaxBytes))
+		} else {
+			logger.Info("History is kept in memory only")
+		}
 	default:
 		store, err := history.OpenBolt(*dataDir, retention)
 		if err != nil {
