@@ -20,6 +20,7 @@ import (
 	"github.com/natter-chat/natter/chat/cli/clientcmd"
 	"github.com/natter-chat/natter/chat/cli/servercmd"
 	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // runningCommand is clientcmd.Run or servercmd.Run running in the
@@ -118,6 +119,43 @@ func closedPort(nw Network) string {
 	Expect(ln.Close()).To(Succeed())
 	return addr
 }
+
+// scriptedServer listens on nw like a natter server that can't be trusted:
+// to each client that connects it sends lines, once the client has asked for
+// the JSON format, and then keeps the connection open until the spec ends.
+// It returns its address.
+func scriptedServer(nw Network, lines ...string) string {
+	GinkgoHelper()
+	ln, err := nw.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(ln.Close)
+	go func() {
+		defer GinkgoRecover()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return // the spec is over
+			}
+			DeferCleanup(func() { _ = conn.Close() })
+			go func() {
+				lr := newLineReader(conn)
+				if l, err := lr.Next(); err != nil || string(l) != "/format json" {
+					return
+				}
+				for _, l := range lines {
+					if _, err := io.WriteString(conn, l+"\n"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// event is ev as a natter server sends it in the JSON format, without its
+// line end.
+func event(ev protocol.Event) string { return strings.TrimSuffix(string(ev.AppendJSON(nil)), "\n") }
 
 var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	var (
@@ -301,6 +339,33 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		Entry("nothing listening", SpecTimeout(specTimeout), func() string { return closedPort(nw) }, "connection refused"),
 		Entry("no port", SpecTimeout(specTimeout), func() string { return "127.0.0.1" }, "missing port in address"),
 	)
+
+	Context("when the server can't be trusted", func() {
+		It("prints the control characters and line breaks of what it sends as escapes, each event on its own lines", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			addr := scriptedServer(nw,
+				event(protocol.Event{Type: protocol.TypeWelcome, Nick: "alice\x1b]0;owned\a", Room: "lobby", Commands: []string{"/nick\r\n*** /op"}}),
+				event(protocol.Event{Type: protocol.TypeMessage, Room: "lobby", Seq: 1, From: "bob", Text: "hi\x1b[2J\x1b[H\r*** you are banned"}),
+				event(protocol.Event{Type: protocol.TypeMessage, Room: "lobby", Seq: 2, From: "bob\n*** server", Text: "one\n*** server shutting down"}),
+				event(protocol.Event{Type: protocol.TypeTopic, Room: "lobby", Text: "a\r\n*** alice is now root"}),
+				event(protocol.Event{Type: protocol.TypeWho, Room: "lobby", Members: []string{"bob\a", "carol\b"}}),
+				event(protocol.Event{Type: protocol.TypeQuit, Nick: "bob", Reason: "bye\x1b[1A\x1b[2K"}),
+				`{"type":"private","from":"bob","to":"alice","text":"see txt.\u202eexe \u009b2J \u007f"}`,
+				event(protocol.Event{Type: protocol.TypeNotice, Text: "the end"}),
+			)
+			client := runCommand(clientcmd.Run, nw, "-addr", addr, "-reconnect", "0")
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* the end\n`))
+			Expect(string(client.stdout.Contents())).To(HavePrefix("Connected to server\n" +
+				`*** Welcome, alice\x1b]0;owned\a! You are in #lobby. Type a line to chat; commands: /nick\r\n*** /op. Limits: ` +
+				"lines of 0 bytes, nicknames of 0 characters, room names of 0 characters, 0 rooms per client, 0 members per room.\n" +
+				`bob: hi\x1b[2J\x1b[H\r*** you are banned` + "\n" +
+				`bob\n*** server: one\n*** server shutting down` + "\n" +
+				`*** topic of #lobby: a\r\n*** alice is now root` + "\n" +
+				`*** in #lobby (2): bob\a, carol\b` + "\n" +
+				`*** bob quit (bye\x1b[1A\x1b[2K)` + "\n" +
+				`[pm] bob: see txt.\u202eexe \u009b2J \x7f` + "\n" +
+				"*** the end\n"))
+		})
+	})
 }, transports)
 
 var _ = DescribeTableSubtree("The server command", func(tr Transport) {

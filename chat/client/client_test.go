@@ -282,3 +282,10 @@ func TestRunGivesUpWithErrServerClosed(t *testing.T) {
 		t.Fatalf("Run = %v after the server closed, with Reconnect 0; want ErrServerClosed", err)
 	}
 }
+
+// greetWith is greet with the welcome ev.
+func (s *server) greetWith(ev protocol.Event) {
+	s.t.Helper()
+	s.expect("/format json")
+	s.send(ev)
+}

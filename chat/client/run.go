@@ -42,6 +42,13 @@ const (
 // client read too slowly, Run fetches them from history. Status lines of
 // Run's own start with "*** ".
 //
+// Run does not trust the server with the terminal: events are rendered by
+// [protocol.Event.AppendText], which writes control characters, line
+// breaks and bidirectional overrides in any field as escapes ("\x1b",
+// "\n", "\u202e"), so whatever the server sends, each event prints as its
+// own lines and none can move the cursor, retitle the terminal or pass for
+// a line the event does not make.
+//
 // Empty input lines are not sent, nor are lines the server would refuse:
 // lines that are not UTF-8, hold a control character, or are longer than
 // the limit announced in the welcome of the server Run started on
