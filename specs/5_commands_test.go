@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 	"github.com/natter-chat/natter/chat/cli"
 	"github.com/natter-chat/natter/chat/cli/clientcmd"
 	"github.com/natter-chat/natter/chat/cli/servercmd"
+	"github.com/natter-chat/natter/chat/client"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/protocol"
 )
@@ -128,16 +130,30 @@ func scriptedServer(nw Network, lines ...string) string {
 	GinkgoHelper()
 	ln, err := nw.Listen("tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(ln.Close)
-	go func() {
-		defer GinkgoRecover()
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	DeferCleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return // the spec is over
 			}
-			DeferCleanup(func() { _ = conn.Close() })
-			go func() {
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			wg.Go(func() {
 				lr := newLineReader(conn)
 				if l, err := lr.Next(); err != nil || string(l) != "/format json" {
 					return
@@ -147,9 +163,9 @@ func scriptedServer(nw Network, lines ...string) string {
 						return
 					}
 				}
-			}()
+			})
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 
@@ -364,6 +380,32 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 				`*** bob quit (bye\x1b[1A\x1b[2K)` + "\n" +
 				`[pm] bob: see txt.\u202eexe \u009b2J \x7f` + "\n" +
 				"*** the end\n"))
+		})
+
+		It("shows the longest answers a server sends: /rooms with 900 rooms and their topics", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			roomy := startServer(nw, chat.Options{MaxRoomsPerClient: 1000})
+			bob := connectAll(roomy, nw, 1)[0]
+			topic := strings.Repeat("a topic of 300 bytes, ", 14)[:300]
+			for i := range 900 {
+				bob.Send(fmt.Sprintf("/join r%03d\n/topic %s\n", i, topic))
+				bob.ExpectLines(fmt.Sprintf("*** you are now talking in #r%03d", i),
+					fmt.Sprintf("*** %s set the topic of #r%03d: %s", bob.Nick, i, topic))
+			}
+			client := runCommand(clientcmd.Run, nw, "-addr", roomy.Addr, "-nick", "alice")
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* guest-2 is now alice\n`))
+			client.Type("/rooms\n")
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* rooms: #lobby \(2\), #r000 \(1\), #r001 \(1\), .*, #r899 \(1\)\n`))
+		})
+
+		It("says so when it skips a line longer than it takes, and goes on", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			addr := scriptedServer(nw,
+				event(protocol.Event{Type: protocol.TypeWelcome, Nick: "alice", Room: "lobby"}),
+				event(protocol.Event{Type: protocol.TypeNotice, Text: strings.Repeat("x", client.MaxServerLineBytes)}),
+				event(protocol.Event{Type: protocol.TypeNotice, Text: "the end"}),
+			)
+			cmd := runCommand(clientcmd.Run, nw, "-addr", addr, "-reconnect", "0")
+			Eventually(cmd.stdout, 3*readTimeout).Should(gbytes.Say(fmt.Sprintf(
+				`\*\*\* skipped a line from the server: line too long \(the limit is %d bytes\)\n\*\*\* the end\n`, client.MaxServerLineBytes)))
 		})
 	})
 }, transports)

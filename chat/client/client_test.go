@@ -134,7 +134,13 @@ func (o *output) String() string {
 // waitFor waits for Run to have written want.
 func (o *output) waitFor(t *testing.T, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(5 * time.Millisecond) {
+	o.waitForWithin(t, want, timeout)
+}
+
+// waitForWithin is waitFor, waiting up to d.
+func (o *output) waitForWithin(t *testing.T, want string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
 		got := o.String()
 		if strings.Contains(got, want) {
 			return
