@@ -16,6 +16,7 @@ type MemoryStore struct {
 	rooms     map[string]*memRoom
 	retention Retention
 	closed    bool
+	id        string
 }
 
 type memRoom struct {
@@ -25,9 +26,9 @@ type memRoom struct {
 
 var _ Store = (*MemoryStore)(nil)
 
-// NewMemory returns an empty in-memory store.
+// NewMemory returns an empty in-memory store, with an id of its own.
 func NewMemory(r Retention) *MemoryStore {
-	return &MemoryStore{rooms: make(map[string]*memRoom), retention: r}
+	return &MemoryStore{rooms: make(map[string]*memRoom), retention: r, id: formatID(newID())}
 }
 
 func (s *MemoryStore) room(name string) *memRoom {

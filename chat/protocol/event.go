@@ -60,6 +60,12 @@ type Event struct {
 	Members  []string   `json:"members,omitempty"`
 	Commands []string   `json:"commands,omitempty"`
 	Limits   *Limits    `json:"limits,omitempty"`
+	// HistoryID, in a welcome, names the history the server numbers room
+	// messages in: while it stays the same, a message's Seq keeps its
+	// meaning; when it changes (a server with its history in memory
+	// restarted, say), numbering may have started over. Empty from a
+	// server that does not say.
+	HistoryID string `json:"history_id,omitempty"`
 }
 
 // RoomInfo describes a room in a rooms event.
