@@ -397,6 +397,30 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* rooms: #lobby \(2\), #r000 \(1\), #r001 \(1\), .*, #r899 \(1\)\n`))
 		})
 
+		It("shows the messages of a server that restarted without its history, though their numbers start over", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			first := startServer(nw, chat.Options{}) // its history in memory, as with -memory
+			client := runCommand(clientcmd.Run, nw, "-addr", first.Addr, "-nick", "alice", "-reconnect", "10")
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* guest-1 is now alice\n`))
+			bob := connectAll(first, nw, 1)[0]
+			bob.Send("one\ntwo\nthree\n")
+			Eventually(client.stdout).Should(gbytes.Say(bob.Says("one") + "\n" + bob.Says("two") + "\n" + bob.Says("three") + "\n"))
+
+			Expect(first.Stop()).To(Succeed())
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* connection lost; reconnecting in `))
+			By("starting a server with a history of its own on the same address, where carol talks before alice is back")
+			second := startServerOn(nw, first.Addr, chat.Options{})
+			carol := connectAll(second, nw, 1)[0]
+			carol.Send("while you were away\n")
+			carol.ExpectLines(carol.Says("while you were away"))
+
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* reconnected to ` + first.Addr + `\n` +
+				`\*\*\* the server's history is not the one before: its messages are numbered anew\n`))
+			Eventually(client.stdout).Should(gbytes.Say(`\[history 1\] ` + carol.Says("while you were away") + `\n`))
+			Eventually(second.Clients).Should(Equal(2))
+			carol.Send("after the restart\n")
+			Eventually(client.stdout).Should(gbytes.Say(`\n` + carol.Says("after the restart") + `\n`))
+		})
+
 		It("says so when it skips a line longer than it takes, and goes on", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			addr := scriptedServer(nw,
 				event(protocol.Event{Type: protocol.TypeWelcome, Nick: "alice", Room: "lobby"}),

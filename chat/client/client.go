@@ -67,6 +67,7 @@ type Client struct {
 	view    protocol.View   // who we are and where we talk
 	welcome *protocol.Event // read while negotiating, printed first by Run
 	maxLine int             // the longest line the server takes, from its welcome
+	history string          // the id of the history the server numbers messages in, from its welcome
 	rooms   map[string]string
 	seen    map[string]*seenSeqs // by protocol.Fold(room)
 
@@ -240,6 +241,7 @@ func (c *Client) track(ev *protocol.Event) {
 	switch ev.Type {
 	case protocol.TypeWelcome:
 		c.view = protocol.View{Me: ev.Nick, Current: ev.Room}
+		c.history = ev.HistoryID
 		c.maxLine = 0
 		if ev.Limits != nil {
 			c.maxLine = ev.Limits.LineBytes
@@ -283,7 +285,8 @@ func (c *Client) closeWrite() {
 // seenSeqs remembers which numbered messages of a room were shown, so that
 // a message replayed from history (after a reconnect, or to fill a gap) is
 // shown once. It keeps the newest number and the numbers of a window below
-// it.
+// it. The numbers are those of one history: Run forgets them all when the
+// server's welcome names another (see Client.reconnect).
 type seenSeqs struct {
 	newest uint64
 	recent map[uint64]bool
