@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
@@ -88,6 +89,7 @@ func (s *Server) welcome(ss *session) *protocol.Event {
 			RoomMembers:    o.MaxRoomMembers,
 			Rooms:          o.MaxRooms,
 		},
+		HistoryID: history.ID(o.History),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,7 +20,9 @@ import (
 	"github.com/natter-chat/natter/chat/cli"
 	"github.com/natter-chat/natter/chat/cli/clientcmd"
 	"github.com/natter-chat/natter/chat/cli/servercmd"
+	"github.com/natter-chat/natter/chat/client"
 	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // runningCommand is clientcmd.Run or servercmd.Run running in the
@@ -118,6 +121,57 @@ func closedPort(nw Network) string {
 	Expect(ln.Close()).To(Succeed())
 	return addr
 }
+
+// scriptedServer listens on nw like a natter server that can't be trusted:
+// to each client that connects it sends lines, once the client has asked for
+// the JSON format, and then keeps the connection open until the spec ends.
+// It returns its address.
+func scriptedServer(nw Network, lines ...string) string {
+	GinkgoHelper()
+	ln, err := nw.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	DeferCleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return // the spec is over
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			wg.Go(func() {
+				lr := newLineReader(conn)
+				if l, err := lr.Next(); err != nil || string(l) != "/format json" {
+					return
+				}
+				for _, l := range lines {
+					if _, err := io.WriteString(conn, l+"\n"); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// event is ev as a natter server sends it in the JSON format, without its
+// line end.
+func event(ev protocol.Event) string { return strings.TrimSuffix(string(ev.AppendJSON(nil)), "\n") }
 
 var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 	var (
@@ -301,6 +355,83 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		Entry("nothing listening", SpecTimeout(specTimeout), func() string { return closedPort(nw) }, "connection refused"),
 		Entry("no port", SpecTimeout(specTimeout), func() string { return "127.0.0.1" }, "missing port in address"),
 	)
+
+	Context("when the server can't be trusted", func() {
+		It("prints the control characters and line breaks of what it sends as escapes, each event on its own lines", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			addr := scriptedServer(nw,
+				event(protocol.Event{Type: protocol.TypeWelcome, Nick: "alice\x1b]0;owned\a", Room: "lobby", Commands: []string{"/nick\r\n*** /op"}}),
+				event(protocol.Event{Type: protocol.TypeMessage, Room: "lobby", Seq: 1, From: "bob", Text: "hi\x1b[2J\x1b[H\r*** you are banned"}),
+				event(protocol.Event{Type: protocol.TypeMessage, Room: "lobby", Seq: 2, From: "bob\n*** server", Text: "one\n*** server shutting down"}),
+				event(protocol.Event{Type: protocol.TypeTopic, Room: "lobby", Text: "a\r\n*** alice is now root"}),
+				event(protocol.Event{Type: protocol.TypeWho, Room: "lobby", Members: []string{"bob\a", "carol\b"}}),
+				event(protocol.Event{Type: protocol.TypeQuit, Nick: "bob", Reason: "bye\x1b[1A\x1b[2K"}),
+				`{"type":"private","from":"bob","to":"alice","text":"see txt.\u202eexe \u009b2J \u007f"}`,
+				event(protocol.Event{Type: protocol.TypeNotice, Text: "the end"}),
+			)
+			client := runCommand(clientcmd.Run, nw, "-addr", addr, "-reconnect", "0")
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* the end\n`))
+			Expect(string(client.stdout.Contents())).To(HavePrefix("Connected to server\n" +
+				`*** Welcome, alice\x1b]0;owned\a! You are in #lobby. Type a line to chat; commands: /nick\r\n*** /op. Limits: ` +
+				"lines of 0 bytes, nicknames of 0 characters, room names of 0 characters, 0 rooms per client, 0 members per room.\n" +
+				`bob: hi\x1b[2J\x1b[H\r*** you are banned` + "\n" +
+				`bob\n*** server: one\n*** server shutting down` + "\n" +
+				`*** topic of #lobby: a\r\n*** alice is now root` + "\n" +
+				`*** in #lobby (2): bob\a, carol\b` + "\n" +
+				`*** bob quit (bye\x1b[1A\x1b[2K)` + "\n" +
+				`[pm] bob: see txt.\u202eexe \u009b2J \x7f` + "\n" +
+				"*** the end\n"))
+		})
+
+		It("shows the longest answers a server sends: /rooms with 900 rooms and their topics", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			roomy := startServer(nw, chat.Options{MaxRoomsPerClient: 1000})
+			bob := connectAll(roomy, nw, 1)[0]
+			topic := strings.Repeat("a topic of 300 bytes, ", 14)[:300]
+			for i := range 900 {
+				bob.Send(fmt.Sprintf("/join r%03d\n/topic %s\n", i, topic))
+				bob.ExpectLines(fmt.Sprintf("*** you are now talking in #r%03d", i),
+					fmt.Sprintf("*** %s set the topic of #r%03d: %s", bob.Nick, i, topic))
+			}
+			client := runCommand(clientcmd.Run, nw, "-addr", roomy.Addr, "-nick", "alice")
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* guest-2 is now alice\n`))
+			client.Type("/rooms\n")
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* rooms: #lobby \(2\), #r000 \(1\), #r001 \(1\), .*, #r899 \(1\)\n`))
+		})
+
+		It("shows the messages of a server that restarted without its history, though their numbers start over", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			first := startServer(nw, chat.Options{}) // its history in memory, as with -memory
+			client := runCommand(clientcmd.Run, nw, "-addr", first.Addr, "-nick", "alice", "-reconnect", "10")
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* guest-1 is now alice\n`))
+			bob := connectAll(first, nw, 1)[0]
+			bob.Send("one\ntwo\nthree\n")
+			Eventually(client.stdout).Should(gbytes.Say(bob.Says("one") + "\n" + bob.Says("two") + "\n" + bob.Says("three") + "\n"))
+
+			Expect(first.Stop()).To(Succeed())
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* connection lost; reconnecting in `))
+			By("starting a server with a history of its own on the same address, where carol talks before alice is back")
+			second := startServerOn(nw, first.Addr, chat.Options{})
+			carol := connectAll(second, nw, 1)[0]
+			carol.Send("while you were away\n")
+			carol.ExpectLines(carol.Says("while you were away"))
+
+			Eventually(client.stdout).Should(gbytes.Say(`\*\*\* reconnected to ` + first.Addr + `\n` +
+				`\*\*\* the server's history is not the one before: its messages are numbered anew\n`))
+			Eventually(client.stdout).Should(gbytes.Say(`\[history 1\] ` + carol.Says("while you were away") + `\n`))
+			Eventually(second.Clients).Should(Equal(2))
+			carol.Send("after the restart\n")
+			Eventually(client.stdout).Should(gbytes.Say(`\n` + carol.Says("after the restart") + `\n`))
+		})
+
+		It("says so when it skips a line longer than it takes, and goes on", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			addr := scriptedServer(nw,
+				event(protocol.Event{Type: protocol.TypeWelcome, Nick: "alice", Room: "lobby"}),
+				event(protocol.Event{Type: protocol.TypeNotice, Text: strings.Repeat("x", client.MaxServerLineBytes)}),
+				event(protocol.Event{Type: protocol.TypeNotice, Text: "the end"}),
+			)
+			cmd := runCommand(clientcmd.Run, nw, "-addr", addr, "-reconnect", "0")
+			Eventually(cmd.stdout, 3*readTimeout).Should(gbytes.Say(fmt.Sprintf(
+				`\*\*\* skipped a line from the server: line too long \(the limit is %d bytes\)\n\*\*\* the end\n`, client.MaxServerLineBytes)))
+		})
+	})
 }, transports)
 
 var _ = DescribeTableSubtree("The server command", func(tr Transport) {

@@ -40,8 +40,17 @@ type Dialer interface {
 var ErrServerClosed = errors.New("connection closed by server")
 
 // MaxServerLineBytes bounds a line the client accepts from the server,
-// not counting its line ending. A longer line is skipped.
-const MaxServerLineBytes = 64 << 10
+// not counting its line ending. A longer line is skipped, and reported
+// (see [Client.Receive]).
+//
+// It is 16 MiB: eight times the largest event a server with the default
+// limits sends, a /rooms reply listing 1000 rooms with topics of 300
+// bytes, which is under 2 MB even if every byte of every topic takes
+// JSON's longest escape (6 bytes); a /who of the lobby with its 10000
+// clients takes 270 KB. The rest is room for servers with larger limits,
+// and for clusters, whose /rooms and /who span every node. The client
+// holds that much only while such a line arrives.
+const MaxServerLineBytes = 16 << 20
 
 // Client is natter's own client. It speaks the JSON format, renders events
 // for people, and keeps track of who it is, which rooms it is in and the
@@ -58,6 +67,7 @@ type Client struct {
 	view    protocol.View   // who we are and where we talk
 	welcome *protocol.Event // read while negotiating, printed first by Run
 	maxLine int             // the longest line the server takes, from its welcome
+	history string          // the id of the history the server numbers messages in, from its welcome
 	rooms   map[string]string
 	seen    map[string]*seenSeqs // by protocol.Fold(room)
 
@@ -189,6 +199,10 @@ func (c *Client) maxLineBytes() int {
 // client's nickname, rooms and current room from the events it sees (Run,
 // not Receive, also tracks the last message seen in each room). A
 // line that is not a JSON event comes back as a notice carrying the line.
+// A line the client can't take (longer than MaxServerLineBytes, not UTF-8,
+// or holding a control character as it is, which no natter server sends)
+// comes back as a notice saying it was skipped, and why; the next call
+// reads on after it.
 // It returns ErrServerClosed when the server has closed the connection.
 func (c *Client) Receive() (protocol.Event, error) {
 	ev, err := c.receiveLine()
@@ -199,24 +213,26 @@ func (c *Client) Receive() (protocol.Event, error) {
 }
 
 func (c *Client) receiveLine() (protocol.Event, error) {
-	for {
-		b, err := c.lines.Next()
-		switch {
-		case err == nil:
-		case line.IsRejected(err):
-			// A line this client can't show; skip it rather than hang up.
-			continue
-		case err == io.EOF:
-			return protocol.Event{}, ErrServerClosed
-		default:
-			return protocol.Event{}, fmt.Errorf("receive: %w", err)
+	b, err := c.lines.Next()
+	switch {
+	case err == nil:
+	case line.IsRejected(err):
+		// Skip it rather than hang up, and say so.
+		why := err.Error()
+		if errors.Is(err, line.ErrTooLong) {
+			why += fmt.Sprintf(" (the limit is %d bytes)", MaxServerLineBytes)
 		}
-		var ev protocol.Event
-		if len(b) == 0 || b[0] != '{' || json.Unmarshal(b, &ev) != nil || ev.Type == "" {
-			ev = protocol.Event{Type: protocol.TypeNotice, Text: string(b)}
-		}
-		return ev, nil
+		return protocol.Event{Type: protocol.TypeNotice, Text: "skipped a line from the server: " + why}, nil
+	case err == io.EOF:
+		return protocol.Event{}, ErrServerClosed
+	default:
+		return protocol.Event{}, fmt.Errorf("receive: %w", err)
 	}
+	var ev protocol.Event
+	if len(b) == 0 || b[0] != '{' || json.Unmarshal(b, &ev) != nil || ev.Type == "" {
+		ev = protocol.Event{Type: protocol.TypeNotice, Text: string(b)}
+	}
+	return ev, nil
 }
 
 // track updates the client's view of itself from ev.
@@ -225,6 +241,7 @@ func (c *Client) track(ev *protocol.Event) {
 	switch ev.Type {
 	case protocol.TypeWelcome:
 		c.view = protocol.View{Me: ev.Nick, Current: ev.Room}
+		c.history = ev.HistoryID
 		c.maxLine = 0
 		if ev.Limits != nil {
 			c.maxLine = ev.Limits.LineBytes
@@ -268,7 +285,8 @@ func (c *Client) closeWrite() {
 // seenSeqs remembers which numbered messages of a room were shown, so that
 // a message replayed from history (after a reconnect, or to fill a gap) is
 // shown once. It keeps the newest number and the numbers of a window below
-// it.
+// it. The numbers are those of one history: Run forgets them all when the
+// server's welcome names another (see Client.reconnect).
 type seenSeqs struct {
 	newest uint64
 	recent map[uint64]bool

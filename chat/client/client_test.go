@@ -134,7 +134,13 @@ func (o *output) String() string {
 // waitFor waits for Run to have written want.
 func (o *output) waitFor(t *testing.T, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(5 * time.Millisecond) {
+	o.waitForWithin(t, want, timeout)
+}
+
+// waitForWithin is waitFor, waiting up to d.
+func (o *output) waitForWithin(t *testing.T, want string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
 		got := o.String()
 		if strings.Contains(got, want) {
 			return
@@ -281,4 +287,11 @@ func TestRunGivesUpWithErrServerClosed(t *testing.T) {
 	if err := wait(t, done); !errors.Is(err, client.ErrServerClosed) {
 		t.Fatalf("Run = %v after the server closed, with Reconnect 0; want ErrServerClosed", err)
 	}
+}
+
+// greetWith is greet with the welcome ev.
+func (s *server) greetWith(ev protocol.Event) {
+	s.t.Helper()
+	s.expect("/format json")
+	s.send(ev)
 }

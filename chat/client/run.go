@@ -38,9 +38,20 @@ const (
 //
 // After reconnecting, Run takes its nickname back, rejoins its rooms, and
 // has the server replay what it missed in each; a message seen before is
-// not shown twice. When the server reports messages dropped because this
+// not shown twice. If the server's welcome names another history than
+// before (protocol.Event.HistoryID: a server that kept its history in
+// memory restarted, say), the message numbers seen before mean nothing
+// there: Run says so, forgets them, and asks for no replay from them,
+// only for the latest messages of each room, as joining one gives. When the server reports messages dropped because this
 // client read too slowly, Run fetches them from history. Status lines of
 // Run's own start with "*** ".
+//
+// Run does not trust the server with the terminal: events are rendered by
+// [protocol.Event.AppendText], which writes control characters, line
+// breaks and bidirectional overrides in any field as escapes ("\x1b",
+// "\n", "\u202e"), so whatever the server sends, each event prints as its
+// own lines and none can move the cursor, retitle the terminal or pass for
+// a line the event does not make.
 //
 // Empty input lines are not sent, nor are lines the server would refuse:
 // lines that are not UTF-8, hold a control character, or are longer than
@@ -193,6 +204,7 @@ func (c *Client) reconnect(ctx context.Context, input <-chan string, out io.Writ
 				return ctx.Err()
 			}
 		}
+		before := c.history
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := c.connect(dctx, me)
 		cancel()
@@ -200,23 +212,35 @@ func (c *Client) reconnect(ctx context.Context, input <-chan string, out io.Writ
 			continue
 		}
 		fmt.Fprintf(out, "%sreconnected to %s\n", protocol.SystemPrefix, c.addr)
-		c.restore(rooms, current)
+		anew := c.history != before
+		if anew {
+			// Its numbers are not those seen: a message numbered below
+			// them may well be new.
+			clear(c.seen)
+			fmt.Fprintf(out, "%sthe server's history is not the one before: its messages are numbered anew\n", protocol.SystemPrefix)
+		}
+		c.restore(rooms, current, anew)
 		return nil
 	}
 	return fmt.Errorf("%w; gave up reconnecting after %d attempts", ErrServerClosed, c.Reconnect)
 }
 
 // restore rejoins rooms, asks for each room's messages after the last one
-// seen, and makes current the current room again. The replies arrive as
-// events.
-func (c *Client) restore(rooms []string, current string) {
+// seen, and makes current the current room again. If the history is anew,
+// it asks instead for the latest messages of the default room, which it is
+// in without rejoining; joining the others replays theirs. The replies
+// arrive as events.
+func (c *Client) restore(rooms []string, current string, anew bool) {
 	for _, r := range rooms {
 		if !strings.EqualFold(r, protocol.DefaultRoom) {
 			c.command(protocol.Command{Name: protocol.CmdJoin, Room: r})
 		}
 	}
 	for _, r := range rooms {
-		if s := c.seen[protocol.Fold(r)]; s != nil && s.newest > 0 {
+		switch s := c.seen[protocol.Fold(r)]; {
+		case anew && strings.EqualFold(r, protocol.DefaultRoom):
+			c.command(protocol.Command{Name: protocol.CmdHistory, Room: r})
+		case s != nil && s.newest > 0:
 			c.command(protocol.Command{Name: protocol.CmdResume, Room: r, After: s.newest})
 		}
 	}

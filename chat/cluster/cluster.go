@@ -86,6 +86,7 @@ type Node struct {
 	rooms    jetstream.KeyValue // topic.<room> = its topic
 	topics   jetstream.KeyWatcher
 	id       string // this node's
+	history  string // the stream's: see ID
 
 	mu      sync.Mutex
 	closed  bool
@@ -172,6 +173,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: stream %s: %w", n.stream, err)
 	}
+	n.history = n.stream + "@" + info.Created.UTC().Format(time.RFC3339Nano)
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: consumer: %w", err)
@@ -527,6 +529,11 @@ func (n *Node) After(room string, after uint64, k int) ([]history.Message, error
 func (n *Node) Bounds(room string) (oldest, newest uint64, err error) {
 	return n.copy.Bounds(room)
 }
+
+// ID returns the id of the history: the stream's name and the time it was
+// created, the same on every node of the deployment, and new if the stream
+// is deleted and made again, which numbers messages anew.
+func (n *Node) ID() string { return n.history }
 
 // Trim implements history.Store on the node's copy; JetStream applies the
 // same limits to the stream.

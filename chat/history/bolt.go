@@ -24,6 +24,7 @@ const FileName = "history.db"
 type BoltStore struct {
 	db        *bolt.DB
 	retention Retention
+	id        string
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -43,7 +44,12 @@ func OpenBolt(dir string, r Retention) (*BoltStore, error) {
 		}
 		return nil, fmt.Errorf("history: opening %s: %w", path, err)
 	}
-	return &BoltStore{db: db, retention: r}, nil
+	id, err := boltID(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &BoltStore{db: db, retention: r, id: id}, nil
 }
 
 // bucketName is the name of room's bucket: a top-level bucket named by the

@@ -50,6 +50,7 @@ type MemoryStore struct {
 	floor     uint64 // the highest last number of the rooms with no record
 	retention Retention
 	closed    bool
+	id        string
 }
 
 type memRoom struct {
@@ -71,9 +72,9 @@ type memMessage struct {
 
 var _ Store = (*MemoryStore)(nil)
 
-// NewMemory returns an empty in-memory store.
+// NewMemory returns an empty in-memory store, with an id of its own.
 func NewMemory(r Retention) *MemoryStore {
-	return &MemoryStore{rooms: make(map[string]*memRoom), retention: r}
+	return &MemoryStore{rooms: make(map[string]*memRoom), retention: r, id: formatID(newID())}
 }
 
 // Bytes returns how many bytes the store counts against

@@ -61,6 +61,12 @@ type Event struct {
 	Next     string     `json:"next,omitempty"`
 	Commands []string   `json:"commands,omitempty"`
 	Limits   *Limits    `json:"limits,omitempty"`
+	// HistoryID, in a welcome, names the history the server numbers room
+	// messages in: while it stays the same, a message's Seq keeps its
+	// meaning; when it changes (a server with its history in memory
+	// restarted, say), numbering may have started over. Empty from a
+	// server that does not say.
+	HistoryID string `json:"history_id,omitempty"`
 }
 
 // RoomInfo describes a room in a rooms event.
@@ -108,11 +114,30 @@ type View struct {
 // itself starts with SystemPrefix. Nicknames and room names cannot contain
 // spaces, colons or brackets, so no client text can pass for another sender
 // or for the server.
+//
+// Whatever its fields hold, what AppendText appends is valid UTF-8 without
+// a character that acts on a terminal rather than printing, or that breaks
+// a line: the C0 controls but tab, DEL, the C1 controls, U+2028 and U+2029,
+// the bidirectional embeddings, overrides and isolates (U+202A to U+202E,
+// U+2066 to U+2069), and bytes that are not UTF-8. Each of those in a field
+// is written as it would be in a Go string literal ("\x1b", "\r", "\n",
+// "\u202e", "\xff"), so no field can move the cursor, retitle the
+// terminal, reorder the line or start a line of its own. A natter server
+// sends none of them (it refuses them in what clients send), but a client
+// must not count on that.
 func (e *Event) AppendText(b []byte, v View) []byte {
+	start := len(b) // of the line being appended
+	end := func() {
+		if unsafeIndex(b[start:]) >= 0 {
+			b = appendEscaped(b[:start], string(b[start:]))
+		}
+		b = append(b, '\n')
+		start = len(b)
+	}
 	sys := func(format string, args ...any) {
 		b = append(b, SystemPrefix...)
 		b = fmt.Appendf(b, format, args...)
-		b = append(b, '\n')
+		end()
 	}
 	inRoom := func() {
 		other := e.Room != "" && !strings.EqualFold(e.Room, v.Current)
@@ -133,14 +158,14 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 		b = append(b, e.From...)
 		b = append(b, ": "...)
 		b = append(b, e.Text...)
-		b = append(b, '\n')
+		end()
 	case TypeAction:
 		inRoom()
 		b = append(b, "* "...)
 		b = append(b, e.From...)
 		b = append(b, ' ')
 		b = append(b, e.Text...)
-		b = append(b, '\n')
+		end()
 	case TypePrivate:
 		if strings.EqualFold(e.From, v.Me) {
 			b = append(b, "[pm to "...)
@@ -152,7 +177,7 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 		b = append(b, e.From...)
 		b = append(b, ": "...)
 		b = append(b, e.Text...)
-		b = append(b, '\n')
+		end()
 	case TypeWelcome:
 		l := e.Limits
 		if l == nil {

@@ -462,10 +462,33 @@ func sender(name, def string) string {
 	return def
 }
 
-// clientText makes s what a client's text can be once it passed the line
-// reader: UTF-8 without a line break.
+// clientText makes s what any text field of an event can be: UTF-8, as
+// JSON strings are. A natter server's events hold no control characters,
+// but anyone else's may, line breaks included.
 func clientText(s string) string {
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\n", "")
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// unsafeToPrint reports whether AppendText must escape r: a control
+// character but tab, a line or paragraph separator, or a bidirectional
+// embedding, override or isolate.
+func unsafeToPrint(r rune) bool {
+	return r < 0x20 && r != '\t' || r >= 0x7f && r <= 0x9f || r >= 0x2028 && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+}
+
+// escaped is s as AppendText writes it: each rune unsafe to print as in a
+// Go rune literal.
+func escaped(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unsafeToPrint(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // ty is the fuzz argument that selects the event type named.
@@ -488,6 +511,8 @@ func FuzzAppendText(f *testing.F) {
 	f.Add(ty(protocol.TypeHelp), "", "", "", "", "", "/nick NAME - change|/help - list|", "", uint64(0), 0, uint8(0), "", "", "")
 	f.Add(ty(protocol.TypeMissed), "", "", "", "", "lobby", "", "", uint64(50), 10, uint8(2), "", "", "")
 	f.Add(ty(protocol.TypeResumed), "", "", "", "", "lobby", "", "", uint64(106), 100, uint8(6), "", "", "")
+	f.Add(ty(protocol.TypeMessage), "alice", "", "", "", "lobby", "\x1b]0;owned\a\r\n*** fake \u202etxt.exe \u0085\u2028", "", uint64(3), 0, uint8(0), "bob", "lobby", "")
+	f.Add(ty(protocol.TypeHelp), "", "", "", "", "", "/a\n*** /b|/c\x1b[31m", "", uint64(0), 0, uint8(0), "", "", "")
 	f.Add(ty("x-future"), "\u2028", "x\x00", "<&>", "", "bad room", "\x1b[2J\xff", "\u0085", uint64(1<<63), -1, uint8(7), "\xff", "\n", "a\nb")
 	f.Fuzz(func(t *testing.T, typ uint8, from, to, nick, old, room, text, reason string,
 		seq uint64, count int, flags uint8, me, current, list string) {
@@ -548,6 +573,9 @@ func FuzzAppendText(f *testing.F) {
 		if !strings.HasSuffix(got, "\n") || strings.Count(got, "\n") != lines {
 			t.Fatalf("%+v rendered as %q: want %d lines, each ending in \\n", e, got, lines)
 		}
+		if !utf8.ValidString(got) || strings.ContainsFunc(strings.ReplaceAll(got, "\n", ""), unsafeToPrint) {
+			t.Fatalf("%+v rendered as %q: want UTF-8 with nothing unsafe to print but the line ends", e, got)
+		}
 		inRoom := ""
 		other := e.Room != "" && !strings.EqualFold(e.Room, v.Current)
 		switch {
@@ -561,14 +589,14 @@ func FuzzAppendText(f *testing.F) {
 		want := ""
 		switch e.Type {
 		case protocol.TypeMessage:
-			want = inRoom + e.From + ": " + e.Text + "\n"
+			want = inRoom + e.From + ": " + escaped(e.Text) + "\n"
 		case protocol.TypeAction:
-			want = inRoom + "* " + e.From + " " + e.Text + "\n"
+			want = inRoom + "* " + e.From + " " + escaped(e.Text) + "\n"
 		case protocol.TypePrivate:
 			if strings.EqualFold(e.From, v.Me) {
-				want = "[pm to " + e.To + "] " + e.From + ": " + e.Text + "\n"
+				want = "[pm to " + e.To + "] " + e.From + ": " + escaped(e.Text) + "\n"
 			} else {
-				want = "[pm] " + e.From + ": " + e.Text + "\n"
+				want = "[pm] " + e.From + ": " + escaped(e.Text) + "\n"
 			}
 		}
 		if want != "" {

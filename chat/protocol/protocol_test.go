@@ -236,3 +236,44 @@ func TestCommandAppendJSONLeavesOutUnusedFields(t *testing.T) {
 		t.Fatalf("AppendJSON = %s; want %s", got, want)
 	}
 }
+
+// TestAppendTextEscapesWhatWouldActOnATerminal checks that no field of an
+// event, whoever sent it, can reach a terminal as a control character or a
+// line break: each is written as a Go escape, on the one line the event
+// renders as.
+func TestAppendTextEscapesWhatWouldActOnATerminal(t *testing.T) {
+	v := View{Me: "bob", Current: "lobby"}
+	tests := []struct {
+		ev   Event
+		want string
+	}{
+		{Event{Type: TypeMessage, Room: "lobby", From: "alice", Text: "hi\x1b]0;owned\a\x1b[2J\r*** fake"},
+			`alice: hi\x1b]0;owned\a\x1b[2J\r*** fake` + "\n"},
+		{Event{Type: TypeMessage, Room: "lobby", From: "alice", Text: "one\n*** server shutting down"},
+			`alice: one\n*** server shutting down` + "\n"},
+		{Event{Type: TypeMessage, Room: "lobby", From: "ali\x08\x08\x08\x08\x08mallory", Text: "tab\tstays"},
+			`ali\b\b\b\b\bmallory: tab` + "\t" + "stays\n"},
+		{Event{Type: TypeAction, Room: "g\u0085ames", From: "alice", Text: "del\x7f nul\x00 esc\x1b vt\v ff\f"},
+			`[#g\u0085ames] * alice del\x7f nul\x00 esc\x1b vt\v ff\f` + "\n"},
+		{Event{Type: TypePrivate, From: "alice", To: "bob", Text: "csi\u009b2J txt.\u202eexe \u2066x\u2069 \u2028\u2029"},
+			`[pm] alice: csi\u009b2J txt.\u202eexe \u2066x\u2069 \u2028\u2029` + "\n"},
+		{Event{Type: TypeMessage, Room: "lobby", From: "alice", Text: "not utf-8: \x9b\xff"},
+			`alice: not utf-8: \x9b\xff` + "\n"},
+		{Event{Type: TypeTopic, Room: "games", Text: "a\r\n*** alice is now root"},
+			`*** topic of #games: a\r\n*** alice is now root` + "\n"},
+		{Event{Type: TypeRooms, Rooms: []RoomInfo{{Name: "x\ny", Members: 1}}}, `*** rooms: #x\ny (1)` + "\n"},
+		{Event{Type: TypeWho, Room: "lobby", Members: []string{"a\x07", "b"}}, `*** in #lobby (2): a\a, b` + "\n"},
+		{Event{Type: TypeQuit, Nick: "alice", Reason: "bye\n*** bob quit"}, `*** alice quit (bye\n*** bob quit)` + "\n"},
+		{Event{Type: TypeHelp, Commands: []string{"/a\n*** /b", "/c\x1b[31m"}}, `*** /a\n*** /b` + "\n" + `*** /c\x1b[31m` + "\n"},
+		{Event{Type: TypeNotice, Text: "\x1b[1A\x1b[2K*** alice: (edited)"}, `*** \x1b[1A\x1b[2K*** alice: (edited)` + "\n"},
+		{Event{Type: TypeWelcome, Nick: "x\ny", Commands: []string{"/nick\r"}},
+			`*** Welcome, x\ny! You are in no room. Type a line to chat; commands: /nick\r. Limits: lines of 0 bytes, nicknames of 0 characters, room names of 0 characters, 0 rooms per client, 0 members per room.` + "\n"},
+	}
+	for _, tt := range tests {
+		const prev = "earlier\x1b\n"
+		got := string(tt.ev.AppendText([]byte(prev), v))
+		if got != prev+tt.want {
+			t.Errorf("AppendText(%+v) = %q; want %q", tt.ev, got, prev+tt.want)
+		}
+	}
+}
