@@ -383,7 +383,8 @@ var _ = DescribeTableSubtree("The client command", func(tr Transport) {
 		})
 
 		It("shows the longest answers a server sends: /rooms with 900 rooms and their topics", SpecTimeout(specTimeout), func(ctx SpecContext) {
-			roomy := startServer(nw, chat.Options{MaxRoomsPerClient: 1000})
+			// One page for them all: the longest reply a server can be set to send.
+			roomy := startServer(nw, chat.Options{MaxRoomsPerClient: 1000, MaxListPage: 1000})
 			bob := connectAll(roomy, nw, 1)[0]
 			topic := strings.Repeat("a topic of 300 bytes, ", 14)[:300]
 			for i := range 900 {
