@@ -114,7 +114,8 @@ func (s *Server) deliverNumbered(ev *protocol.Event) {
 
 // beginBatch makes the deliveries that follow, until endBatch, wake each
 // receiver's writer once, at endBatch, rather than once per event, so a
-// batch goes out in one write per receiver. s.mu must be held.
+// batch goes out in one write per receiver (of up to maxWriteBytes). s.mu
+// must be held.
 func (s *Server) beginBatch() { s.batching = true }
 
 // endBatch wakes the writer of every receiver of the batch. s.mu must be

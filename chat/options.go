@@ -22,8 +22,8 @@ const (
 	// DefaultOutboundQueue is how many messages wait for a slow receiver
 	// before the oldest are dropped.
 	DefaultOutboundQueue = 256
-	// DefaultWriteTimeout is how long a receiver may take no bytes at all
-	// before it is disconnected.
+	// DefaultWriteTimeout is how long a receiver may take no data (not one
+	// write of up to 64 KiB) before it is disconnected.
 	DefaultWriteTimeout = 10 * time.Second
 	// DefaultShutdownTimeout bounds a graceful shutdown: how long the server
 	// waits for queued messages to reach their clients.
@@ -124,8 +124,11 @@ type Options struct {
 	// missed. Zero means DefaultOutboundQueue.
 	OutboundQueue int
 
-	// WriteTimeout is the deadline for each write to a client; a client
-	// that misses it is disconnected as a slow consumer. Zero means
+	// WriteTimeout is how long a client may take no data before it is
+	// disconnected as a slow consumer: what is queued for it is written in
+	// writes of at most 64 KiB, and a client is disconnected when one of
+	// them has waited between three quarters of WriteTimeout and all of
+	// it, however long its whole backlog takes to read. Zero means
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
 

@@ -54,15 +54,23 @@ func (q *queue) appendTo(dst []item) []item {
 	return dst
 }
 
-// drainTo appends the bytes of every queued message, oldest first, to b
-// and empties q.
-func (q *queue) drainTo(b []byte) []byte {
-	for i := range q.n {
-		j := (q.head + i) % len(q.buf)
-		b = append(b, q.buf[j].b...)
-		q.buf[j] = item{} // let the message be collected once written
+// takeTo appends the bytes of the oldest queued messages to b and removes
+// them from q: as many whole messages as fit in b up to max bytes, and at
+// least one (however long) if any is queued.
+func (q *queue) takeTo(b []byte, max int) []byte {
+	for taken := 0; q.n > 0; taken++ {
+		m := &q.buf[q.head]
+		if taken > 0 && len(b)+len(m.b) > max {
+			break
+		}
+		b = append(b, m.b...)
+		*m = item{} // let the message be collected once written
+		q.head = (q.head + 1) % len(q.buf)
+		q.n--
 	}
-	q.head, q.n = 0, 0
+	if q.n == 0 {
+		q.head = 0
+	}
 	return b
 }
 

@@ -3,6 +3,7 @@ package chat
 import (
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"testing"
 
@@ -70,10 +71,10 @@ func TestQueueDropsOldestWhenFull(t *testing.T) {
 			dropped = append(dropped, string(d.b))
 		}
 	}
-	if got := q.drainTo(nil); fmt.Sprint(dropped) != "[a b]" || string(got) != "cde" {
+	if got := q.takeTo(nil, math.MaxInt); fmt.Sprint(dropped) != "[a b]" || string(got) != "cde" {
 		t.Fatalf("after 5 pushes into 3: dropped %q, queue %q; want [a b] dropped, \"cde\" kept", dropped, got)
 	}
-	if more := q.drainTo(nil); len(more) != 0 {
+	if more := q.takeTo(nil, math.MaxInt); len(more) != 0 {
 		t.Fatalf("drain after drain = %q; want nothing", more)
 	}
 }
@@ -106,7 +107,7 @@ func TestCommitDeliversToTheRoomAsItIsThen(t *testing.T) {
 	queued := func(ss *session) string {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
-		return string(ss.out.drainTo(nil))
+		return string(ss.out.takeTo(nil, math.MaxInt))
 	}
 	queued(b) // b's join
 	a.inflight.Add(1)

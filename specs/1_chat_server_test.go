@@ -275,6 +275,53 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 		})
 	})
 
+	Context("when a client reads slowly but steadily", func() {
+		It("sends it everything and keeps it connected, though the whole takes longer than the write timeout to arrive", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			// 100 lines of 5000 bytes: a page that takes 1.25s at the
+			// reader's 400 KB/s, far longer than the write timeout, and
+			// fits in half of the default outbound bytes, as a page must.
+			const (
+				writeTimeout = 500 * time.Millisecond
+				n            = 100
+				lineSize     = 5000
+				readSize     = 8 << 10
+				readEvery    = 20 * time.Millisecond
+			)
+			nw = tr.New(true)
+			srv = startServer(nw, chat.Options{WriteTimeout: writeTimeout, MaxLineBytes: lineSize, HistoryOnJoin: -1})
+			cs := connectAll(srv, nw, 2)
+			sender, reader := cs[0], cs[1]
+			line := func(i int) string {
+				head := fmt.Sprintf("line %03d ", i)
+				return head + strings.Repeat("~", lineSize-len(head))
+			}
+
+			By("filling the history while the reader keeps up")
+			for i := 1; i <= n; i++ {
+				sender.Send(line(i) + "\n")
+				sender.ExpectLines(sender.Says(line(i)))
+				reader.ExpectLines(sender.Says(line(i)))
+			}
+
+			By("asking for all of it at once, then reading 8 KB every 20ms, never pausing for as long as the write timeout")
+			tick := time.NewTicker(readEvery)
+			DeferCleanup(tick.Stop)
+			reader.lines = newLineReader(&pacedReader{r: reader.conn, n: readSize, tick: tick.C})
+			start := time.Now()
+			reader.Send(fmt.Sprintf("/history %d\n", n))
+			for i := 1; i <= n; i++ {
+				reader.ExpectExactly(fmt.Sprintf("[history %d] %s", i, sender.Says(line(i))))
+			}
+			reader.ExpectExactly(fmt.Sprintf("*** start of #lobby history reached (%d messages)", n))
+			Expect(time.Since(start)).To(BeNumerically(">", writeTimeout), "the page arrived within the write timeout: the spec proves nothing")
+
+			reader.Send("still here\n")
+			reader.ExpectLines(reader.Says("still here"))
+			Expect(srv.Clients()).To(Equal(2))
+			Expect(srv.Log).NotTo(gbytes.Say(`Disconnecting slow client`))
+		})
+	})
+
 	Context("when accepting a connection fails", func() {
 		It("logs it, backs off and keeps accepting (e.g. when out of file descriptors)", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			nw = &failingAccepts{Network: tr.New(false), failures: 3}

@@ -310,3 +310,16 @@ func openStore(dir string, r history.Retention) *history.BoltStore {
 
 // gbytesSay is gbytes.Say, for files that need only it.
 func gbytesSay(re string) OmegaMatcher { return gbytes.Say(re) }
+
+// pacedReader reads at most n bytes at each tick: a client that reads a
+// little at a time.
+type pacedReader struct {
+	r    io.Reader
+	n    int
+	tick <-chan time.Time
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	<-p.tick
+	return p.r.Read(b[:min(len(b), p.n)])
+}
