@@ -45,8 +45,14 @@ func (d *delivery) bytesFor(ss *session) []byte {
 // itemFor returns the queue item carrying the event to ss. Server.mu must
 // be held.
 func (d *delivery) itemFor(ss *session) item {
-	// A numbered message, live or replayed, carries its room and number.
-	return item{b: d.bytesFor(ss), room: d.ev.Room, seq: d.ev.Seq}
+	it := item{b: d.bytesFor(ss)}
+	if t := d.ev.Type; t == protocol.TypeMessage || t == protocol.TypeAction {
+		// A numbered message, live or replayed, carries its room and
+		// number; other events with a number (a resumed event's is the
+		// last message replayed) are not messages to fetch again.
+		it.room, it.seq = d.ev.Room, d.ev.Seq
+	}
+	return it
 }
 
 // sendTo queues ev for ss alone. s.mu must be held.

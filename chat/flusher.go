@@ -223,10 +223,10 @@ func (ss *session) appendMissed(b []byte, lost missed) []byte {
 	rest := lost.count
 	for room, span := range lost.rooms {
 		// The span may include messages this client did receive: it names
-		// what to fetch again, and the client shows nothing twice.
-		n := min(rest, int(span[1]-span[0]+1))
-		rest -= n
-		appendEv(&protocol.Event{Type: protocol.TypeMissed, Room: room, Count: n, After: span[0] - 1, Seq: span[1]})
+		// what to fetch again, and the client shows nothing twice. The
+		// count is of the messages lost.
+		rest -= span.count
+		appendEv(&protocol.Event{Type: protocol.TypeMissed, Room: room, Count: span.count, After: span.first - 1, Seq: span.last})
 	}
 	if rest > 0 {
 		appendEv(&protocol.Event{Type: protocol.TypeMissed, Count: rest})

@@ -79,6 +79,40 @@ func TestQueueDropsOldestWhenFull(t *testing.T) {
 	}
 }
 
+// TestMissedCountsExactlyAcrossGaps pins the missed notices when a client
+// lost numbered messages with gaps between them (parts of two replay
+// pages) and other events, a page's closing event among them, which has
+// a number but is not a message: the room's notice counts only the
+// room's lost messages, and the rest get a notice of their own.
+func TestMissedCountsExactlyAcrossGaps(t *testing.T) {
+	s := newIdleSessions(t, 1)
+	var ss *session
+	for x := range s.sessions {
+		ss = x
+	}
+	msg := func(seq uint64) *protocol.Event {
+		return &protocol.Event{Type: protocol.TypeMessage, History: true, Room: DefaultRoom, Seq: seq, From: "alice", Text: "hi"}
+	}
+	var lost missed
+	s.mu.Lock()
+	for _, ev := range []*protocol.Event{
+		msg(101), msg(102), msg(103),
+		{Type: protocol.TypeResumed, Room: DefaultRoom, After: 100, Count: 3, Seq: 103},
+		msg(121), msg(122),
+		{Type: protocol.TypeNotice, Text: "a notice"},
+	} {
+		d := delivery{ev: ev}
+		lost.add(d.itemFor(ss))
+	}
+	s.mu.Unlock()
+	got := string(ss.appendMissed(nil, lost))
+	want := "*** you missed 5 messages of #lobby because your connection could not keep up; /resume lobby 100 to catch up\n" +
+		"*** you missed 2 messages because your connection could not keep up\n"
+	if got != want {
+		t.Fatalf("notices:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 // TestCommitDeliversToTheRoomAsItIsThen pins where a message goes when its
 // room is emptied and made anew between the message's acceptance and its
 // commit: to the new room's members, under the name they know it by, once.
