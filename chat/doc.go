@@ -28,7 +28,8 @@
 //     KiB) and runs only while there is something to write, so an idle
 //     connection costs one goroutine (its reader) and a small buffer.
 //   - The broadcaster never blocks on a receiver. When a receiver's queue is
-//     full, its oldest queued messages are dropped and it is told how many
+//     full ([Options.OutboundQueue] messages or [Options.OutboundBytes]
+//     bytes), its oldest queued messages are dropped and it is told which
 //     it missed; a receiver that takes no data (not one write of up to 64
 //     KiB) for [Options.WriteTimeout] is disconnected, however long its
 //     backlog takes to read.

@@ -40,9 +40,10 @@ const maxPooledWriteBuffer = maxWriteBytes
 // sessions rather than kept by each, so an idle client holds none.
 var writeBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
-// enqueue queues msg for this client without ever blocking. If the queue is
-// full the oldest message is dropped and accounted for. srv.mu must be
-// held; ss.mu is taken under it.
+// enqueue queues msg for this client without ever blocking. Beyond the
+// queue's limits (Options.OutboundQueue, Options.OutboundBytes) the oldest
+// messages are dropped and accounted for. srv.mu must be held; ss.mu is
+// taken under it.
 func (ss *session) enqueue(msg item) {
 	ss.mu.Lock()
 	if ss.finished {
@@ -61,12 +62,11 @@ func (ss *session) enqueue(msg item) {
 	ss.unlockAndFlush()
 }
 
-// pushLocked queues it, accounting for the oldest message if it had to be
-// dropped. ss.mu must be held.
+// pushLocked queues it, accounting for the oldest messages if they had to
+// be dropped. ss.mu must be held.
 func (ss *session) pushLocked(it item) {
-	if dropped, ok := ss.out.push(it); ok {
-		ss.missed.add(dropped)
-		ss.srv.metrics.dropped.Inc()
+	if n := ss.out.push(it, &ss.missed); n > 0 {
+		ss.srv.metrics.dropped.Add(float64(n))
 	}
 }
 

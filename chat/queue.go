@@ -12,31 +12,51 @@ type item struct {
 // minQueue is the smallest array a queue holds once it has held any.
 const minQueue = 8
 
-// queue is a bounded FIFO of messages for one receiver. When full, pushing
-// drops the oldest message. It grows on demand up to its limit, so an idle
-// connection holds no large array. It is not safe for concurrent use.
+// queue is a bounded FIFO of messages for one receiver, bounded both in
+// messages (limit) and in bytes (maxBytes). Pushing beyond either drops
+// the oldest messages, but never the one pushed. It grows on demand up to
+// its limit, so an idle connection holds no large array. It is not safe
+// for concurrent use.
 type queue struct {
-	buf   []item
-	head  int
-	n     int
-	limit int
+	buf      []item
+	head     int
+	n        int
+	bytes    int // of the n messages queued
+	limit    int
+	maxBytes int
 }
 
-// push appends m and returns the oldest message if it was dropped to make
-// room.
-func (q *queue) push(m item) (dropped item, ok bool) {
+// push appends m, dropping the oldest messages, each added to lost, while
+// the queue would hold more than limit messages, or more than maxBytes
+// bytes and another message than m. It returns how many it dropped.
+func (q *queue) push(m item, lost *missed) (dropped int) {
 	if q.n == len(q.buf) {
-		if len(q.buf) >= q.limit {
-			dropped = q.buf[q.head]
-			q.buf[q.head] = m
-			q.head = (q.head + 1) % len(q.buf)
-			return dropped, true
+		if len(q.buf) < q.limit {
+			q.grow()
+		} else {
+			lost.add(q.pop())
+			dropped++
 		}
-		q.grow()
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = m
 	q.n++
-	return item{}, false
+	q.bytes += len(m.b)
+	for q.bytes > q.maxBytes && q.n > 1 {
+		lost.add(q.pop())
+		dropped++
+	}
+	return dropped
+}
+
+// pop removes the oldest message, of which there must be one, and returns
+// it.
+func (q *queue) pop() item {
+	m := q.buf[q.head]
+	q.buf[q.head] = item{} // let the message be collected once written
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	q.bytes -= len(m.b)
+	return m
 }
 
 func (q *queue) grow() {
@@ -59,17 +79,10 @@ func (q *queue) appendTo(dst []item) []item {
 // least one (however long) if any is queued.
 func (q *queue) takeTo(b []byte, max int) []byte {
 	for taken := 0; q.n > 0; taken++ {
-		m := &q.buf[q.head]
-		if taken > 0 && len(b)+len(m.b) > max {
+		if taken > 0 && len(b)+len(q.buf[q.head].b) > max {
 			break
 		}
-		b = append(b, m.b...)
-		*m = item{} // let the message be collected once written
-		q.head = (q.head + 1) % len(q.buf)
-		q.n--
-	}
-	if q.n == 0 {
-		q.head = 0
+		b = append(b, q.pop().b...)
 	}
 	return b
 }

@@ -111,7 +111,7 @@ func newSession(srv *Server, conn net.Conn) *session {
 		conn: conn,
 		addr: conn.RemoteAddr().String(),
 		ip:   hostOf(conn.RemoteAddr()),
-		out:  queue{limit: srv.opts.OutboundQueue},
+		out:  queue{limit: srv.opts.OutboundQueue, maxBytes: srv.opts.OutboundBytes},
 		done: make(chan struct{}),
 		// Until something else is recorded, a connection the server
 		// closes is closed by a shutdown.
