@@ -30,7 +30,8 @@
 //   - The broadcaster never blocks on a receiver. When a receiver's queue is
 //     full ([Options.OutboundQueue] messages or [Options.OutboundBytes]
 //     bytes), its oldest queued messages are dropped and it is told which
-//     it missed; a receiver that takes no data (not one write of up to 64
+//     it missed; a replay page takes at most half of the bytes, so that it
+//     never pushes itself out; a receiver that takes no data (not one write of up to 64
 //     KiB) for [Options.WriteTimeout] is disconnected, however long its
 //     backlog takes to read.
 //

@@ -24,7 +24,7 @@ const (
 	DefaultOutboundQueue = 256
 	// DefaultOutboundBytes is how many bytes of messages wait for a slow
 	// receiver before the oldest are dropped: 1 MiB, the least power of
-	// two whose half holds a full replay page
+	// two whose half (the most a replay page may take) holds a full page
 	// of the longest text lines, 100 of 4 KiB. For messages under 4 KiB
 	// the message limit (DefaultOutboundQueue) binds first; the bytes bind
 	// for the longest lines, above all in JSON, whose escaping can make a
@@ -144,6 +144,8 @@ type Options struct {
 	// and the client is told what it missed, as for OutboundQueue (the
 	// newest message is kept whatever its length). Besides the queue, the
 	// client's write under way holds up to 64 KiB (or one longer message).
+	// A replay page
+	// (/history, /resume, the replay on joining) is cut to half of it.
 	// Zero means DefaultOutboundBytes. It is at least 64 KiB and 16 times
 	// MaxLineBytes, so that half of it holds the longest message in
 	// either format: JSON's escaping can make a line six times longer.
@@ -204,7 +206,8 @@ type Options struct {
 	// MaxHistoryPage bounds the messages sent for one /history or /resume.
 	// Zero means DefaultMaxHistoryPage. It is capped at half of
 	// OutboundQueue, and HistoryOnJoin at MaxHistoryPage, because a replay
-	// is queued like any other message.
+	// is queued like any other message; for the same reason a page ends
+	// early once it would take more than half of OutboundBytes.
 	MaxHistoryPage int
 	// CommitBatch bounds the messages stored in one transaction. Zero
 	// means DefaultCommitBatch.

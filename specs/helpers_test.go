@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -322,4 +323,13 @@ type pacedReader struct {
 func (p *pacedReader) Read(b []byte) (int, error) {
 	<-p.tick
 	return p.r.Read(b[:min(len(b), p.n)])
+}
+
+// scrape returns the server's metrics in the Prometheus text format.
+func scrape(srv *runningServer) string {
+	GinkgoHelper()
+	rec := httptest.NewRecorder()
+	srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	Expect(rec.Code).To(Equal(200))
+	return rec.Body.String()
 }
