@@ -56,7 +56,7 @@ func (s *Server) replay(ss *session, name string, msgs []history.Message, err er
 		if newest {
 			i = len(msgs) - 1 - k
 		}
-		d := delivery{ev: historyEvent(msgs[i])}
+		d := newDelivery(historyEvent(msgs[i]))
 		items[i] = d.itemFor(ss)
 		size += len(items[i].b)
 		if k > 0 && size > s.opts.OutboundBytes/2 {

@@ -30,16 +30,25 @@ type queue struct {
 // the queue would hold more than limit messages, or more than maxBytes
 // bytes and another message than m. It returns how many it dropped.
 func (q *queue) push(m item, lost *missed) (dropped int) {
-	if q.n == len(q.buf) {
-		if len(q.buf) < q.limit {
-			q.grow()
-		} else {
-			lost.add(q.pop())
-			dropped++
-		}
+	switch {
+	case q.n < len(q.buf):
+		q.buf[q.wrap(q.head+q.n)] = m
+		q.n++
+	case len(q.buf) < q.limit:
+		q.grow()
+		q.buf[q.n] = m
+		q.n++
+	default:
+		// Full: m takes the oldest's place, as the broadcast to a client
+		// that has stopped reading does every time, so this costs no more
+		// than a message kept.
+		old := &q.buf[q.head]
+		lost.add(*old)
+		q.bytes -= len(old.b)
+		*old = m
+		q.head = q.wrap(q.head + 1)
+		dropped++
 	}
-	q.buf[(q.head+q.n)%len(q.buf)] = m
-	q.n++
 	q.bytes += len(m.b)
 	for q.bytes > q.maxBytes && q.n > 1 {
 		lost.add(q.pop())
@@ -48,12 +57,21 @@ func (q *queue) push(m item, lost *missed) (dropped int) {
 	return dropped
 }
 
+// wrap returns i, which is less than twice the array's length, as an
+// index into it: cheaper than i % len(q.buf), a division.
+func (q *queue) wrap(i int) int {
+	if i >= len(q.buf) {
+		i -= len(q.buf)
+	}
+	return i
+}
+
 // pop removes the oldest message, of which there must be one, and returns
 // it.
 func (q *queue) pop() item {
 	m := q.buf[q.head]
 	q.buf[q.head] = item{} // let the message be collected once written
-	q.head = (q.head + 1) % len(q.buf)
+	q.head = q.wrap(q.head + 1)
 	q.n--
 	q.bytes -= len(m.b)
 	return m

@@ -172,7 +172,7 @@ func TestMissedCountsExactlyAcrossGaps(t *testing.T) {
 		msg(121), msg(122),
 		{Type: protocol.TypeNotice, Text: "a notice"},
 	} {
-		d := delivery{ev: ev}
+		d := newDelivery(ev)
 		lost.add(d.itemFor(ss))
 	}
 	s.mu.Unlock()
