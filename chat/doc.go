@@ -31,9 +31,9 @@
 //     full ([Options.OutboundQueue] messages or [Options.OutboundBytes]
 //     bytes), its oldest queued messages are dropped and it is told which
 //     it missed; a replay page takes at most half of the bytes, so that it
-//     never pushes itself out; a receiver that takes no data (not one write of up to 64
-//     KiB) for [Options.WriteTimeout] is disconnected, however long its
-//     backlog takes to read.
+//     never pushes itself out. A receiver that takes no data (not one
+//     write of up to 64 KiB) for [Options.WriteTimeout] is disconnected,
+//     however long its backlog takes to read.
 //
 // # Files
 //
