@@ -27,22 +27,52 @@ func (s *Server) replayLatest(ss *session, r *room, n int) {
 		return
 	}
 	msgs, err := s.opts.History.Before(r.name, r.delivered+1, n)
-	s.replay(ss, r.name, msgs, err)
+	s.replay(ss, r.name, msgs, err, newestFirst)
 }
 
-// replay sends ss the messages msgs of the room named name, marked as
-// history, or, if reading them failed with err, logs it and tells ss. It
-// reports whether it sent them. s.mu must be held.
-func (s *Server) replay(ss *session, name string, msgs []history.Message, err error) bool {
+// Which end of a page replay keeps when it must cut the page short.
+const (
+	newestFirst = true  // a page back in time: /history, and a joiner's replay
+	oldestFirst = false // a page forward: /resume
+)
+
+// replay sends ss, marked as history, the messages msgs of the room named
+// name, in order, as many as fit in half of ss's outbound bytes
+// (Options.OutboundBytes) as encoded for ss, and at least one: the newest
+// of them if newest is set, else the oldest. So a page never pushes
+// itself out of the queue, and leaves room for what arrives meanwhile. It
+// returns those it sent. If reading them failed with err it logs it and
+// tells ss instead, and reports false. s.mu must be held.
+func (s *Server) replay(ss *session, name string, msgs []history.Message, err error, newest bool) ([]history.Message, bool) {
 	if err != nil {
 		s.log.Error("Reading history failed", "room", name, "err", err)
 		s.fail(ss, protocol.CodeStoreError, "the history of #%s can't be read right now", name)
-		return false
+		return nil, false
 	}
-	for _, m := range msgs {
-		s.sendTo(ss, historyEvent(m))
+	items := make([]item, len(msgs))
+	first, end := 0, len(msgs) // the page sent is msgs[first:end]
+	for size, k := 0, 0; k < len(msgs); k++ {
+		i := k
+		if newest {
+			i = len(msgs) - 1 - k
+		}
+		d := newDelivery(historyEvent(msgs[i]))
+		items[i] = d.itemFor(ss)
+		size += len(items[i].b)
+		if k > 0 && size > s.opts.OutboundBytes/2 {
+			if newest {
+				first = i + 1
+			} else {
+				end = i
+			}
+			break
+		}
 	}
-	return true
+	for _, it := range items[first:end] {
+		ss.enqueue(it)
+	}
+	s.metrics.deliveries.Add(float64(end - first))
+	return msgs[first:end], true
 }
 
 // historyRetries bounds how many times a command reads the history again,
@@ -101,7 +131,7 @@ func (s *Server) replayFrom(ss *session, r *room, l *latest) {
 	if i := slices.IndexFunc(msgs, func(m history.Message) bool { return m.Seq > r.delivered }); i >= 0 {
 		msgs = msgs[:i] // stored, not yet delivered: they arrive live
 	}
-	s.replay(ss, r.name, msgs, l.err)
+	s.replay(ss, r.name, msgs, l.err, newestFirst)
 }
 
 // readUnlocked runs read without s.mu and then use with it, again while
@@ -140,9 +170,10 @@ func (s *Server) joinedNow(ss *session, name string) (string, uint64, bool) {
 }
 
 // history answers /history: a page of the room's messages before
-// c.Before. The page is read without s.mu; messages delivered meanwhile
-// reach ss live, so the page is bounded by what the room had delivered
-// when asked. It is called without s.mu.
+// c.Before, up to c.Limit of them and as many as fit in half of ss's
+// outbound bytes. The page is read without s.mu; messages delivered
+// meanwhile reach ss live, so the page is bounded by what the room had
+// delivered when asked. It is called without s.mu.
 func (s *Server) history(ss *session, c protocol.Command) {
 	name, delivered, ok := s.joinedNow(ss, c.Room)
 	if !ok {
@@ -158,24 +189,30 @@ func (s *Server) history(ss *session, c protocol.Command) {
 		before = delivered + 1
 	}
 	msgs, err := s.opts.History.Before(name, before, n)
-	end := &protocol.Event{Type: protocol.TypeHistory, Room: name, Count: len(msgs)}
+	// Older ones remain unless this page reached the oldest stored.
+	older := false
 	if err == nil && len(msgs) > 0 {
-		// Older ones remain unless this page reached the oldest stored.
-		if oldest, _, err := s.opts.History.Bounds(name); err == nil && msgs[0].Seq > oldest {
-			end.More, end.Before = true, msgs[0].Seq
-		}
+		oldest, _, err := s.opts.History.Bounds(name)
+		older = err == nil && msgs[0].Seq > oldest
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.replay(ss, name, msgs, err) {
-		s.sendTo(ss, end)
+	sent, ok := s.replay(ss, name, msgs, err, newestFirst)
+	if !ok {
+		return
 	}
+	end := &protocol.Event{Type: protocol.TypeHistory, Room: name, Count: len(sent)}
+	if len(sent) > 0 && (older || len(sent) < len(msgs)) {
+		end.More, end.Before = true, sent[0].Seq
+	}
+	s.sendTo(ss, end)
 }
 
 // resume answers /resume: the room's messages after c.After, as far as it
-// had delivered when asked and at most a page of them; later ones reach
-// ss live. The closing event's Seq is the last message replayed, from
-// which to resume again if More is set. It is called without s.mu.
+// had delivered when asked and at most a page of them (MaxHistoryPage, and
+// as many as fit in half of ss's outbound bytes); later ones reach ss
+// live. The closing event's Seq is the last message replayed, from which
+// to resume again if More is set. It is called without s.mu.
 func (s *Server) resume(ss *session, c protocol.Command) {
 	name, delivered, ok := s.joinedNow(ss, c.Room)
 	if !ok {
@@ -194,15 +231,17 @@ func (s *Server) resume(ss *session, c protocol.Command) {
 		if i := slices.IndexFunc(msgs, func(m history.Message) bool { return m.Seq > delivered }); i >= 0 {
 			msgs = msgs[:i]
 		}
-		if len(msgs) > 0 {
-			end.Count, end.Seq = len(msgs), msgs[len(msgs)-1].Seq
-		}
 		end.Trimmed = oldest > c.After+1
 	}
-	end.More = end.Seq < delivered
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.replay(ss, name, msgs, err) {
-		s.sendTo(ss, end)
+	sent, ok := s.replay(ss, name, msgs, err, oldestFirst)
+	if !ok {
+		return
 	}
+	if len(sent) > 0 {
+		end.Count, end.Seq = len(sent), sent[len(sent)-1].Seq
+	}
+	end.More = end.Seq < delivered
+	s.sendTo(ss, end)
 }

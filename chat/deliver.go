@@ -16,8 +16,20 @@ import (
 // receiver, and the receivers share those bytes.
 type delivery struct {
 	ev   *protocol.Event
+	seq  uint64 // ev.Seq if ev is a numbered room message, else 0
 	json []byte
 	text [2][]byte // [0]: in the reader's current room (or no room); [1]: another room
+}
+
+// newDelivery returns the delivery of ev.
+func newDelivery(ev *protocol.Event) delivery {
+	d := delivery{ev: ev}
+	if ev.Type == protocol.TypeMessage || ev.Type == protocol.TypeAction {
+		// Other events with a number (a resumed event's is the last
+		// message replayed) are not messages to fetch again.
+		d.seq = ev.Seq
+	}
+	return d
 }
 
 // bytesFor returns the encoding of the event for ss. Server.mu must be
@@ -46,12 +58,12 @@ func (d *delivery) bytesFor(ss *session) []byte {
 // be held.
 func (d *delivery) itemFor(ss *session) item {
 	// A numbered message, live or replayed, carries its room and number.
-	return item{b: d.bytesFor(ss), room: d.ev.Room, seq: d.ev.Seq}
+	return item{b: d.bytesFor(ss), room: d.ev.Room, seq: d.seq}
 }
 
 // sendTo queues ev for ss alone. s.mu must be held.
 func (s *Server) sendTo(ss *session, ev *protocol.Event) {
-	d := delivery{ev: ev}
+	d := newDelivery(ev)
 	ss.enqueue(d.itemFor(ss))
 	s.metrics.deliveries.Inc()
 }
@@ -89,7 +101,7 @@ func (s *Server) deliverRoom(r *room, ev *protocol.Event) { s.deliverRoomExcept(
 // deliverRoomExcept queues ev for every member of r but except (nil for
 // none). s.mu must be held.
 func (s *Server) deliverRoomExcept(r *room, ev *protocol.Event, except *session) {
-	d := delivery{ev: ev}
+	d := newDelivery(ev)
 	n := 0
 	for ss := range r.members {
 		if ss != except {
@@ -102,7 +114,7 @@ func (s *Server) deliverRoomExcept(r *room, ev *protocol.Event, except *session)
 
 // deliverAll queues ev for every client. s.mu must be held.
 func (s *Server) deliverAll(ev *protocol.Event) {
-	d := delivery{ev: ev}
+	d := newDelivery(ev)
 	for ss := range s.sessions {
 		ss.enqueue(d.itemFor(ss))
 	}
@@ -131,7 +143,8 @@ func (s *Server) deliverNumbered(ev *protocol.Event) {
 
 // beginBatch makes the deliveries that follow, until endBatch, wake each
 // receiver's writer once, at endBatch, rather than once per event, so a
-// batch goes out in one write per receiver. s.mu must be held.
+// batch goes out in one write per receiver (of up to maxWriteBytes). s.mu
+// must be held.
 func (s *Server) beginBatch() { s.batching = true }
 
 // endBatch wakes the writer of every receiver of the batch. s.mu must be
@@ -165,7 +178,7 @@ func (s *Server) announce(ss *session, r *room, ev *protocol.Event) {
 // for ss itself unless skipSelf. Only the rooms that in accepts count;
 // a nil in accepts every room. s.mu must be held.
 func (s *Server) deliverAround(ss *session, ev *protocol.Event, skipSelf bool, in func(*room) bool) {
-	d := delivery{ev: ev}
+	d := newDelivery(ev)
 	seen := map[*session]bool{ss: true}
 	n := 0
 	if !skipSelf {

@@ -24,13 +24,16 @@
 //     client has seen is in the history.
 //   - Each message is encoded once and shared by every receiver. Each
 //     connection has a bounded outbound queue, drained by a flusher
-//     goroutine that writes everything queued in one Write and runs only
-//     while there is something to write, so an idle connection costs one
-//     goroutine (its reader) and a small buffer.
+//     goroutine that writes as much of it at once as one write takes (64
+//     KiB) and runs only while there is something to write, so an idle
+//     connection costs one goroutine (its reader) and a small buffer.
 //   - The broadcaster never blocks on a receiver. When a receiver's queue is
-//     full, its oldest queued messages are dropped and it is told how many
-//     it missed; a receiver that takes no bytes for [Options.WriteTimeout]
-//     is disconnected.
+//     full ([Options.OutboundQueue] messages or [Options.OutboundBytes]
+//     bytes), its oldest queued messages are dropped and it is told which
+//     it missed; a replay page takes at most half of the bytes, so that it
+//     never pushes itself out. A receiver that takes no data (not one
+//     write of up to 64 KiB) for [Options.WriteTimeout] is disconnected,
+//     however long its backlog takes to read.
 //
 // # Files
 //
@@ -129,10 +132,11 @@
 //     now, and the message is encoded once per form it is needed in and
 //     queued for every member (deliver.go). Receivers are woken once per
 //     batch (on a cluster node, once per message handed back).
-//  5. Each receiver's flusher takes everything queued and writes it in one
-//     Write, with a write deadline (flusher.go). A receiver that can't
-//     keep up loses its oldest messages and is told which; one that takes
-//     nothing for [Options.WriteTimeout] is disconnected.
+//  5. Each receiver's flusher takes what is queued, up to 64 KiB at a
+//     time, and writes it in one write, with a write deadline renewed as
+//     writes complete (flusher.go). A receiver that can't keep up loses
+//     its oldest messages and is told which; one that takes nothing for
+//     [Options.WriteTimeout] is disconnected.
 //
 // On a cluster node (Options.Cluster), step 3 publishes the batch to the
 // cluster, and step 4 happens on every node when the cluster hands the

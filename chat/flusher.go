@@ -3,7 +3,7 @@ package chat
 // This file is a session's outbound side: its bounded queue is filled
 // under the server's lock without ever blocking, and a flusher goroutine,
 // started only when there is something to write, drains it in coalesced
-// writes.
+// writes of at most maxWriteBytes.
 
 import (
 	"errors"
@@ -16,17 +16,34 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// maxPooledWriteBuffer is the largest write buffer kept for reuse; a burst
-// may grow one further, but it is let go afterwards.
-const maxPooledWriteBuffer = 64 << 10
+// maxWriteBytes bounds one write to a client: the flusher takes whole
+// messages from the queue up to this many bytes (or a single longer
+// message, written in pieces of this size) and gives each write at least
+// three quarters of WriteTimeout (see session.write). So a client is cut
+// off as slow when one write of at most this size waits that long, not
+// when its whole backlog takes longer than WriteTimeout to read.
+//
+// 64 KiB coalesces a full queue of ordinary chat lines (256 of about 100
+// bytes) into one write, so small messages still share a write; it is the
+// largest of nats-server's outbound buffers (nbPoolSizeLarge), a size at
+// which a write's system call costs little beside copying the bytes; and
+// it is small enough that a reader taking 9 KiB a second (64 KiB in three
+// quarters of the default WriteTimeout, 10s) is never cut off.
+const maxWriteBytes = 64 << 10
+
+// maxPooledWriteBuffer is the largest write buffer kept for reuse: one
+// write's worth. A message longer than that grows a buffer further, and it
+// is let go afterwards.
+const maxPooledWriteBuffer = maxWriteBytes
 
 // writeBuffers holds write buffers between writes. They are shared by all
 // sessions rather than kept by each, so an idle client holds none.
 var writeBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
-// enqueue queues msg for this client without ever blocking. If the queue is
-// full the oldest message is dropped and accounted for. srv.mu must be
-// held; ss.mu is taken under it.
+// enqueue queues msg for this client without ever blocking. Beyond the
+// queue's limits (Options.OutboundQueue, Options.OutboundBytes) the oldest
+// messages are dropped and accounted for. srv.mu must be held; ss.mu is
+// taken under it.
 func (ss *session) enqueue(msg item) {
 	ss.mu.Lock()
 	if ss.finished {
@@ -45,12 +62,11 @@ func (ss *session) enqueue(msg item) {
 	ss.unlockAndFlush()
 }
 
-// pushLocked queues it, accounting for the oldest message if it had to be
-// dropped. ss.mu must be held.
+// pushLocked queues it, accounting for the oldest messages if they had to
+// be dropped. ss.mu must be held.
 func (ss *session) pushLocked(it item) {
-	if dropped, ok := ss.out.push(it); ok {
-		ss.missed.add(dropped)
-		ss.srv.metrics.dropped.Inc()
+	if n := ss.out.push(it, &ss.missed); n > 0 {
+		ss.srv.metrics.dropped.Add(float64(n))
 	}
 }
 
@@ -87,9 +103,12 @@ func (ss *session) unlockAndFlush() {
 	}
 }
 
-// flush writes what is queued, everything queued at once in one Write,
-// until the queue is empty, then ends; once the session is finished and
-// flushed, or a write fails, it closes the connection.
+// flush writes what is queued, as much at once as one write takes
+// (maxWriteBytes), until the queue is empty, then ends; once the session
+// is finished and flushed, or a write fails, it closes the connection.
+// What it has not taken yet stays queued, counted against the queue's
+// limits, so that a slow client loses its oldest messages rather than the
+// newest.
 func (ss *session) flush() {
 	defer ss.srv.wg.Done()
 	// Let whatever else is runnable go first: under load, more messages
@@ -153,36 +172,41 @@ func (ss *session) closeFor(why leaving) {
 	ss.mu.Unlock()
 }
 
-// takeLocked appends what is to be written to b and empties the queue:
-// notices for what was missed, if anything was, then every queued
-// message. ss.mu must be held.
+// takeLocked appends what is to be written next to b and takes it from
+// the queue: notices for what was missed, if anything was, then the oldest
+// queued messages, as many as fit in one write (maxWriteBytes) and at
+// least one. ss.mu must be held.
 func (ss *session) takeLocked(b []byte) []byte {
 	if ss.missed.count > 0 {
 		b = ss.appendMissed(b, ss.missed)
 		ss.missed = missed{}
 	}
-	return ss.out.drainTo(b)
+	return ss.out.takeTo(b, maxWriteBytes)
 }
 
-// write writes b with a write deadline. The deadline is renewed only once
-// less than three quarters of WriteTimeout is left, which spares a system
-// call per write: a write that makes no progress fails after between
-// three quarters of WriteTimeout and all of it.
+// write writes b, in writes of at most maxWriteBytes, each with a write
+// deadline. The deadline is renewed before a write once less than three
+// quarters of WriteTimeout is left, which spares resetting the timer for
+// every write: a write that makes no progress fails after between three
+// quarters of WriteTimeout and all of it, however many have gone before.
 func (ss *session) write(b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
 	timeout := ss.srv.opts.WriteTimeout
-	if now := time.Now(); ss.deadline.Sub(now) < timeout*3/4 {
-		ss.deadline = now.Add(timeout)
-		if err := ss.conn.SetWriteDeadline(ss.deadline); err != nil {
+	for len(b) > 0 {
+		if now := time.Now(); ss.deadline.Sub(now) < timeout*3/4 {
+			ss.deadline = now.Add(timeout)
+			if err := ss.conn.SetWriteDeadline(ss.deadline); err != nil {
+				return err
+			}
+		}
+		n, err := ss.conn.Write(b[:min(len(b), maxWriteBytes)])
+		ss.srv.metrics.writes.Inc()
+		ss.srv.metrics.bytesOut.Add(float64(n))
+		if err != nil {
 			return err
 		}
+		b = b[n:]
 	}
-	n, err := ss.conn.Write(b)
-	ss.srv.metrics.writes.Inc()
-	ss.srv.metrics.bytesOut.Add(float64(n))
-	return err
+	return nil
 }
 
 // appendMissed appends the notices for lost messages: one per room whose
@@ -199,10 +223,10 @@ func (ss *session) appendMissed(b []byte, lost missed) []byte {
 	rest := lost.count
 	for room, span := range lost.rooms {
 		// The span may include messages this client did receive: it names
-		// what to fetch again, and the client shows nothing twice.
-		n := min(rest, int(span[1]-span[0]+1))
-		rest -= n
-		appendEv(&protocol.Event{Type: protocol.TypeMissed, Room: room, Count: n, After: span[0] - 1, Seq: span[1]})
+		// what to fetch again, and the client shows nothing twice. The
+		// count is of the messages lost.
+		rest -= span.count
+		appendEv(&protocol.Event{Type: protocol.TypeMissed, Room: room, Count: span.count, After: span.first - 1, Seq: span.last})
 	}
 	if rest > 0 {
 		appendEv(&protocol.Event{Type: protocol.TypeMissed, Count: rest})

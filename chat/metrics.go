@@ -82,6 +82,17 @@ func newMetrics(s *Server) *metrics {
 			}
 			return float64(n)
 		}),
+		gauge("natter_queued_bytes", "Bytes of the events waiting in clients' outbound queues (an event shared by several queues counts in each).", func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			n := 0
+			for ss := range s.sessions {
+				ss.mu.Lock()
+				n += ss.out.bytes
+				ss.mu.Unlock()
+			}
+			return float64(n)
+		}),
 	)
 	return m
 }

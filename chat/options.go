@@ -23,8 +23,21 @@ const (
 	// DefaultOutboundQueue is how many messages wait for a slow receiver
 	// before the oldest are dropped.
 	DefaultOutboundQueue = 256
-	// DefaultWriteTimeout is how long a receiver may take no bytes at all
-	// before it is disconnected.
+	// DefaultOutboundBytes is how many bytes of messages wait for a slow
+	// receiver before the oldest are dropped: 1 MiB, the least power of
+	// two whose half (the most a replay page may take) holds a full page
+	// of the longest text lines, 100 of 4 KiB. For messages under 4 KiB
+	// the message limit (DefaultOutboundQueue) binds first; the bytes bind
+	// for the longest lines, above all in JSON, whose escaping can make a
+	// line six times longer. It is Centrifugo's client queue and InspIRCd's
+	// hardsendq, and far below nats-server's max_pending (64 MiB) or
+	// Redis' pubsub output buffer (32 MB): their messages may be
+	// megabytes, a chat line is kilobytes, and a client that far behind
+	// is better served by /resume from the stored history than by the
+	// server's memory (DefaultMaxClients at 1 MiB each is nearly 10 GiB).
+	DefaultOutboundBytes = 1 << 20
+	// DefaultWriteTimeout is how long a receiver may take no data (not one
+	// write of up to 64 KiB) before it is disconnected.
 	DefaultWriteTimeout = 10 * time.Second
 	// DefaultShutdownTimeout bounds a graceful shutdown: how long the server
 	// waits for queued messages to reach their clients.
@@ -133,6 +146,9 @@ const (
 	DefaultPingInterval = 2 * time.Minute
 )
 
+// minOutboundBytes is the least Options.OutboundBytes: one write's worth.
+const minOutboundBytes = maxWriteBytes
+
 // DefaultRoom is the room every client is in when it connects (with
 // RequireAuth, once it logs in). It always exists and has no member limit.
 const DefaultRoom = protocol.DefaultRoom
@@ -148,9 +164,23 @@ type Options struct {
 	// it is full the oldest are dropped and the client is told how many it
 	// missed. Zero means DefaultOutboundQueue.
 	OutboundQueue int
+	// OutboundBytes bounds the bytes of the messages queued for one
+	// client, as they are encoded for it; beyond it the oldest are dropped
+	// and the client is told what it missed, as for OutboundQueue (the
+	// newest message is kept whatever its length). Besides the queue, the
+	// client's write under way holds up to 64 KiB (or one longer message).
+	// A replay page
+	// (/history, /resume, the replay on joining) is cut to half of it.
+	// Zero means DefaultOutboundBytes. It is at least 64 KiB and 16 times
+	// MaxLineBytes, so that half of it holds the longest message in
+	// either format: JSON's escaping can make a line six times longer.
+	OutboundBytes int
 
-	// WriteTimeout is the deadline for each write to a client; a client
-	// that misses it is disconnected as a slow consumer. Zero means
+	// WriteTimeout is how long a client may take no data before it is
+	// disconnected as a slow consumer: what is queued for it is written in
+	// writes of at most 64 KiB, and a client is disconnected when one of
+	// them has waited between three quarters of WriteTimeout and all of
+	// it, however long its whole backlog takes to read. Zero means
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
 
@@ -206,7 +236,8 @@ type Options struct {
 	// MaxHistoryPage bounds the messages sent for one /history or /resume.
 	// Zero means DefaultMaxHistoryPage. It is capped at half of
 	// OutboundQueue, and HistoryOnJoin at MaxHistoryPage, because a replay
-	// is queued like any other message.
+	// is queued like any other message; for the same reason a page ends
+	// early once it would take more than half of OutboundBytes.
 	MaxHistoryPage int
 	// CommitBatch bounds the messages stored in one transaction. Zero
 	// means DefaultCommitBatch.
@@ -303,6 +334,8 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	orDefault(&o.MaxLineBytes, DefaultMaxLineBytes)
 	orDefault(&o.OutboundQueue, DefaultOutboundQueue)
+	orDefault(&o.OutboundBytes, DefaultOutboundBytes)
+	o.OutboundBytes = max(o.OutboundBytes, minOutboundBytes, 16*o.MaxLineBytes)
 	orDefault(&o.WriteTimeout, DefaultWriteTimeout)
 	orDefault(&o.ShutdownTimeout, DefaultShutdownTimeout)
 	orDefault(&o.MaxNickLength, DefaultMaxNickLength)

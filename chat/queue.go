@@ -12,31 +12,69 @@ type item struct {
 // minQueue is the smallest array a queue holds once it has held any.
 const minQueue = 8
 
-// queue is a bounded FIFO of messages for one receiver. When full, pushing
-// drops the oldest message. It grows on demand up to its limit, so an idle
-// connection holds no large array. It is not safe for concurrent use.
+// queue is a bounded FIFO of messages for one receiver, bounded both in
+// messages (limit) and in bytes (maxBytes). Pushing beyond either drops
+// the oldest messages, but never the one pushed. It grows on demand up to
+// its limit, so an idle connection holds no large array. It is not safe
+// for concurrent use.
 type queue struct {
-	buf   []item
-	head  int
-	n     int
-	limit int
+	buf      []item
+	head     int
+	n        int
+	bytes    int // of the n messages queued
+	limit    int
+	maxBytes int
 }
 
-// push appends m and returns the oldest message if it was dropped to make
-// room.
-func (q *queue) push(m item) (dropped item, ok bool) {
-	if q.n == len(q.buf) {
-		if len(q.buf) >= q.limit {
-			dropped = q.buf[q.head]
-			q.buf[q.head] = m
-			q.head = (q.head + 1) % len(q.buf)
-			return dropped, true
-		}
+// push appends m, dropping the oldest messages, each added to lost, while
+// the queue would hold more than limit messages, or more than maxBytes
+// bytes and another message than m. It returns how many it dropped.
+func (q *queue) push(m item, lost *missed) (dropped int) {
+	switch {
+	case q.n < len(q.buf):
+		q.buf[q.wrap(q.head+q.n)] = m
+		q.n++
+	case len(q.buf) < q.limit:
 		q.grow()
+		q.buf[q.n] = m
+		q.n++
+	default:
+		// Full: m takes the oldest's place, as the broadcast to a client
+		// that has stopped reading does every time, so this costs no more
+		// than a message kept.
+		old := &q.buf[q.head]
+		lost.add(*old)
+		q.bytes -= len(old.b)
+		*old = m
+		q.head = q.wrap(q.head + 1)
+		dropped++
 	}
-	q.buf[(q.head+q.n)%len(q.buf)] = m
-	q.n++
-	return item{}, false
+	q.bytes += len(m.b)
+	for q.bytes > q.maxBytes && q.n > 1 {
+		lost.add(q.pop())
+		dropped++
+	}
+	return dropped
+}
+
+// wrap returns i, which is less than twice the array's length, as an
+// index into it: cheaper than i % len(q.buf), a division.
+func (q *queue) wrap(i int) int {
+	if i >= len(q.buf) {
+		i -= len(q.buf)
+	}
+	return i
+}
+
+// pop removes the oldest message, of which there must be one, and returns
+// it.
+func (q *queue) pop() item {
+	m := q.buf[q.head]
+	q.buf[q.head] = item{} // let the message be collected once written
+	q.head = q.wrap(q.head + 1)
+	q.n--
+	q.bytes -= len(m.b)
+	return m
 }
 
 func (q *queue) grow() {
@@ -54,15 +92,16 @@ func (q *queue) appendTo(dst []item) []item {
 	return dst
 }
 
-// drainTo appends the bytes of every queued message, oldest first, to b
-// and empties q.
-func (q *queue) drainTo(b []byte) []byte {
-	for i := range q.n {
-		j := (q.head + i) % len(q.buf)
-		b = append(b, q.buf[j].b...)
-		q.buf[j] = item{} // let the message be collected once written
+// takeTo appends the bytes of the oldest queued messages to b and removes
+// them from q: as many whole messages as fit in b up to max bytes, and at
+// least one (however long) if any is queued.
+func (q *queue) takeTo(b []byte, max int) []byte {
+	for taken := 0; q.n > 0; taken++ {
+		if taken > 0 && len(b)+len(q.buf[q.head].b) > max {
+			break
+		}
+		b = append(b, q.pop().b...)
 	}
-	q.head, q.n = 0, 0
 	return b
 }
 

@@ -71,7 +71,8 @@ type Server struct {
 
 	// While batching, queueing an event marks its receiver in toWake
 	// instead of waking its writer at once, so a batch of messages goes out
-	// in one write per receiver, not one per message.
+	// in one write per receiver (of up to maxWriteBytes), not one per
+	// message.
 	batching bool
 	toWake   []*session
 

@@ -3,7 +3,9 @@ package chat
 import (
 	"fmt"
 	"io"
+	"math"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/natter-chat/natter/chat/history"
@@ -63,18 +65,149 @@ func TestBroadcastAllocatesNothingPerRecipient(t *testing.T) {
 }
 
 func TestQueueDropsOldestWhenFull(t *testing.T) {
-	q := queue{limit: 3}
-	var dropped []string
+	q := queue{limit: 3, maxBytes: math.MaxInt}
+	var lost missed
 	for i := range 5 {
-		if d, ok := q.push(item{b: []byte{byte('a' + i)}}); ok {
-			dropped = append(dropped, string(d.b))
+		q.push(item{b: []byte{byte('a' + i)}, room: "r", seq: uint64(i + 1)}, &lost)
+	}
+	if got := q.takeTo(nil, math.MaxInt); lost.count != 2 || string(got) != "cde" {
+		t.Fatalf("after 5 pushes into 3: %d lost, queue %q; want 2 lost, \"cde\" kept", lost.count, got)
+	}
+	if r := lost.rooms["r"]; r == nil || *r != (lostSpan{count: 2, first: 1, last: 2}) {
+		t.Fatalf("lost numbered %+v; want 2, numbered 1 to 2", r)
+	}
+	if more := q.takeTo(nil, math.MaxInt); len(more) != 0 {
+		t.Fatalf("drain after drain = %q; want nothing", more)
+	}
+}
+
+// TestQueueDropsOldestBeyondItsBytes pins the byte budget: a queue holds
+// at most maxBytes, dropping its oldest messages as the count limit does
+// and accounting for each, except that it always keeps the newest message
+// however long.
+func TestQueueDropsOldestBeyondItsBytes(t *testing.T) {
+	q := queue{limit: 100, maxBytes: 10}
+	var lost missed
+	push := func(b string, seq uint64) int { return q.push(item{b: []byte(b), room: "r", seq: seq}, &lost) }
+	for i, c := range []struct {
+		push    string
+		dropped int
+		kept    string
+	}{
+		{"aaaa", 0, "aaaa"},
+		{"bbbb", 0, "aaaabbbb"},
+		{"cccc", 1, "bbbbcccc"}, // 12 bytes: the oldest goes
+		{"dd", 0, "bbbbccccdd"}, // exactly 10
+		{"eeeeeeeeeeee", 3, "eeeeeeeeeeee"},
+		{"f", 1, "f"},
+	} {
+		if got := push(c.push, uint64(i+1)); got != c.dropped {
+			t.Errorf("push %q dropped %d; want %d", c.push, got, c.dropped)
+		}
+		if got := queuedBytes(&q); got != c.kept {
+			t.Errorf("after push %q, queued bytes are %q; want %q", c.push, got, c.kept)
+		}
+		if q.bytes != len(c.kept) {
+			t.Errorf("after push %q, q.bytes = %d; want %d", c.push, q.bytes, len(c.kept))
 		}
 	}
-	if got := q.drainTo(nil); fmt.Sprint(dropped) != "[a b]" || string(got) != "cde" {
-		t.Fatalf("after 5 pushes into 3: dropped %q, queue %q; want [a b] dropped, \"cde\" kept", dropped, got)
+	if r := lost.rooms["r"]; lost.count != 5 || r == nil || *r != (lostSpan{count: 5, first: 1, last: 5}) {
+		t.Fatalf("lost %d, numbered %v; want 5, numbered 1 to 5", lost.count, r)
 	}
-	if more := q.drainTo(nil); len(more) != 0 {
-		t.Fatalf("drain after drain = %q; want nothing", more)
+	q.takeTo(nil, math.MaxInt)
+	if q.bytes != 0 || q.n != 0 {
+		t.Fatalf("after taking everything: %d messages, %d bytes; want none", q.n, q.bytes)
+	}
+}
+
+// TestSessionQueueHoldsOutboundBytes pins Options.OutboundBytes on a
+// session: its queue holds no more, and the notice it is sent first names
+// exactly the messages dropped.
+func TestSessionQueueHoldsOutboundBytes(t *testing.T) {
+	var nw netfake.Network
+	ln, err := nw.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := NewServer(ln, Options{OutboundBytes: 64 << 10, MaxLineBytes: 1000})
+	c, _ := netfake.Pipe(0)
+	defer c.Close()
+	ss := newSession(s, c, s.addressOf(c.RemoteAddr()))
+	line := make([]byte, 1000)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for seq := range uint64(100) {
+		ss.pushLocked(item{b: line, room: "lobby", seq: seq + 1})
+	}
+	// 65 of 1000 bytes fit in 64 KiB: the 35 oldest go.
+	if ss.out.n != 65 || ss.out.bytes != 65000 {
+		t.Fatalf("queued %d messages, %d bytes; want the newest 65, 65000 bytes", ss.out.n, ss.out.bytes)
+	}
+	want := "*** you missed 35 messages of #lobby because your connection could not keep up; /resume lobby 0 to catch up\n"
+	if got := string(ss.takeLocked(nil)); !strings.HasPrefix(got, want) {
+		t.Fatalf("first written: %.120q; want %q", got, want)
+	}
+}
+
+// TestMissedCountsExactlyAcrossGaps pins the missed notices when a client
+// lost numbered messages with gaps between them (parts of two replay
+// pages) and other events, a page's closing event among them, which has
+// a number but is not a message: the room's notice counts only the
+// room's lost messages, and the rest get a notice of their own.
+func TestMissedCountsExactlyAcrossGaps(t *testing.T) {
+	s := newIdleSessions(t, 1)
+	var ss *session
+	for x := range s.sessions {
+		ss = x
+	}
+	msg := func(seq uint64) *protocol.Event {
+		return &protocol.Event{Type: protocol.TypeMessage, History: true, Room: DefaultRoom, Seq: seq, From: "alice", Text: "hi"}
+	}
+	var lost missed
+	s.mu.Lock()
+	for _, ev := range []*protocol.Event{
+		msg(101), msg(102), msg(103),
+		{Type: protocol.TypeResumed, Room: DefaultRoom, After: 100, Count: 3, Seq: 103},
+		msg(121), msg(122),
+		{Type: protocol.TypeNotice, Text: "a notice"},
+	} {
+		d := newDelivery(ev)
+		lost.add(d.itemFor(ss))
+	}
+	s.mu.Unlock()
+	got := string(ss.appendMissed(nil, lost))
+	want := "*** you missed 5 messages of #lobby because your connection could not keep up; /resume lobby 100 to catch up\n" +
+		"*** you missed 2 messages because your connection could not keep up\n"
+	if got != want {
+		t.Fatalf("notices:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// queuedBytes returns the bytes of the messages in q, oldest first.
+func queuedBytes(q *queue) string {
+	var b []byte
+	for _, it := range q.appendTo(nil) {
+		b = append(b, it.b...)
+	}
+	return string(b)
+}
+
+// TestQueueTakesWholeMessagesUpToTheCap pins takeTo: whole messages, as
+// many as fit under the cap, and one at least however long.
+func TestQueueTakesWholeMessagesUpToTheCap(t *testing.T) {
+	q := queue{limit: 100, maxBytes: math.MaxInt}
+	var lost missed
+	for _, m := range []string{"aaa", "bbb", "cccccccc", "d"} {
+		q.push(item{b: []byte(m)}, &lost)
+	}
+	for _, want := range []string{"aaabbb", "cccccccc", "d", ""} {
+		if got := string(q.takeTo(nil, 7)); got != want {
+			t.Fatalf("took %q; want %q", got, want)
+		}
+	}
+	if q.bytes != 0 {
+		t.Fatalf("q.bytes = %d once empty", q.bytes)
 	}
 }
 
@@ -106,7 +239,7 @@ func TestCommitDeliversToTheRoomAsItIsThen(t *testing.T) {
 	queued := func(ss *session) string {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
-		return string(ss.out.drainTo(nil))
+		return string(ss.out.takeTo(nil, math.MaxInt))
 	}
 	queued(b) // b's join
 	a.inflight.Add(1)

@@ -74,11 +74,19 @@ type session struct {
 
 // missed accounts for the messages a slow client lost.
 type missed struct {
-	count int
-	// rooms holds, per room name, the first and last number of the
-	// numbered messages lost, live or replayed, which the client can fetch
-	// again with /resume. Only allocated once something is lost.
-	rooms map[string]*[2]uint64
+	count int // every message lost
+	// rooms holds, per room name, the numbered messages lost, live or
+	// replayed, which the client can fetch again with /resume. Only
+	// allocated once one is lost.
+	rooms map[string]*lostSpan
+}
+
+// lostSpan is what a client lost of one room's numbered messages: how many,
+// and the first and last of their numbers. Messages numbered in between
+// may have been lost or received (replay pages need not be contiguous).
+type lostSpan struct {
+	count       int
+	first, last uint64
 }
 
 func (m *missed) add(it item) {
@@ -87,12 +95,13 @@ func (m *missed) add(it item) {
 		return
 	}
 	if m.rooms == nil {
-		m.rooms = make(map[string]*[2]uint64)
+		m.rooms = make(map[string]*lostSpan)
 	}
 	if r := m.rooms[it.room]; r != nil {
-		r[0], r[1] = min(r[0], it.seq), max(r[1], it.seq)
+		r.count++
+		r.first, r.last = min(r.first, it.seq), max(r.last, it.seq)
 	} else {
-		m.rooms[it.room] = &[2]uint64{it.seq, it.seq}
+		m.rooms[it.room] = &lostSpan{count: 1, first: it.seq, last: it.seq}
 	}
 }
 
@@ -104,7 +113,7 @@ func newSession(srv *Server, conn net.Conn, ip string) *session {
 		conn: conn,
 		addr: conn.RemoteAddr().String(),
 		ip:   ip,
-		out:  queue{limit: srv.opts.OutboundQueue},
+		out:  queue{limit: srv.opts.OutboundQueue, maxBytes: srv.opts.OutboundBytes},
 		done: make(chan struct{}),
 		// Until something else is recorded, a connection the server
 		// closes is closed by a shutdown.

@@ -3,6 +3,7 @@ package specs_test
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/onsi/gomega/gbytes"
 
 	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/protocol"
 	"github.com/natter-chat/natter/netfake"
 )
 
@@ -272,6 +274,202 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 
 			sender.Send("life goes on\n")
 			sender.ExpectLines(sender.Says("life goes on"))
+		})
+	})
+
+	Context("when a client reads slowly but steadily", func() {
+		It("sends it everything and keeps it connected, though the whole takes longer than the write timeout to arrive", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			// 100 lines of 5000 bytes: a page that takes 1.25s at the
+			// reader's 400 KB/s, far longer than the write timeout, and
+			// fits in half of the default outbound bytes, as a page must.
+			const (
+				writeTimeout = 500 * time.Millisecond
+				n            = 100
+				lineSize     = 5000
+				readSize     = 8 << 10
+				readEvery    = 20 * time.Millisecond
+			)
+			nw = tr.New(true)
+			srv = startServer(nw, chat.Options{WriteTimeout: writeTimeout, MaxLineBytes: lineSize, HistoryOnJoin: -1})
+			cs := connectAll(srv, nw, 2)
+			sender, reader := cs[0], cs[1]
+			line := func(i int) string {
+				head := fmt.Sprintf("line %03d ", i)
+				return head + strings.Repeat("~", lineSize-len(head))
+			}
+
+			By("filling the history while the reader keeps up")
+			for i := 1; i <= n; i++ {
+				sender.Send(line(i) + "\n")
+				sender.ExpectLines(sender.Says(line(i)))
+				reader.ExpectLines(sender.Says(line(i)))
+			}
+
+			By("asking for all of it at once, then reading 8 KB every 20ms, never pausing for as long as the write timeout")
+			tick := time.NewTicker(readEvery)
+			DeferCleanup(tick.Stop)
+			reader.lines = newLineReader(&pacedReader{r: reader.conn, n: readSize, tick: tick.C})
+			start := time.Now()
+			reader.Send(fmt.Sprintf("/history %d\n", n))
+			for i := 1; i <= n; i++ {
+				reader.ExpectExactly(fmt.Sprintf("[history %d] %s", i, sender.Says(line(i))))
+			}
+			reader.ExpectExactly(fmt.Sprintf("*** start of #lobby history reached (%d messages)", n))
+			Expect(time.Since(start)).To(BeNumerically(">", writeTimeout), "the page arrived within the write timeout: the spec proves nothing")
+
+			reader.Send("still here\n")
+			reader.ExpectLines(reader.Says("still here"))
+			Expect(srv.Clients()).To(Equal(2))
+			Expect(srv.Log).NotTo(gbytes.Say(`Disconnecting slow client`))
+		})
+	})
+
+	Context("when a client asks for more than its queue's bytes", func() {
+		It("holds no more than -outbound-bytes for it, dropping the oldest, cuts each page to fit, and tells it exactly what it missed", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			// The budget is well above one write (64 KiB), which the flusher
+			// holds besides the queue while the write waits.
+			const (
+				budget   = 256 << 10
+				lineSize = 4000 // about 4.1 KB as JSON: 31 to a page of half the budget
+				pages    = 10
+				step     = 40 // a page asked for every 40 messages, from 100
+				n        = 100 + pages*step
+			)
+			nw = tr.New(true)
+			srv = startServer(nw, chat.Options{OutboundBytes: budget, MaxLineBytes: lineSize, HistoryOnJoin: -1})
+			sender := connectAll(srv, nw, 1)[0]
+			line := func(i int) string {
+				head := fmt.Sprintf("line %03d ", i)
+				return head + strings.Repeat("~", lineSize-len(head))
+			}
+			By("filling the history")
+			for i := 1; i <= n; i++ {
+				sender.Send(line(i) + "\n")
+				sender.ExpectLines(sender.Says(line(i)))
+			}
+
+			stuck := connectAll(srv, nw, 1)[0]
+			stuck.SwitchToJSON()
+			By("asking, without reading, for ten pages, far more than its queue may hold")
+			for k := range pages {
+				stuck.Command(map[string]any{"type": "resume", "room": "lobby", "after": 100 + k*step})
+			}
+			queued := func(g Gomega) float64 {
+				v, err := strconv.ParseFloat(metric(scrape(srv), "natter_queued_bytes"), 64)
+				g.Expect(err).NotTo(HaveOccurred(), "no natter_queued_bytes")
+				return v
+			}
+			Eventually(queued).WithPolling(20*time.Millisecond).Should(BeNumerically(">", budget/2), "the queue holds about the budget")
+			Consistently(queued, 300*time.Millisecond, 20*time.Millisecond).Should(BeNumerically("<=", budget))
+			Expect(metric(scrape(srv), "natter_messages_dropped_total")).NotTo(BeElementOf("", "0"), "nothing dropped: the spec did not fill the queue")
+
+			By("reading: every message it asked for arrives, or a missed event names it, exactly")
+			received := map[uint64]bool{}
+			var missedRoom []protocol.Event
+			resumed, missedOther := 0, 0
+			var last protocol.Event
+			for last.Type == "" {
+				ev := stuck.Event(presenceEvents...)
+				switch ev.Type {
+				case protocol.TypeMessage:
+					Expect(ev.History).To(BeTrue())
+					received[ev.Seq] = true
+				case protocol.TypeMissed:
+					if ev.Room == "" {
+						missedOther += ev.Count // the pages' closing events
+					} else {
+						missedRoom = append(missedRoom, ev)
+					}
+				case protocol.TypeResumed:
+					resumed++
+					if ev.After == uint64(100+(pages-1)*step) {
+						last = ev // the newest is always kept
+					}
+				default:
+					Fail(fmt.Sprintf("unexpected event %+v", ev))
+				}
+			}
+			k := last.Count
+			Expect(k).To(BeNumerically("<", step), "the page was not cut to half the budget")
+			Expect(last.More).To(BeTrue(), "a page cut short says there is more")
+			Expect(last.Seq).To(BeEquivalentTo(int(last.After) + k))
+			var asked, lost []uint64
+			for p := range pages {
+				for q := range k {
+					seq := uint64(100 + p*step + q + 1)
+					asked = append(asked, seq)
+					if !received[seq] {
+						lost = append(lost, seq)
+					}
+				}
+			}
+			Expect(len(received)).To(Equal(len(asked)-len(lost)), "a message it did not ask for")
+			Expect(lost).NotTo(BeEmpty())
+			Expect(resumed+missedOther).To(Equal(pages), "each page's closing event, received or counted as missed")
+			counted := 0
+			for _, m := range missedRoom {
+				Expect(m.Room).To(Equal("lobby"))
+				Expect(lost).To(ContainElements(m.After+1, m.Seq), "a missed event's range starts and ends with lost messages")
+				counted += m.Count
+			}
+			Expect(counted).To(Equal(len(lost)), "the missed events count every lost message once")
+			for _, seq := range lost {
+				Expect(slices.ContainsFunc(missedRoom, func(m protocol.Event) bool { return m.After < seq && seq <= m.Seq })).To(BeTrue(), "lost message %d named by no missed event", seq)
+			}
+
+			By("resuming where the first missed event says")
+			stuck.Command(map[string]any{"type": "resume", "room": "lobby", "after": missedRoom[0].After})
+			Expect(stuck.Event(presenceEvents...).Seq).To(Equal(missedRoom[0].After + 1))
+			Expect(srv.Clients()).To(Equal(2))
+		})
+
+		It("ends a /history page early at half of -outbound-bytes, with the newest messages, and says where to page on", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			const (
+				budget   = 64 << 10
+				lineSize = 2000 // about 2 KB as text: 16 to a page of half the budget
+				n        = 50
+			)
+			nw = tr.New(true)
+			srv = startServer(nw, chat.Options{OutboundBytes: budget, MaxLineBytes: lineSize, HistoryOnJoin: -1})
+			alice := connectAll(srv, nw, 1)[0]
+			line := func(i int) string {
+				head := fmt.Sprintf("line %03d ", i)
+				return head + strings.Repeat("~", lineSize-len(head))
+			}
+			for i := 1; i <= n; i++ {
+				alice.Send(line(i) + "\n")
+				alice.ExpectLines(alice.Says(line(i)))
+			}
+
+			page := func(before int) (first, count int) {
+				GinkgoHelper()
+				got := map[int]bool{}
+				for {
+					l, err := alice.NextLine()
+					Expect(err).NotTo(HaveOccurred())
+					var seq int
+					if _, err := fmt.Sscanf(l, "[history %d] ", &seq); err == nil {
+						Expect(l).To(Equal(fmt.Sprintf("[history %d] %s", seq, alice.Says(line(seq)))))
+						got[seq] = true
+						continue
+					}
+					var k, next int
+					_, err = fmt.Sscanf(l, "*** end of this page of #lobby history (%d messages); /history %d before %d for older ones", &k, &k, &next)
+					Expect(err).NotTo(HaveOccurred(), "unexpected line %q", l)
+					Expect(got).To(HaveLen(k))
+					for seq := next; seq < before; seq++ {
+						Expect(got).To(HaveKey(seq), "the page holds the newest messages before %d, up to %d", before, next)
+					}
+					return next, k
+				}
+			}
+			alice.Send(fmt.Sprintf("/history %d\n", n))
+			next, k := page(n + 1)
+			Expect(k).To(BeNumerically("<", n), "the page was not cut to half the budget")
+			Expect(k * lineSize).To(BeNumerically("<=", budget/2))
+			alice.Send(fmt.Sprintf("/history %d before %d\n", n, next))
+			_, k2 := page(next)
+			Expect(k2).To(Equal(k), "the next page, cut alike")
 		})
 	})
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -310,3 +311,25 @@ func openStore(dir string, r history.Retention) *history.BoltStore {
 
 // gbytesSay is gbytes.Say, for files that need only it.
 func gbytesSay(re string) OmegaMatcher { return gbytes.Say(re) }
+
+// pacedReader reads at most n bytes at each tick: a client that reads a
+// little at a time.
+type pacedReader struct {
+	r    io.Reader
+	n    int
+	tick <-chan time.Time
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	<-p.tick
+	return p.r.Read(b[:min(len(b), p.n)])
+}
+
+// scrape returns the server's metrics in the Prometheus text format.
+func scrape(srv *runningServer) string {
+	GinkgoHelper()
+	rec := httptest.NewRecorder()
+	srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	Expect(rec.Code).To(Equal(200))
+	return rec.Body.String()
+}

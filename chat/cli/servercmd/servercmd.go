@@ -37,7 +37,8 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 	var opts chat.Options
 	fs.IntVar(&opts.MaxLineBytes, "max-line-bytes", chat.DefaultMaxLineBytes, "longest line a client may send, in `bytes`")
 	fs.IntVar(&opts.OutboundQueue, "outbound-queue", chat.DefaultOutboundQueue, "`messages` queued per client before the oldest are dropped")
-	fs.DurationVar(&opts.WriteTimeout, "write-timeout", chat.DefaultWriteTimeout, "disconnect a client that takes no data for this `long`")
+	fs.IntVar(&opts.OutboundBytes, "outbound-bytes", chat.DefaultOutboundBytes, "`bytes` queued per client before the oldest are dropped (at least 64 KiB and 16 times -max-line-bytes); a replay page takes at most half")
+	fs.DurationVar(&opts.WriteTimeout, "write-timeout", chat.DefaultWriteTimeout, "disconnect a client that takes no data (not one write of up to 64 KiB) for this `long`")
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", chat.DefaultShutdownTimeout, "how `long` a shutdown waits to deliver queued messages")
 	fs.IntVar(&opts.MaxNickLength, "max-nick-length", chat.DefaultMaxNickLength, "longest nickname, in `characters`")
 	fs.IntVar(&opts.MaxRoomNameLength, "max-room-name-length", chat.DefaultMaxRoomNameLength, "longest room name, in `characters`")
