@@ -68,6 +68,16 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 			}()
 			continue
 		}
+		if s.opts.Cluster != nil {
+			// Naming it asks the cluster, which may take up to the
+			// cluster's timeout: no one else's connection waits for it.
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.start(conn, ip)
+			}()
+			continue
+		}
 		s.start(conn, ip)
 	}
 }
@@ -126,16 +136,46 @@ func (s *Server) unadmit(ip string) {
 	}
 }
 
-// start registers a connection admitted from ip, greets it, and starts its
-// reader.
+// start gives a connection admitted from ip a guest name, registers it,
+// greets it, and starts its reader. On a cluster node the name is claimed
+// in the cluster first, without s.mu, and checked again under it; if the
+// cluster can't confirm one, the connection is refused, since a name
+// handed out unconfirmed could be another node's client's too.
 func (s *Server) start(conn net.Conn, ip string) {
 	ss := newSession(s, conn, ip)
-	s.mu.Lock()
-	if s.closing {
-		s.unadmit(ip)
-		s.mu.Unlock()
-		conn.Close()
-		return
+	for {
+		var name string
+		var err error
+		if s.opts.Cluster != nil {
+			name, err = s.claimGuest()
+		}
+		s.mu.Lock()
+		switch {
+		case s.closing:
+			s.unadmit(ip)
+			release := name != "" && s.holder(name) == nil
+			s.mu.Unlock()
+			if release {
+				s.opts.Cluster.ReleaseNick(protocol.Fold(name))
+			}
+			conn.Close()
+			return
+		case err != nil:
+			s.unadmit(ip)
+			s.mu.Unlock()
+			s.log.Error("Claiming a guest name in the cluster failed", "err", err)
+			s.refuse(conn, "cluster", "the cluster is unreachable; try again later")
+			return
+		case name == "":
+			name = s.localGuest()
+		case s.holder(name) != nil:
+			// A client here took it meanwhile, and holds its claim: this
+			// node's claims are one per name, so it is not released.
+			s.mu.Unlock()
+			continue
+		}
+		ss.nick = name
+		break
 	}
 	s.sessions[ss] = struct{}{}
 	s.arrive(ss)

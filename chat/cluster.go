@@ -147,20 +147,3 @@ func (s *Server) topicSet(room, by, text string) {
 		s.topicSetLocked(r, by, text)
 	}
 }
-
-// claimCluster claims a name the server gives (a guest name, or an
-// account's) across the cluster, if there is one, and reports whether
-// it is free of other nodes' clients. When the cluster can't be asked, it
-// assumes not: the name is unique on this node, and refusing it would
-// leave the client nameless.
-func (s *Server) claimCluster(nick string) bool {
-	if s.opts.Cluster == nil {
-		return true
-	}
-	ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(nick))
-	if err != nil {
-		s.log.Error("Claiming a nickname in the cluster failed", "err", err)
-		return true
-	}
-	return ok
-}

@@ -122,7 +122,11 @@ func (s *Server) hashing(f func() error) error {
 func (s *Server) reserve(ss *session, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if shown, taken := s.claimFor(ss, name); taken {
+	switch shown, taken, err := s.claimFor(ss, name); {
+	case err != nil:
+		s.failClaim(ss, err)
+		return false
+	case taken:
 		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is in use; register a free one", shown)
 		return false
 	}
@@ -133,15 +137,29 @@ func (s *Server) reserve(ss *session, name string) bool {
 // claimFor claims name for ss, which the server is about to give it (an
 // account's name): it reports whether another session here has it or is
 // registering it, or a client of another node has it, with the name as
-// that holder spells it. s.mu must be held.
-func (s *Server) claimFor(ss *session, name string) (shown string, taken bool) {
+// that holder spells it; or, on a cluster node, the cluster's error if it
+// can't say, when the name is not ss's. s.mu must be held.
+func (s *Server) claimFor(ss *session, name string) (shown string, taken bool, err error) {
 	if other := s.holder(name); other != nil && other != ss {
-		return other.nickFor(name), true
+		return other.nickFor(name), true, nil
 	}
-	if protocol.Fold(name) != protocol.Fold(ss.nick) && !s.claimCluster(name) {
-		return name, true
+	if s.opts.Cluster == nil || protocol.Fold(name) == protocol.Fold(ss.nick) {
+		return "", false, nil
 	}
-	return "", false
+	switch ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(name)); {
+	case err != nil:
+		return "", false, err
+	case !ok:
+		return name, true, nil
+	}
+	return "", false, nil
+}
+
+// failClaim tells ss that the cluster could not say whether a name is
+// free, so it is not given, and logs why. s.mu must be held.
+func (s *Server) failClaim(ss *session, err error) {
+	s.log.Error("Claiming a nickname in the cluster failed", "err", err)
+	s.fail(ss, protocol.CodeClusterDown, "can't check that nickname right now: the cluster is unreachable")
 }
 
 // login carries out /login. The password is checked without s.mu; once
@@ -169,7 +187,11 @@ func (ss *session) login(c protocol.Command) {
 	}
 	srv.log.Info("Logged in " + c.Nick + " from " + ss.addr)
 	srv.locked(func() {
-		if shown, taken := srv.claimFor(ss, c.Nick); taken {
+		switch shown, taken, err := srv.claimFor(ss, c.Nick); {
+		case err != nil:
+			srv.failClaim(ss, err)
+			return
+		case taken:
 			srv.fail(ss, protocol.CodeAccount, "%s is logged in on another connection", shown)
 			return
 		}

@@ -73,8 +73,7 @@ func (s *Server) nickLocked(ss *session, name string, bad error, registered bool
 	if s.opts.Cluster != nil && protocol.Fold(name) != protocol.Fold(ss.nick) {
 		switch ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(name)); {
 		case err != nil:
-			s.log.Error("Claiming a nickname in the cluster failed", "err", err)
-			s.fail(ss, protocol.CodeClusterDown, "can't check that nickname right now: the cluster is unreachable")
+			s.failClaim(ss, err)
 			return
 		case !ok:
 			s.fail(ss, protocol.CodeNickTaken, "the nickname %s is taken", name)

@@ -67,7 +67,10 @@
 //
 //   - An accept loop per listener (Serve starts them). A TLS connection's
 //     handshake runs in a goroutine of its own, and so does the one line
-//     written to a refused connection, so no peer can hold up Accept.
+//     written to a refused connection, so no peer can hold up Accept. On
+//     a cluster node, so does every new connection's start, which claims
+//     its guest name in the cluster without the lock (start, in
+//     accept.go), so a slow cluster can't hold it up either.
 //   - A reader per session (started once the connection is admitted, and
 //     for TLS once its handshake is done): it reads, applies flood
 //     control, and carries out each line. It is the only goroutine that
@@ -105,7 +108,8 @@
 // known costs: the replay of the lobby to a client arriving or logging in;
 // a join or a /nick that keeps finding what it read gone stale reads at
 // its fourth try with the lock held; on a cluster node, the cluster's
-// requests for nickname claims, presence writes and topics (its /who and
+// requests for the nickname claims of /nick, /register and /login (a
+// guest name is claimed without it), presence writes and topics (its /who and
 // /rooms are asked without it); and the log lines of those when they
 // fail. /who and /rooms copy what they list under it, and sort, page and
 // encode without it.

@@ -35,16 +35,38 @@ var (
 // being anyone's text, is not a label.
 func quitWith(reason string) leaving { return leaving{reason, "quit"} }
 
-// arrive gives a new session a guest name, puts it in the default room and
-// welcomes it. s.mu must be held.
-func (s *Server) arrive(ss *session) {
+// localGuest returns the next guest name that no client of this server
+// has. s.mu must be held.
+func (s *Server) localGuest() string {
 	for {
 		s.guests++
-		ss.nick = protocol.GuestPrefix + strconv.Itoa(s.guests)
-		if s.holder(ss.nick) == nil && s.claimCluster(ss.nick) {
-			break
+		if name := protocol.GuestPrefix + strconv.Itoa(s.guests); s.holder(name) == nil {
+			return name
 		}
 	}
+}
+
+// claimGuest claims in the cluster the next guest name that no client of
+// this node has, and returns it; or the cluster's error, when it can't
+// confirm one. It takes s.mu only to number the name, and asks the
+// cluster without it, so the name must be checked again under s.mu.
+func (s *Server) claimGuest() (string, error) {
+	for {
+		s.mu.Lock()
+		name := s.localGuest()
+		s.mu.Unlock()
+		switch ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(name)); {
+		case err != nil:
+			return "", err
+		case ok:
+			return name, nil
+		}
+	}
+}
+
+// arrive puts a new session, named already (see start), in the default
+// room and welcomes it. s.mu must be held.
+func (s *Server) arrive(ss *session) {
 	s.nicks[protocol.Fold(ss.nick)] = ss
 	if s.opts.RequireAuth {
 		// Outside every room until logged in.

@@ -332,6 +332,21 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		Expect(again).To(BeNumerically("<=", unconfirmed), "bob got a try at the line that alice was told was not sent")
 	})
 
+	It("gives out no guest name the cluster has not confirmed: while NATS is unreachable a new connection is refused, saying why, and a registration too; once it is back, connections get names again", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		guest := connectAll(a, nw, 1)[0]
+		ns.Stop()
+		guest.ExpectLines("*** the cluster is unreachable: messages can't be sent until it is back")
+		Expect(refusedOn(nw, a.Addr)).To(Equal("*** error: the cluster is unreachable; try again later"))
+		guest.Send("/register alice correct-horse\n")
+		guest.ExpectLines("*** error: can't check that nickname right now: the cluster is unreachable")
+
+		ns.Start()
+		guest.ExpectLines("*** the cluster is back: messages can be sent again")
+		again := connectAll(a, nw, 1)[0]
+		Expect(again.Nick).To(HavePrefix(protocol.GuestPrefix))
+		Expect(again.Nick).NotTo(Equal(guest.Nick))
+	})
+
 	It("lets a client resume on another node without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		alice := named(nw, a, "alice")
 		carol := named(nw, a, "carol")

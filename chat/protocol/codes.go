@@ -25,7 +25,7 @@ const (
 	CodeRateLimited    = "rate_limited"          // a line sent too fast, over the rate limit
 	CodeFlooding       = "flooding"              // too many lines refused in a row; the connection is then closed
 	CodeLineTimeout    = "line_timeout"          // a line not finished in time; the connection is then closed
-	CodeRefused        = "connection_refused"    // the only line a refused connection gets, before it is closed
+	CodeRefused        = "connection_refused"    // the only line a refused connection gets, before it is closed (on a cluster node, also when the cluster can't confirm a guest name)
 	CodeNickRegistered = "nick_registered"       // a nick change to a name registered to another account
 	CodeAccount        = "account_error"         // a registration or login refused: name taken, bad password length, account in use
 	CodeBadLogin       = "bad_login"             // a wrong password, or no such account
