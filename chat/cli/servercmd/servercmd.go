@@ -112,8 +112,8 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 		if err != nil {
 			return cli.ExitFailure
 		}
-		defer nc.Close()
-		defer node.Close()
+		defer closeNATS(logger, nc, opts.ShutdownTimeout)
+		defer node.Close() // sends NATS nothing: at once, whatever NATS does
 		opts.Cluster, opts.Accounts = node, node.Accounts()
 		logger.Info("Cluster node of " + ccfg.Name + " through NATS at " + nc.ConnectedUrlRedacted())
 	}
@@ -253,6 +253,25 @@ func joinCluster(ctx context.Context, logger *slog.Logger, f natsFlags, cfg clus
 		return nil, nil, err
 	}
 	return nc, node, nil
+}
+
+// closeNATS closes nc, waiting at most timeout: closing flushes what is
+// buffered, and a NATS server that stalled, its socket full, would hold
+// the write for nats.go's flusher timeout (a minute). Past timeout the
+// close goes on by itself, and the process exits without it.
+func closeNATS(logger *slog.Logger, nc *nats.Conn, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nc.Close()
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		logger.Warn("Closing the connection to NATS is taking too long; exiting without waiting")
+	}
 }
 
 // DefaultDataDir is where the server keeps its history unless told
