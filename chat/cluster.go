@@ -43,6 +43,12 @@ type Cluster interface {
 	SetTopic(room, by, text string) error
 	Topic(room string) (string, error)
 	OnTopic(func(room, by, text string))
+	// Close ends the node's requests in flight, and Run; whatever is
+	// asked of it afterwards fails. A Server whose shutdown has taken
+	// Options.ShutdownTimeout closes it, so that a cluster that does not
+	// answer can't hold the shutdown up; the node's owner closes it
+	// again (which does nothing) once Serve has returned.
+	Close() error
 }
 
 // awaited is one of this node's messages, stored by the cluster and not

@@ -88,6 +88,10 @@
 //   - The ping loop (one), and, on a cluster node, the cluster's delivery
 //     loop (one), which delivers what any node stored.
 //
+// At shutdown a timer (time.AfterFunc) closes a cluster node once
+// ShutdownTimeout has passed, so that no request to NATS outlasts it;
+// Serve waits for it.
+//
 // With -require-auth, a login timer (time.AfterFunc) waits for each client
 // to log in; departures and shutdown stop it, and one that fires once the
 // server is closing does nothing.

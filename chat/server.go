@@ -139,7 +139,10 @@ func (s *Server) Clients() int {
 // Serve accepts clients until ctx is done, then shuts down gracefully: it
 // stops accepting, tells every client the server is going away, gives queued
 // messages up to Options.ShutdownTimeout to be written, closes every
-// connection, and returns once every goroutine it started has ended. It
+// connection, and returns once every goroutine it started has ended. On a
+// cluster node, a shutdown that takes longer than ShutdownTimeout closes
+// the node (Cluster.Close), ending its requests in flight, so that NATS,
+// whatever its state, can't hold the shutdown up much longer. It
 // returns nil after a shutdown asked for through ctx, or the listener's error
 // if accepting failed for good (after shutting down the same way).
 func (s *Server) Serve(ctx context.Context) error {
@@ -184,6 +187,17 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Error("Server stopped accepting", "err", err)
 		listeners = listeners[1:] // one loop has returned already
 	}
+	// Past ShutdownTimeout, the cluster's requests in flight (a batch
+	// waiting to be stored, a nickname being claimed under s.mu) are given
+	// up on, whatever NATS is doing, so that they end.
+	gaveUp := make(chan struct{})
+	giveUp := time.AfterFunc(s.opts.ShutdownTimeout, func() {
+		defer close(gaveUp)
+		if c := s.opts.Cluster; c != nil {
+			s.log.Warn("Shutdown timeout; giving up on the cluster's requests in flight")
+			c.Close()
+		}
+	})
 	s.shutdown()
 	stopRun() // every client has had its goodbye
 	for range listeners {
@@ -193,13 +207,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.readers.Wait()
 	close(s.commits)
 	s.wg.Wait()
+	if !giveUp.Stop() {
+		<-gaveUp
+	}
 	s.log.Info("Server stopped")
 	return err
 }
 
 // shutdown closes the listener, says goodbye to every client, and, after
-// at most ShutdownTimeout, closes whatever connections are left.
+// at most ShutdownTimeout from its start, closes whatever connections are
+// left.
 func (s *Server) shutdown() {
+	deadline := time.NewTimer(s.opts.ShutdownTimeout)
+	defer deadline.Stop()
 	close(s.stopping)
 	for _, ln := range []net.Listener{s.ln, s.opts.TLSListener} {
 		if ln == nil {
@@ -222,8 +242,6 @@ func (s *Server) shutdown() {
 	}
 	s.mu.Unlock()
 
-	deadline := time.NewTimer(s.opts.ShutdownTimeout)
-	defer deadline.Stop()
 	for _, ss := range sessions {
 		select {
 		case <-ss.done:

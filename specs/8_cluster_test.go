@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,9 @@ import (
 type natsServer struct {
 	dir string
 	cur atomic.Pointer[natsserver.Server]
+
+	mu      sync.Mutex
+	stalled chan struct{} // while not nil, nothing the server sends reaches a node; closed by Resume
 }
 
 // startNATS starts a natsServer and registers its shutdown.
@@ -59,7 +63,81 @@ func (n *natsServer) Stop() {
 }
 
 // InProcessConn connects to the running server, for nats.InProcessServer.
-func (n *natsServer) InProcessConn() (net.Conn, error) { return n.cur.Load().InProcessConn() }
+func (n *natsServer) InProcessConn() (net.Conn, error) {
+	conn, err := n.cur.Load().InProcessConn()
+	if err != nil {
+		return nil, err
+	}
+	return &stallingConn{Conn: conn, n: n, closed: make(chan struct{})}, nil
+}
+
+// Stall holds up everything the server sends, to every node, until
+// Resume, as if nats-server had been stopped with SIGSTOP: the nodes'
+// connections stay up, and no answer comes.
+func (n *natsServer) Stall() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stalled == nil {
+		n.stalled = make(chan struct{})
+	}
+}
+
+// Resume lets what the server sends through again.
+func (n *natsServer) Resume() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stalled != nil {
+		close(n.stalled)
+		n.stalled = nil
+	}
+}
+
+// StreamMessages returns how many messages the stream holds.
+func (n *natsServer) StreamMessages(stream string) uint64 {
+	GinkgoHelper()
+	info, err := n.cur.Load().Jsz(&natsserver.JSzOptions{Accounts: true, Streams: true})
+	Expect(err).NotTo(HaveOccurred())
+	for _, a := range info.AccountDetails {
+		for _, s := range a.Streams {
+			if s.Name == stream {
+				return s.State.Msgs
+			}
+		}
+	}
+	return 0
+}
+
+func (n *natsServer) gate() chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stalled
+}
+
+// stallingConn is a node's connection to a natsServer, whose reads wait
+// while the server is stalled.
+type stallingConn struct {
+	net.Conn
+	n      *natsServer
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *stallingConn) Read(b []byte) (int, error) {
+	k, err := c.Conn.Read(b)
+	if gate := c.n.gate(); gate != nil {
+		select {
+		case <-gate:
+		case <-c.closed:
+			return 0, net.ErrClosed
+		}
+	}
+	return k, err
+}
+
+func (c *stallingConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
 
 // presenceTTL is how long a dead node's users stay listed, in these specs.
 const presenceTTL = 2 * time.Second
@@ -68,16 +146,24 @@ const presenceTTL = 2 * time.Second
 // returns the node's NATS connection too, for a spec to cut.
 func startNode(nw Network, ns *natsServer, opts chat.Options) (*runningServer, *nats.Conn) {
 	GinkgoHelper()
+	srv, nc, _ := startNodeWith(nw, ns, opts, cluster.Config{Timeout: time.Second, PresenceTTL: presenceTTL})
+	return srv, nc
+}
+
+// startNodeWith is startNode with the node's configuration, and returns
+// the node too.
+func startNodeWith(nw Network, ns *natsServer, opts chat.Options, cfg cluster.Config) (*runningServer, *nats.Conn, *cluster.Node) {
+	GinkgoHelper()
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	node, err := cluster.Join(ctx, nc, cluster.Config{Timeout: time.Second, PresenceTTL: presenceTTL})
+	node, err := cluster.Join(ctx, nc, cfg)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(node.Close)
 	opts.Cluster, opts.Accounts = node, node.Accounts()
-	return startServer(nw, opts), nc
+	return startServer(nw, opts), nc, node
 }
 
 // named connects a client to srv and gives it a nickname, so that clients
@@ -345,6 +431,30 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		again := connectAll(a, nw, 1)[0]
 		Expect(again.Nick).To(HavePrefix(protocol.GuestPrefix))
 		Expect(again.Nick).NotTo(Equal(guest.Nick))
+	})
+
+	It("stops within its shutdown timeout while NATS stalls, though a line waits for its acknowledgement and a /nick for its claim; then closes its node and its NATS connection", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		const shutdown = 300 * time.Millisecond
+		// Storing and claiming would wait far longer than the shutdown.
+		c, cnc, node := startNodeWith(nw, ns, chat.Options{ShutdownTimeout: shutdown, HistoryOnJoin: -1},
+			cluster.Config{Timeout: 4 * readTimeout, PresenceTTL: presenceTTL})
+		alice, bob := named(nw, c, "alice"), named(nw, c, "bob")
+		ns.Stall()
+		DeferCleanup(ns.Resume) // before the nodes' cleanups
+		bob.Send("/nick robert\n")
+		alice.Send("anyone?\n")
+		// NATS has stored alice's line; the node waits for the answer.
+		Eventually(ns.StreamMessages).WithArguments("NATTER_NATTER").Should(BeEquivalentTo(1))
+		stopped := make(chan error, 1)
+		go func() { stopped <- c.Stop() }()
+		Eventually(stopped).WithTimeout(shutdown+time.Second).Should(Receive(Succeed()), "Serve returned within the shutdown timeout")
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			node.Close()
+			cnc.Close()
+		}()
+		Eventually(closed).WithTimeout(time.Second).Should(BeClosed(), "the node and its NATS connection closed")
 	})
 
 	It("lets a client resume on another node without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {

@@ -84,9 +84,8 @@ type Node struct {
 	kv       jetstream.KeyValue // nick.<folded nickname> = the claiming node's id
 	accounts jetstream.KeyValue // folded name = password hash
 	rooms    jetstream.KeyValue // topic.<room> = its topic
-	topics   jetstream.KeyWatcher
-	id       string // this node's
-	history  string // the stream's: see ID
+	id       string             // this node's
+	history  string             // the stream's: see ID
 
 	mu      sync.Mutex
 	closed  bool
@@ -199,9 +198,11 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 			break
 		}
 	}
-	// The watch lasts as long as the node, not as long as ctx.
+	// The watch lasts as long as the node, not as long as ctx: Close
+	// ends it by cancelling n.ctx.
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	if n.topics, err = n.rooms.Watch(n.ctx, "topic.*", jetstream.UpdatesOnly()); err != nil {
+	topics, err := n.rooms.Watch(n.ctx, "topic.*", jetstream.UpdatesOnly())
+	if err != nil {
 		n.cancel()
 		n.msgs.Stop()
 		return nil, fmt.Errorf("cluster: watching topics: %w", err)
@@ -221,7 +222,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		n.setUp(true)
 	})
 	go n.renew()
-	go n.watchTopics(n.topics)
+	go n.watchTopics(topics)
 	return n, nil
 }
 
@@ -509,6 +510,9 @@ func (n *Node) Append(msgs []history.Message) error {
 		case err := <-f.Err():
 			return fmt.Errorf("cluster: publish: %w: %w", history.ErrUnconfirmed, err)
 		case <-ctx.Done():
+			if n.ctx.Err() != nil {
+				return fmt.Errorf("cluster: publish: %w: %w", history.ErrUnconfirmed, ErrClosed)
+			}
 			return fmt.Errorf("cluster: publish: %w within %v", history.ErrUnconfirmed, n.cfg.Timeout)
 		}
 	}
@@ -539,8 +543,11 @@ func (n *Node) ID() string { return n.history }
 // same limits to the stream.
 func (n *Node) Trim(now time.Time, limit int) (int, error) { return n.copy.Trim(now, limit) }
 
-// Close stops the node's consumer, so that a running Run returns, and its
-// renewal of nicknames; they expire after PresenceTTL unless released.
+// Close stops the node's consumer, so that a running Run returns, its
+// watch of topics and its renewal of nicknames, and ends its requests in
+// flight (an Append waiting for acknowledgements fails); the nicknames
+// expire after PresenceTTL unless released. It sends NATS no request, so
+// it returns at once whatever state NATS is in.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -550,9 +557,11 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.msgs.Stop()
+	// Cancelling n.ctx ends the watch too: its subscription ends at once,
+	// and the request deleting its consumer, which a stalled NATS would
+	// not answer, is left to nats.go.
 	n.cancel()
 	<-n.renewed
-	n.topics.Stop()
 	<-n.watched
 	return n.copy.Close()
 }
