@@ -64,7 +64,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				s.startTLS(ctx, conn, h, ip)
+				s.startTLS(conn, h, ip)
 			}()
 			continue
 		}
@@ -94,19 +94,25 @@ func isTemporary(err error) bool {
 // MaxHandshakes and MaxHandshakesPerIP too.
 func (s *Server) admit(conn net.Conn, ip string, handshakes bool) bool {
 	s.mu.Lock()
-	kind, why := s.admitConn(ip)
-	switch {
-	case s.closing:
+	if s.closing {
 		s.mu.Unlock()
 		conn.Close()
 		return false
-	case why == "" && handshakes && s.handshaking >= s.opts.MaxHandshakes:
+	}
+	var kind, why string
+	switch {
+	case handshakes && s.handshaking >= s.opts.MaxHandshakes:
 		kind, why = "handshakes", fmt.Sprintf("too many TLS handshakes in progress (%d)", s.opts.MaxHandshakes)
-	case why == "" && handshakes && s.handshakingFrom[ip] >= s.opts.MaxHandshakesPerIP:
+	case handshakes && s.handshakingFrom[ip] >= s.opts.MaxHandshakesPerIP:
 		kind, why = "handshakes_per_ip", fmt.Sprintf("too many TLS handshakes in progress from %s (%d)", ip, s.opts.MaxHandshakesPerIP)
+	default:
+		// Last, so that a connection the handshake caps refuse spends no
+		// token of the address's connection rate.
+		kind, why = s.admitConn(ip)
 	}
 	if why == "" {
 		s.perIP[ip]++
+		s.pending++
 		if handshakes {
 			s.handshaking++
 			s.handshakingFrom[ip]++
@@ -153,6 +159,7 @@ func (s *Server) start(conn net.Conn, ip string) {
 		switch {
 		case s.closing:
 			s.unadmit(ip)
+			s.pending--
 			release := name != "" && s.holder(name) == nil
 			s.mu.Unlock()
 			if release {
@@ -162,6 +169,7 @@ func (s *Server) start(conn net.Conn, ip string) {
 			return
 		case err != nil:
 			s.unadmit(ip)
+			s.pending--
 			s.mu.Unlock()
 			s.log.Error("Claiming a guest name in the cluster failed", "err", err)
 			s.refuse(conn, "cluster", "the cluster is unreachable; try again later")
@@ -177,6 +185,7 @@ func (s *Server) start(conn net.Conn, ip string) {
 		ss.nick = name
 		break
 	}
+	s.pending--
 	s.sessions[ss] = struct{}{}
 	s.arrive(ss)
 	// Added under mu, so that shutdown, which sets closing under mu, never
@@ -226,7 +235,7 @@ func hostOf(addr net.Addr) string {
 func (s *Server) admitConn(ip string) (kind, why string) {
 	o := s.opts
 	switch {
-	case len(s.sessions)+s.handshaking >= o.MaxClients:
+	case len(s.sessions)+s.pending >= o.MaxClients:
 		return "full", fmt.Sprintf("the server is full (%d clients); try again later", o.MaxClients)
 	case s.perIP[ip] >= o.MaxClientsPerIP:
 		return "per_ip", fmt.Sprintf("too many connections from %s (%d); close one first", ip, o.MaxClientsPerIP)
@@ -287,8 +296,10 @@ type handshaker interface {
 // HandshakeTimeout, then starts its session; a client that can't or won't
 // complete it is dropped and logged. It runs in its own goroutine so that a
 // slow handshake can't hold up Accept.
-func (s *Server) startTLS(ctx context.Context, conn net.Conn, h handshaker, ip string) {
-	hctx, cancel := context.WithTimeout(ctx, s.opts.HandshakeTimeout)
+func (s *Server) startTLS(conn net.Conn, h handshaker, ip string) {
+	// Bounded by the shutdown too, which must not wait for peers that
+	// keep a handshake open.
+	hctx, cancel := context.WithTimeout(s.stopCtx, s.opts.HandshakeTimeout)
 	err := h.HandshakeContext(hctx)
 	cancel()
 	s.mu.Lock()
@@ -298,6 +309,7 @@ func (s *Server) startTLS(ctx context.Context, conn net.Conn, h handshaker, ip s
 	}
 	if err != nil {
 		s.unadmit(ip)
+		s.pending-- // else start's, once it is a session
 	}
 	s.mu.Unlock()
 	if err != nil {

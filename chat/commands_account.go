@@ -108,14 +108,30 @@ func (t throttled) Error() string {
 // machine than that, whoever asks; the caller waits meanwhile. It is
 // called without s.mu.
 func (s *Server) hashing(f func() error) error {
+	// Waiters are bounded too: past that, a client is told to try again
+	// rather than queue a hash that would run long after it left.
+	if s.hashWaiting.Add(1) > int64(maxHashWaitersPerHasher*cap(s.hashers)) {
+		s.hashWaiting.Add(-1)
+		return errHashersBusy
+	}
 	select {
 	case s.hashers <- struct{}{}:
+		s.hashWaiting.Add(-1)
 	case <-s.stopping:
+		s.hashWaiting.Add(-1)
 		return errors.New("the server is shutting down")
 	}
 	defer func() { <-s.hashers }()
 	return f()
 }
+
+// maxHashWaitersPerHasher bounds the password hashes waiting for a hasher,
+// per hasher.
+const maxHashWaitersPerHasher = 8
+
+// errHashersBusy is the error of a password hash refused because too many
+// wait already.
+var errHashersBusy = errors.New("too many password checks are waiting; try again in a moment")
 
 // reserve holds name for ss while it registers it, or tells ss why it
 // can't, and reports whether it did.
@@ -179,6 +195,9 @@ func (ss *session) login(c protocol.Command) {
 		// The same answer either way, so names can't be probed.
 		srv.log.Warn("Failed login for " + c.Nick + " from " + ss.addr)
 		srv.locked(func() { srv.fail(ss, protocol.CodeBadLogin, "wrong name or password") })
+		return
+	case errors.Is(err, errHashersBusy):
+		srv.locked(func() { srv.fail(ss, protocol.CodeThrottled, "%v", err) })
 		return
 	case err != nil:
 		srv.log.Error("Checking a login failed", "err", err)
@@ -259,6 +278,7 @@ func (s *Server) passwordAttempt(ip, account string) time.Duration {
 	if account != "" {
 		keys = append(keys, key{"account:" + protocol.Fold(account) + "@" + ip, s.opts.LoginBurst})
 	}
+	var taken []*rate.Reservation
 	for _, k := range keys {
 		lim := s.logins[k.k]
 		if lim == nil {
@@ -267,9 +287,14 @@ func (s *Server) passwordAttempt(ip, account string) time.Duration {
 		}
 		r := lim.Reserve()
 		if d := r.Delay(); d > 0 {
+			// A refused attempt spends nothing, of either allowance.
 			r.Cancel()
+			for _, t := range taken {
+				t.Cancel()
+			}
 			return d
 		}
+		taken = append(taken, r)
 	}
 	return 0
 }

@@ -44,9 +44,12 @@ type Server struct {
 	// progress, and handshakingFrom the same by address.
 	handshaking     int
 	handshakingFrom map[string]int
-	connects        map[string]*rate.Limiter // new-connection rate by IP address
-	logins          map[string]*rate.Limiter // login attempts by account and by address
-	closing         bool
+	// pending counts the connections admitted that are not sessions yet
+	// (handshaking, or being named): MaxClients counts them too.
+	pending  int
+	connects map[string]*rate.Limiter // new-connection rate by IP address
+	logins   map[string]*rate.Limiter // login attempts by account and by address
+	closing  bool
 	// clusterLost is set when this cluster node stops receiving the
 	// cluster's messages for good, through a failure; clusterStopped
 	// whenever it stops, at shutdown too; clusterDown while the cluster is
@@ -79,12 +82,17 @@ type Server struct {
 	// hashers holds a token for each password hash in progress: at most
 	// Options.PasswordHashers.
 	hashers chan struct{}
+	// hashWaiting counts the password hashes waiting for a hasher.
+	hashWaiting atomic.Int64
 
 	// commits carries accepted messages from the readers to commitLoop.
 	commits chan accepted
 	// stopping is closed when shutdown begins, to wake the readers that
-	// flood control holds back.
+	// flood control holds back; stopCtx is cancelled then too (stop), to
+	// end handshakes and password-hash waits.
 	stopping chan struct{}
+	stopCtx  context.Context
+	stop     context.CancelFunc
 
 	metrics *metrics
 
@@ -123,6 +131,7 @@ func NewServer(ln net.Listener, opts Options) *Server {
 	}
 	s.lobby = s.openRoom(DefaultRoom, newest)
 	s.rooms = map[string]*room{protocol.Fold(DefaultRoom): s.lobby}
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	return s
 }
 
@@ -221,6 +230,7 @@ func (s *Server) shutdown() {
 	deadline := time.NewTimer(s.opts.ShutdownTimeout)
 	defer deadline.Stop()
 	close(s.stopping)
+	s.stop()
 	for _, ln := range []net.Listener{s.ln, s.opts.TLSListener} {
 		if ln == nil {
 			continue
