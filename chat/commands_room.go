@@ -111,6 +111,12 @@ func (s *Server) who(ss *session, c protocol.Command) {
 				display = r.name
 			}
 		default:
+			// The name goes into the cluster's key filter: it must be a
+			// room's, not a wildcard.
+			if err := protocol.CheckRoom(c.Room, s.opts.MaxRoomNameLength); err != nil {
+				s.fail(ss, protocol.CodeNoSuchRoom, "there is no room #%s", c.Room)
+				return
+			}
 			display, ok = c.Room, true
 			if r := s.rooms[protocol.Fold(c.Room)]; r != nil {
 				display = r.name

@@ -145,7 +145,9 @@ func TestFlusherWritesAtMostMaxWriteBytesAtOnce(t *testing.T) {
 // than WriteTimeout to read. This reader takes a write's worth every
 // quarter of WriteTimeout, and the whole backlog takes twice WriteTimeout.
 func TestFlusherKeepsAReaderThatKeepsReading(t *testing.T) {
-	const timeout = 400 * time.Millisecond
+	// Long enough that a reader on a loaded machine, with -race, still
+	// takes each write's worth well within it.
+	const timeout = time.Second
 	ss, _, client := newFlushingSession(t, Options{WriteTimeout: timeout, OutboundQueue: 1024}, 1024)
 	msgs, all := lines(512, 1024)
 	ss.queueAll(msgs...)
@@ -167,7 +169,7 @@ func TestFlusherKeepsAReaderThatKeepsReading(t *testing.T) {
 // TestFlusherCutsOffAReaderThatStops pins the other side: a reader that
 // stops taking anything is cut off as slow once WriteTimeout passes.
 func TestFlusherCutsOffAReaderThatStops(t *testing.T) {
-	const timeout = 100 * time.Millisecond
+	const timeout = 500 * time.Millisecond
 	ss, _, client := newFlushingSession(t, Options{WriteTimeout: timeout, OutboundQueue: 1024}, 1024)
 	msgs, all := lines(512, 1024)
 	ss.queueAll(msgs...)

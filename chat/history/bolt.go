@@ -211,7 +211,7 @@ func (s *BoltStore) Trim(now time.Time, limit int) (int, error) {
 				m, err := decode(v)
 				if err != nil {
 					if skipped++; bad == nil {
-						bad = fmt.Errorf("#%s %d: %w", name, binary.BigEndian.Uint64(k), err)
+						bad = fmt.Errorf("#%s %x: %w", name, k, err) // the key may be corrupt too: not decoded
 					}
 					continue
 				}

@@ -183,7 +183,7 @@ func ParseText(line string) (Command, error) {
 		if tail != "" {
 			return bad()
 		}
-		return Command{Name: name, Next: first}, nil
+		return Command{Name: name, Next: roomArg(first)}, nil
 	case CmdHelp, CmdPong:
 		if rest != "" {
 			return bad()
@@ -312,8 +312,13 @@ func (c Command) AppendJSON(b []byte) []byte {
 		j.Limit, j.Before = c.Limit, c.Before
 	case CmdResume:
 		j.After = c.After
-	case CmdRooms, CmdWho:
+	case CmdWho:
 		j.Next = c.Next
+	case CmdRooms:
+		j.Next = c.Next
+		if strings.HasPrefix(c.Next, "#") {
+			j.Next = "#" + c.Next // as for Room
+		}
 	}
 	buf := bytes.NewBuffer(b)
 	enc := json.NewEncoder(buf)
@@ -377,8 +382,10 @@ func DecodeJSON(line []byte) (Command, error) {
 		}
 	case CmdPart, CmdQuit:
 		c.Text = j.Reason
-	case CmdWho, CmdRooms:
+	case CmdWho:
 		c.Next = j.Next
+	case CmdRooms:
+		c.Next = roomArg(j.Next)
 	case CmdHelp, CmdPong:
 	case CmdTopic:
 		if j.Topic != nil {

@@ -165,7 +165,7 @@ func textForm(c protocol.Command) string {
 		return "/who"
 	case protocol.CmdRooms:
 		if c.Next != "" {
-			return "/rooms " + c.Next
+			return "/rooms #" + c.Next
 		}
 		return "/rooms"
 	case protocol.CmdTopic:
@@ -222,8 +222,10 @@ func jsonForm(t *testing.T, c protocol.Command) []byte {
 		m["limit"], m["before"] = c.Limit, c.Before
 	case protocol.CmdResume:
 		m["after"] = c.After
-	case protocol.CmdRooms, protocol.CmdWho:
+	case protocol.CmdWho:
 		m["next"] = c.Next
+	case protocol.CmdRooms:
+		m["next"] = "#" + c.Next
 	}
 	b, err := json.Marshal(m)
 	if err != nil {

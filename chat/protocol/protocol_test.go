@@ -25,6 +25,7 @@ func TestParseText(t *testing.T) {
 		{"/part games see you", Command{Name: CmdPart, Room: "games", Text: "see you"}, nil},
 		{"/rooms", Command{Name: CmdRooms}, nil},
 		{"/rooms now", Command{Name: CmdRooms, Next: "now"}, nil},
+		{"/rooms #r0", Command{Name: CmdRooms, Next: "r0"}, nil},
 		{"/rooms now then", Command{}, ErrUsage},
 		{"/who #lobby bob", Command{Name: CmdWho, Room: "lobby", Next: "bob"}, nil},
 		{"/who lobby bob carol", Command{}, ErrUsage},
