@@ -42,8 +42,8 @@ func (s *Server) accept(ss *session, c protocol.Command) (*accepted, *protocol.E
 // ss why the line it came from was not one, and reports whether ss has
 // quit. It is called without s.mu: most commands run with it held, but
 // those that must wait for something (a password hash, a look at the
-// accounts) do that first and take the lock after, checking again what
-// they checked before.
+// accounts, a read of the history, a listing to build) do that first and
+// take the lock after, checking again what they checked before.
 func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool) {
 	switch c.Name {
 	case protocol.CmdRegister, protocol.CmdLogin:

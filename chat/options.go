@@ -104,12 +104,12 @@ const (
 	// DefaultMaxClients is how many clients may be connected at once.
 	DefaultMaxClients = 10000
 	// DefaultMaxClientsPerIP is how many clients may be connected at once
-	// from one IP address.
+	// from one address (Server.addressOf: IPv6 by IPv6Prefix).
 	DefaultMaxClientsPerIP = 100
 	// DefaultConnectRate is how many new connections a second one IP
 	// address may open, sustained.
 	DefaultConnectRate rate.Limit = 1
-	// DefaultConnectBurst is how many new connections one IP address may
+	// DefaultConnectBurst is how many new connections one address may
 	// open at once before DefaultConnectRate applies.
 	DefaultConnectBurst = 20
 
@@ -121,8 +121,9 @@ const (
 	// may have in progress at once.
 	DefaultMaxHandshakesPerIP = 4
 	// DefaultIPv6Prefix is the length of the IPv6 prefix that counts as one
-	// address for the per-address limits: a /64 is what one subscriber is
-	// given, so its 2^64 addresses are one client's.
+	// address for the per-address limits: a /64 is the least a subscriber
+	// is given, so its 2^64 addresses are one client's. Many are given a
+	// /56 or a /48; a server that sees attacks from those counts by them.
 	DefaultIPv6Prefix = 64
 
 	// DefaultHandshakeTimeout bounds a TLS handshake.
@@ -130,11 +131,12 @@ const (
 	// DefaultLoginTimeout is how long a client has to log in when
 	// RequireAuth is set.
 	DefaultLoginTimeout = time.Minute
-	// DefaultLoginRate is how fast login attempts come back, per account
-	// and per address: one a minute.
+	// DefaultLoginRate is how fast password attempts come back, per
+	// address and per account from an address: one a minute.
 	DefaultLoginRate = rate.Limit(1.0 / 60)
-	// DefaultLoginBurst is how many login attempts an account, or an
-	// address, may make at once before DefaultLoginRate applies.
+	// DefaultLoginBurst is how many logins to one account one address may
+	// try at once before DefaultLoginRate applies; an address may make
+	// twice as many password attempts in all.
 	DefaultLoginBurst = 5
 	// DefaultPasswordHashers, zero, means half the CPUs (at least one)
 	// may hash passwords at once: bcrypt is slow on purpose, and chat
@@ -268,13 +270,13 @@ type Options struct {
 	// DefaultMaxClients.
 	MaxClients int
 	// MaxClientsPerIP is how many clients may be connected at once from one
-	// IP address. Zero means DefaultMaxClientsPerIP.
+	// address (an IPv6 one by IPv6Prefix). Zero means DefaultMaxClientsPerIP.
 	MaxClientsPerIP int
-	// ConnectRate is how many new connections a second one IP address may
+	// ConnectRate is how many new connections a second one address may
 	// open, sustained; zero means DefaultConnectRate and rate.Inf means no
 	// limit.
 	ConnectRate rate.Limit
-	// ConnectBurst is how many new connections one IP address may open at
+	// ConnectBurst is how many new connections one address may open at
 	// once. Zero means DefaultConnectBurst.
 	ConnectBurst int
 

@@ -47,7 +47,7 @@ type Server struct {
 	// pending counts the connections admitted that are not sessions yet
 	// (handshaking, or being named): MaxClients counts them too.
 	pending  int
-	connects map[string]*rate.Limiter // new-connection rate by IP address
+	connects map[string]*rate.Limiter // new-connection rate by address (Server.addressOf)
 	logins   map[string]*rate.Limiter // login attempts by account and by address
 	closing  bool
 	// clusterLost is set when this cluster node stops receiving the

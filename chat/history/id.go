@@ -40,9 +40,9 @@ func (s *MemoryStore) ID() string { return s.id }
 // was created (or first opened by a version that has ids) and kept in it.
 func (s *BoltStore) ID() string { return s.id }
 
-// idBucket keeps a bolt store's id as its sequence number. It holds no
-// keys, so a walk over every bucket's records, as Trim makes, finds nothing
-// in it. Its name, like the accounts', can't be a room's.
+// idBucket keeps a bolt store's id as its sequence number, and holds no
+// keys. Its name has a "/", like the accounts', so it can't be a room's
+// and Trim passes it by.
 var idBucket = []byte("natter/history-id")
 
 // boltID returns the id kept in db, first making one if db has none.

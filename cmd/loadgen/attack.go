@@ -136,7 +136,9 @@ func every(ctx context.Context, c config, d *dialer, interval time.Duration, set
 
 // registerFlood has c.n clients send "/register dave whatever123" four
 // times a second each (inside the default line rate), dave being
-// registered.
+// registered: the attack of the report this scenario comes from. (A
+// server that looks before it hashes refuses it without a hash; one that
+// doesn't hashes every time.)
 func registerFlood(ctx context.Context, c config, d *dialer) (int, error) {
 	// The owner registers dave and leaves: the name is registered, not in
 	// use, so only the account store can refuse it.
@@ -168,10 +170,12 @@ func registerFlood(ctx context.Context, c config, d *dialer) (int, error) {
 // server with c.rooms rooms (made by clients that join ten each).
 func roomsFlood(ctx context.Context, c config, d *dialer) (int, error) {
 	var makers []*client
+	var wg sync.WaitGroup
 	defer func() {
 		for _, m := range makers {
 			m.conn.Close()
 		}
+		wg.Wait()
 	}()
 	for i := 0; i < c.rooms; i += 10 {
 		m, err := connect(ctx, d, c.addr)
@@ -179,10 +183,11 @@ func roomsFlood(ctx context.Context, c config, d *dialer) (int, error) {
 			return 0, err
 		}
 		makers = append(makers, m)
-		go io.Copy(io.Discard, m.r)
-		var b bytes.Buffer
+		wg.Go(func() { io.Copy(io.Discard, m.r) })
+		// Out of the lobby first: it counts among a client's ten rooms.
+		b := bytes.NewBufferString("/part lobby\n")
 		for k := i; k < min(i+10, c.rooms); k++ {
-			fmt.Fprintf(&b, "/join room%d\n", k)
+			fmt.Fprintf(b, "/join room%d\n", k)
 		}
 		if _, err := m.conn.Write(b.Bytes()); err != nil {
 			return 0, err
@@ -198,6 +203,9 @@ func roomsFlood(ctx context.Context, c config, d *dialer) (int, error) {
 // starts a handshake; it reports how many the server still holds open
 // after a second.
 func tlsIdle(ctx context.Context, c config, d *dialer) (int, error) {
+	if c.tlsAddr == "" {
+		return 0, fmt.Errorf("tls-idle needs -tls-addr")
+	}
 	var conns []net.Conn
 	defer func() {
 		for _, conn := range conns {
