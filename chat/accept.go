@@ -245,9 +245,7 @@ func (s *Server) admitConn(ip string) (kind, why string) {
 	}
 	lim := s.connects[ip]
 	if lim == nil {
-		if len(s.connects) >= maxConnectLimiters {
-			s.forgetIdleLimiters()
-		}
+		forgetLimiters(s.connects, maxConnectLimiters)
 		lim = rate.NewLimiter(o.ConnectRate, o.ConnectBurst)
 		s.connects[ip] = lim
 	}
@@ -259,14 +257,27 @@ func (s *Server) admitConn(ip string) (kind, why string) {
 	return "", ""
 }
 
-// forgetIdleLimiters drops the limiters of addresses that have not
-// connected for long enough to have their full burst back: forgetting them
-// changes nothing. s.mu must be held.
-func (s *Server) forgetIdleLimiters() {
-	for ip, lim := range s.connects {
-		if lim.Tokens() >= float64(s.opts.ConnectBurst) {
-			delete(s.connects, ip)
+// forgetLimiters makes room in m, a map of limiters by key, once it holds
+// max: it forgets the limiters that have their full burst back (forgetting
+// them changes nothing), and, should that free less than a quarter of m,
+// arbitrary others down to three quarters, so that the next sweep is a
+// quarter of max insertions away whatever keys an attacker rotates
+// through (one forgotten gets a fresh allowance, as a new key would).
+// s.mu must be held.
+func forgetLimiters(m map[string]*rate.Limiter, max int) {
+	if len(m) < max {
+		return
+	}
+	for k, lim := range m {
+		if lim.Tokens() >= float64(lim.Burst()) {
+			delete(m, k)
 		}
+	}
+	for k := range m {
+		if len(m) <= max*3/4 {
+			break
+		}
+		delete(m, k)
 	}
 }
 

@@ -259,15 +259,9 @@ func (s *Server) passwordAttempt(ip, account string) time.Duration {
 	if s.opts.LoginRate == rate.Inf {
 		return 0
 	}
-	if len(s.logins) >= maxLoginLimiters {
-		// Forget keys that have their full allowance back: nothing changes
-		// for them, and guessing at many names can't grow the map forever.
-		for k, lim := range s.logins {
-			if lim.Tokens() >= float64(lim.Burst()) {
-				delete(s.logins, k)
-			}
-		}
-	}
+	// Guessing at many names, from many addresses, can't grow the map
+	// forever, nor make every attempt sweep it.
+	forgetLimiters(s.logins, maxLoginLimiters)
 	type key struct {
 		k     string
 		burst int
