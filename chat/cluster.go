@@ -5,9 +5,13 @@ package chat
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/line"
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
@@ -43,6 +47,50 @@ type Cluster interface {
 	SetTopic(room, by, text string) error
 	Topic(room string) (string, error)
 	OnTopic(func(room, by, text string))
+	// OnRefused registers a function told of every message the cluster
+	// handed this node that it refused (see StreamCheck), by its number
+	// and why, in a word.
+	OnRefused(func(seq uint64, reason string))
+}
+
+// StreamCheck returns the check a cluster node applies to every message it
+// reads from the cluster (chat/cluster's Config.Check), since whoever may
+// publish to the cluster could put anything there: it takes only what a
+// client of a server with opts could have sent. It returns "" for a
+// message it takes, or why it refuses one: "kind" (not a message or an
+// action), "length" (text longer than MaxLineBytes), "utf8", "control" (a
+// control character but tab, as a client's line), "from" (not a
+// nickname or a guest's name within MaxNickLength) or "room" (not a room
+// name within MaxRoomNameLength).
+func StreamCheck(opts Options) func(history.Message) string {
+	opts = opts.withDefaults()
+	return func(m history.Message) string {
+		switch {
+		case m.Kind != protocol.TypeMessage && m.Kind != protocol.TypeAction:
+			return "kind"
+		case len(m.Text) > opts.MaxLineBytes:
+			return "length"
+		case !utf8.ValidString(m.Text) || !utf8.ValidString(m.From) || !utf8.ValidString(m.Room):
+			return "utf8"
+		case line.HasControl([]byte(m.Text)):
+			return "control"
+		case !validSender(m.From, opts.MaxNickLength):
+			return "from"
+		case protocol.CheckRoom(m.Room, opts.MaxRoomNameLength) != nil:
+			return "room"
+		}
+		return ""
+	}
+}
+
+// validSender reports whether from names a client: a nickname, or a name
+// the server gives a guest.
+func validSender(from string, max int) bool {
+	if n, ok := strings.CutPrefix(from, protocol.GuestPrefix); ok && len(from) <= max {
+		_, err := strconv.ParseUint(n, 10, 64)
+		return err == nil
+	}
+	return protocol.CheckNick(from, max) == nil
 }
 
 // awaited is one of this node's messages, stored by the cluster and not
@@ -60,6 +108,7 @@ func (s *Server) runCluster(ctx context.Context) {
 	c := s.opts.Cluster
 	c.OnStatus(s.clusterStatus)
 	c.OnTopic(s.topicSet)
+	c.OnRefused(s.streamRefused)
 	err := c.Run(ctx, s.deliverStored)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -137,6 +186,12 @@ func (s *Server) clusterStatus(up bool) {
 		s.releaseAwaiting(len(s.awaiting))
 	}
 	s.deliverAll(ev)
+}
+
+// streamRefused is told of a message from the cluster this node refused.
+func (s *Server) streamRefused(seq uint64, reason string) {
+	s.metrics.streamRefused.WithLabelValues(reason).Inc()
+	s.log.Warn("Refused a message from the cluster's stream", "seq", seq, "reason", reason)
 }
 
 // topicSet is told of a topic set on any node of a cluster.

@@ -2,6 +2,7 @@ package specs_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
@@ -73,7 +75,7 @@ func startNode(nw Network, ns *natsServer, opts chat.Options) (*runningServer, *
 	DeferCleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	node, err := cluster.Join(ctx, nc, cluster.Config{Timeout: time.Second, PresenceTTL: presenceTTL})
+	node, err := cluster.Join(ctx, nc, cluster.Config{Timeout: time.Second, PresenceTTL: presenceTTL, Check: chat.StreamCheck(opts)})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(node.Close)
 	opts.Cluster, opts.Accounts = node, node.Accounts()
@@ -330,6 +332,71 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			again++
 		}
 		Expect(again).To(BeNumerically("<=", unconfirmed), "bob got a try at the line that alice was told was not sent")
+	})
+
+	It("refuses what is published straight to the stream unless a client could have sent it, keeps it out of the history, and counts it", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		bob := named(nw, b, "bob")
+		nc, err := nats.Connect("", nats.InProcessServer(ns))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		Expect(err).NotTo(HaveOccurred())
+		const subject = "natter.natter.room." // the default deployment's
+		publish := func(room, data string) {
+			GinkgoHelper()
+			_, err := js.Publish(ctx, subject+room, []byte(data))
+			Expect(err).NotTo(HaveOccurred())
+		}
+		msg := func(room, kind, from, text string) string {
+			b, err := json.Marshal(map[string]any{"room": room, "time": time.Now(), "kind": kind, "from": from, "text": text})
+			Expect(err).NotTo(HaveOccurred())
+			return string(b)
+		}
+		publish("lobby", msg("lobby", "message", "mallory", "\x1b[2Jcleared"))                                // control
+		publish("lobby", msg("lobby", "action", "mallory", "\u009b31mred"))                                   // control (C1)
+		publish("lobby", msg("lobby", "message", "server", "restarting: log in again"))                       // from
+		publish("lobby", msg("lobby", "message", "bob: x", "y"))                                              // from
+		publish("lobby", msg("lobby", "notice", "mallory", "a notice"))                                       // kind
+		publish("lobby", `{"room":"lobby","kind":"message","from":"mallory","text":"`+"\xff\xfe"+`"}`)        // utf8
+		publish("lobby", msg("lobby", "message", "mallory", strings.Repeat("x", chat.DefaultMaxLineBytes+1))) // length
+		publish("games", msg("lobby", "message", "mallory", "through another room's subject"))                // subject
+		publish("a.b", msg("a.b", "message", "mallory", "in no room"))                                        // room
+		publish("lobby", "not JSON")                                                                          // malformed
+		publish("lobby", msg("lobby", "message", "mallory", "a valid line"))
+		bob.ExpectLines("mallory: a valid line")
+		bob.Send("still here\n")
+		bob.ExpectLines(bob.Says("still here"))
+
+		// None of it is in the history, on a node that saw it arrive or on
+		// one that joins later and reads the stream from its start.
+		c, _ := startNode(nw, ns, chat.Options{HistoryOnJoin: -1})
+		for _, cl := range []*testClient{bob, named(nw, c, "carol")} {
+			cl.Send("/history 20\n")
+			for _, want := range []string{`^\[history \d+\] mallory: a valid line$`, `^\[history \d+\] bob: still here$`, `^\*\*\* start of #lobby history reached`} {
+				l, err := cl.NextLine()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(l).To(MatchRegexp(want))
+			}
+		}
+
+		metrics := func(srv *runningServer) string {
+			rec := httptest.NewRecorder()
+			srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			return rec.Body.String()
+		}
+		for _, srv := range []*runningServer{a, b, c} {
+			Expect(metrics(srv)).To(And(
+				ContainSubstring(`natter_stream_messages_refused_total{reason="control"} 2`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="from"} 2`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="kind"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="utf8"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="length"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="subject"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="room"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="malformed"} 1`),
+			))
+		}
+		Expect(b.Log).To(gbytes.Say(`Refused a message from the cluster's stream`))
 	})
 
 	It("lets a client resume on another node without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {

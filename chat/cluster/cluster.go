@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,6 +70,16 @@ type Config struct {
 	// PresenceTTL is how long a node's nicknames outlive it. Zero means
 	// DefaultPresenceTTL. All nodes of a deployment must agree on it.
 	PresenceTTL time.Duration
+	// Check vets every message the node reads from the stream, while
+	// joining and in Run, since anyone who may publish on the
+	// deployment's subjects can put anything there: it returns "" to take
+	// the message, or why not, in a word, to refuse it. A refused message
+	// is neither added to the node's history nor delivered; the node
+	// reports it to the function given to OnRefused. natter's server
+	// gives chat.StreamCheck of its options. Whatever Check says, the node
+	// refuses a message that is not UTF-8 ("utf8"), not a message's JSON
+	// ("malformed"), or not about the room of its subject ("subject").
+	Check func(history.Message) (reason string)
 }
 
 // Node is one natter server's link to the cluster. It implements
@@ -98,7 +109,20 @@ type Node struct {
 	renewed chan struct{} // closed when renew has returned
 	watched chan struct{} // closed when watchTopics has returned
 	onTopic func(room, by, text string)
+	// onRefused is told of each refused message; refusals before it is
+	// set (while joining) wait in refusals.
+	onRefused func(seq uint64, reason string)
+	refusals  []refusal
 }
+
+// refusal is a message of the stream the node refused.
+type refusal struct {
+	seq    uint64
+	reason string
+}
+
+// maxRefusals bounds the refusals a node keeps until OnRefused is called.
+const maxRefusals = 1000
 
 var _ history.Store = (*Node)(nil)
 
@@ -192,7 +216,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		if err != nil {
 			continue
 		}
-		if msg, ok := n.decode(m, meta.Sequence.Stream); ok {
+		if msg, ok := n.accept(m, meta.Sequence.Stream); ok {
 			n.copy.Insert(msg)
 		}
 		if meta.Sequence.Stream >= last || meta.NumPending == 0 {
@@ -433,18 +457,63 @@ func (n *Node) next(ctx context.Context) (jetstream.Msg, error) {
 	}
 }
 
-func (n *Node) decode(m jetstream.Msg, seq uint64) (history.Message, bool) {
+// accept decodes the stream's message m, numbered seq, and reports whether
+// the node takes it: whether it is UTF-8 JSON, about the room of its
+// subject, and passes Config.Check. A refusal goes to OnRefused's function.
+func (n *Node) accept(m jetstream.Msg, seq uint64) (history.Message, bool) {
 	var msg history.Message
-	if err := json.Unmarshal(m.Data(), &msg); err != nil {
-		return msg, false
+	reason := ""
+	switch {
+	case !utf8.Valid(m.Data()):
+		// Checked first: decoding JSON would replace the invalid bytes.
+		reason = "utf8"
+	case json.Unmarshal(m.Data(), &msg) != nil:
+		reason = "malformed"
+	case m.Subject() != n.prefix+strings.ToLower(msg.Room):
+		reason = "subject"
+	case n.cfg.Check != nil:
+		reason = n.cfg.Check(msg)
+	}
+	if reason != "" {
+		n.refuse(seq, reason)
+		return history.Message{}, false
 	}
 	msg.Seq = seq
 	return msg, true
 }
 
-// Run calls deliver with every message any node stores from now on, in
-// stream order, after adding it to the node's history, until ctx ends or
-// the node is closed. Only one Run may be active.
+// refuse reports a refused message to OnRefused's function, or keeps it
+// for it.
+func (n *Node) refuse(seq uint64, reason string) {
+	n.mu.Lock()
+	f := n.onRefused
+	if f == nil && len(n.refusals) < maxRefusals {
+		n.refusals = append(n.refusals, refusal{seq, reason})
+	}
+	n.mu.Unlock()
+	if f != nil {
+		f(seq, reason)
+	}
+}
+
+// OnRefused registers f to be told of every message of the stream the
+// node refuses (see Config.Check), by its sequence and the reason, those
+// refused while joining included (up to a thousand of them).
+func (n *Node) OnRefused(f func(seq uint64, reason string)) {
+	n.mu.Lock()
+	n.onRefused = f
+	early := n.refusals
+	n.refusals = nil
+	n.mu.Unlock()
+	for _, r := range early {
+		f(r.seq, r.reason)
+	}
+}
+
+// Run calls deliver with every message any node stores from now on that
+// the node takes (see Config.Check), in stream order, after adding it to
+// the node's history, until ctx ends or the node is closed. Only one Run
+// may be active.
 func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
 	n.mu.Lock()
 	if n.closed || n.running {
@@ -467,7 +536,7 @@ func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
 		if err != nil {
 			continue
 		}
-		msg, ok := n.decode(m, meta.Sequence.Stream)
+		msg, ok := n.accept(m, meta.Sequence.Stream)
 		if !ok {
 			continue
 		}
