@@ -5,6 +5,7 @@ package chat
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +24,11 @@ import (
 type Cluster interface {
 	history.Store
 	// Run calls deliver with every message stored by any node, in the
-	// cluster's order, until ctx ends.
+	// cluster's order, until ctx ends or the delivery fails.
 	Run(ctx context.Context, deliver func(history.Message)) error
+	// Resume readies the delivery again after Run failed, to go on
+	// after the last message it read.
+	Resume(ctx context.Context) error
 	// ClaimNick reserves a folded nickname for a client of this node,
 	// reporting false if a client of another node has it.
 	ClaimNick(nick string) (bool, error)
@@ -101,34 +105,91 @@ type awaited struct {
 	at   time.Time // when it was accepted
 }
 
+// The wait before restarting the cluster's delivery: at first, and at
+// most, after doubling at each failure.
+const (
+	minClusterRestart = 100 * time.Millisecond
+	maxClusterRestart = 5 * time.Second
+)
+
 // runCluster delivers the cluster's messages to this node's clients until
-// ctx ends or the cluster's delivery stops for good, and then lets go of
-// every sender waiting for a delivery that will not come.
+// ctx ends, and then lets go of every sender waiting for a delivery that
+// will not come. When the delivery fails, it lets them go too, says the
+// node is not ready while it is down, and restarts it from where it
+// stopped: after minClusterRestart, doubling up to maxClusterRestart, with
+// jitter.
 func (s *Server) runCluster(ctx context.Context) {
 	c := s.opts.Cluster
 	c.OnStatus(s.clusterStatus)
 	c.OnTopic(s.topicSet)
 	c.OnRefused(s.streamRefused)
-	err := c.Run(ctx, s.deliverStored)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil && ctx.Err() == nil {
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.clusterStopped = true
+		s.releaseAwaiting(len(s.awaiting))
+	}()
+	wait := minClusterRestart
+	for {
+		began := time.Now()
+		err := c.Run(ctx, s.deliverStored)
+		if ctx.Err() != nil {
+			return
+		}
 		// This node no longer sees the others' messages: stop saying it
 		// is ready, so a load balancer sends no one here.
-		s.log.Error("Cluster delivery stopped", "err", err)
+		s.mu.Lock()
 		s.clusterLost = true
+		s.releaseAwaiting(len(s.awaiting))
+		s.mu.Unlock()
+		s.log.Error("Cluster delivery stopped; restarting", "err", err)
+		if time.Since(began) > maxClusterRestart { // it ran a while: a new failure
+			wait = minClusterRestart
+		}
+		for {
+			if !sleepCtx(ctx, jitter(wait)) {
+				return
+			}
+			wait = min(2*wait, maxClusterRestart)
+			err := c.Resume(ctx)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("Restarting cluster delivery failed", "err", err)
+		}
+		s.mu.Lock()
+		s.clusterLost = false
+		s.mu.Unlock()
+		s.log.Info("Cluster delivery restarted")
 	}
-	s.clusterStopped = true
-	s.releaseAwaiting(len(s.awaiting))
+}
+
+// jitter returns a random duration between d/2 and d, so that nodes that
+// failed together don't retry together.
+func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
+
+// sleepCtx waits for d, and reports whether it did before ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // awaitDelivery makes from's next command wait until the cluster hands
 // back its message numbered seq, unless it has already (the cluster may
 // hand a message back before confirming it stored it), or the cluster is
-// unreachable or stopped, when the wait could last as long as the outage.
-// s.mu must be held.
+// unreachable or its delivery stopped, when the wait could last as long as
+// the outage. s.mu must be held.
 func (s *Server) awaitDelivery(seq uint64, from *session, at time.Time) {
-	if s.clusterDown || s.clusterStopped || seq <= s.clusterDelivered {
+	if s.clusterDown || s.clusterLost || s.clusterStopped || seq <= s.clusterDelivered {
 		from.inflight.Done()
 		return
 	}

@@ -102,8 +102,8 @@ func newMetrics(s *Server) *metrics {
 
 // AdminHandler serves the server's operational endpoints: Prometheus
 // metrics at /metrics, /healthz (the process is up), /readyz (the server
-// accepts clients: 503 once it is shutting down, or when a cluster node has
-// stopped receiving the cluster's messages), and net/http/pprof under
+// accepts clients: 503 once it is shutting down, or while a cluster node
+// does not receive the cluster's messages), and net/http/pprof under
 // /debug/pprof/. Serve it on a loopback or otherwise private address.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()

@@ -43,8 +43,20 @@ func startNATS() *natsServer {
 // Start starts the server, again if it was stopped.
 func (n *natsServer) Start() {
 	GinkgoHelper()
+	n.start(true)
+}
+
+// StartWithoutJetStream starts the server again with JetStream off: NATS is
+// reachable, but the stream is not.
+func (n *natsServer) StartWithoutJetStream() {
+	GinkgoHelper()
+	n.start(false)
+}
+
+func (n *natsServer) start(jetStream bool) {
+	GinkgoHelper()
 	ns, err := natsserver.NewServer(&natsserver.Options{
-		JetStream: true, StoreDir: n.dir, DontListen: true, NoLog: true, NoSigs: true,
+		JetStream: jetStream, StoreDir: n.dir, DontListen: true, NoLog: true, NoSigs: true,
 	})
 	Expect(err).NotTo(HaveOccurred())
 	ns.Start()
@@ -397,6 +409,68 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			))
 		}
 		Expect(b.Log).To(gbytes.Say(`Refused a message from the cluster's stream`))
+	})
+
+	It("restarts a node's delivery that failed, saying it is not ready only until then, and delivers again from where it stopped", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice, bob := named(nw, a, "alice"), named(nw, b, "bob")
+		ready := func(srv *runningServer) func() string {
+			return func() string {
+				rec := httptest.NewRecorder()
+				srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+				return fmt.Sprint(rec.Code, " ", rec.Body.String())
+			}
+		}
+		Expect(ready(a)()).To(Equal("200 ready\n"))
+		bob.Send("before\n")
+		alice.ExpectLines(bob.Says("before"))
+		bob.ExpectLines(bob.Says("before"))
+
+		// NATS comes back without JetStream: the nodes reach NATS, but
+		// their consumers of the stream can't be made again.
+		ns.Stop()
+		ns.StartWithoutJetStream()
+		Eventually(ready(a)).Should(Equal("503 cluster delivery stopped\n"))
+		Eventually(ready(b)).Should(Equal("503 cluster delivery stopped\n"))
+
+		ns.Stop()
+		ns.Start()
+		Eventually(ready(a)).WithTimeout(10 * time.Second).Should(Equal("200 ready\n"))
+		Eventually(ready(b)).WithTimeout(10 * time.Second).Should(Equal("200 ready\n"))
+		Expect(a.Log).To(gbytes.Say(`Cluster delivery stopped; restarting`))
+		Expect(a.Log).To(gbytes.Say(`Cluster delivery restarted`))
+
+		// bob tries until a line is taken; alice, on the other node, gets
+		// it, and the notices of the outage are all she gets before it.
+		// (A try bob was told was not confirmed may arrive too.)
+		bob.Send("after\n")
+		for {
+			l, err := bob.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			if l == bob.Says("after") {
+				break
+			}
+			if !strings.HasPrefix(l, "*** the cluster is ") {
+				Expect(l).To(HavePrefix("*** error: your message "))
+				bob.Send("after\n")
+			}
+		}
+		for {
+			l, err := alice.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			if l == bob.Says("after") {
+				break
+			}
+			Expect(l).To(HavePrefix("*** the cluster is "), "only notices of the outage before the line")
+		}
+		alice.Send("and back\n")
+		for {
+			l, err := bob.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			if l == alice.Says("and back") {
+				break
+			}
+			Expect(l).To(Equal(bob.Says("after")), "only another try at the line before alice's")
+		}
 	})
 
 	It("lets a client resume on another node without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {

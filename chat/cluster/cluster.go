@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -99,9 +100,12 @@ type Node struct {
 	id       string // this node's
 	history  string // the stream's: see ID
 
+	last atomic.Uint64 // the sequence of the last message read from the stream
+
 	mu      sync.Mutex
 	closed  bool
 	running bool
+	failed  bool              // Run's consumer failed, and Resume has not replaced it
 	held    map[string]uint64 // presence keys this node holds and renews, at their revisions
 	status  func(up bool)     // told when NATS is lost and back
 	ctx     context.Context   // cancelled by Close, to end renew
@@ -198,12 +202,8 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: stream %s: %w", n.stream, err)
 	}
 	n.history = n.stream + "@" + info.Created.UTC().Format(time.RFC3339Nano)
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: consumer: %w", err)
-	}
-	if n.msgs, err = cons.Messages(); err != nil {
-		return nil, fmt.Errorf("cluster: consumer: %w", err)
+	if n.msgs, err = n.consume(ctx, 0); err != nil {
+		return nil, err
 	}
 	// Catch up: everything stored before this node joined is history.
 	for last := info.State.LastSeq; info.State.Msgs > 0; {
@@ -216,6 +216,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		if err != nil {
 			continue
 		}
+		n.last.Store(meta.Sequence.Stream)
 		if msg, ok := n.accept(m, meta.Sequence.Stream); ok {
 			n.copy.Insert(msg)
 		}
@@ -510,32 +511,73 @@ func (n *Node) OnRefused(f func(seq uint64, reason string)) {
 	}
 }
 
+// consume makes an ordered consumer of the stream that starts after the
+// message numbered after (at the start for 0). The consumer makes itself
+// again when it is lost (say, after NATS reconnects), but tries that only
+// once: if it fails, Run returns, so that its caller knows this node
+// receives nothing, rather than the consumer trying again in silence for
+// as long as the stream is out of reach; Resume starts again from there.
+func (n *Node) consume(ctx context.Context, after uint64) (jetstream.MessagesContext, error) {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 1}
+	if after > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	cons, err := n.js.OrderedConsumer(ctx, n.stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: consumer: %w", err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: consumer: %w", err)
+	}
+	return msgs, nil
+}
+
 // Run calls deliver with every message any node stores from now on that
 // the node takes (see Config.Check), in stream order, after adding it to
-// the node's history, until ctx ends or the node is closed. Only one Run
-// may be active.
+// the node's history, until ctx ends, the node is closed, or reading the
+// stream fails; then Resume starts again after the last message read. Only
+// one Run may be active.
 func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
 	n.mu.Lock()
-	if n.closed || n.running {
+	switch {
+	case n.closed:
 		n.mu.Unlock()
 		return ErrClosed
+	case n.running:
+		n.mu.Unlock()
+		return errors.New("cluster: Run is running already")
+	case n.failed:
+		n.mu.Unlock()
+		return errors.New("cluster: reading the stream failed, and has not been resumed")
 	}
 	n.running = true
+	msgs := n.msgs
 	n.mu.Unlock()
-	stop := context.AfterFunc(ctx, n.msgs.Stop)
+	defer func() {
+		n.mu.Lock()
+		n.running = false
+		n.mu.Unlock()
+	}()
+	stop := context.AfterFunc(ctx, msgs.Stop)
 	defer stop()
 	for {
-		m, err := n.msgs.Next()
+		m, err := msgs.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return err
+			msgs.Stop()
+			n.mu.Lock()
+			n.failed = true
+			n.mu.Unlock()
+			return fmt.Errorf("cluster: reading the stream: %w", err)
 		}
 		meta, err := m.Metadata()
 		if err != nil {
 			continue
 		}
+		n.last.Store(meta.Sequence.Stream)
 		msg, ok := n.accept(m, meta.Sequence.Stream)
 		if !ok {
 			continue
@@ -543,6 +585,36 @@ func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
 		n.copy.Insert(msg)
 		deliver(msg)
 	}
+}
+
+// Resume makes Run's consumer again after reading the stream failed, to
+// start after the last message Run read, so that the next Run misses
+// nothing and repeats nothing. It may not be called while Run runs.
+func (n *Node) Resume(ctx context.Context) error {
+	n.mu.Lock()
+	closed, running := n.closed, n.running
+	n.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case running:
+		return errors.New("cluster: Resume while Run is running")
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
+	msgs, err := n.consume(ctx, n.last.Load())
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		msgs.Stop()
+		return ErrClosed
+	}
+	n.msgs.Stop()
+	n.msgs, n.failed = msgs, false
+	return nil
 }
 
 // Append implements history.Store: it publishes msgs to the stream and
@@ -617,8 +689,9 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
+	msgs := n.msgs
 	n.mu.Unlock()
-	n.msgs.Stop()
+	msgs.Stop()
 	n.cancel()
 	<-n.renewed
 	n.topics.Stop()
