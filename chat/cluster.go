@@ -5,9 +5,14 @@ package chat
 
 import (
 	"context"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/line"
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
@@ -19,8 +24,11 @@ import (
 type Cluster interface {
 	history.Store
 	// Run calls deliver with every message stored by any node, in the
-	// cluster's order, until ctx ends.
+	// cluster's order, until ctx ends or the delivery fails.
 	Run(ctx context.Context, deliver func(history.Message)) error
+	// Resume readies the delivery again after Run failed, to go on
+	// after the last message it read.
+	Resume(ctx context.Context) error
 	// ClaimNick reserves a folded nickname for a client of this node,
 	// reporting false if a client of another node has it.
 	ClaimNick(nick string) (bool, error)
@@ -49,6 +57,50 @@ type Cluster interface {
 	// answer can't hold the shutdown up; the node's owner closes it
 	// again (which does nothing) once Serve has returned.
 	Close() error
+	// OnRefused registers a function told of every message the cluster
+	// handed this node that it refused (see StreamCheck), by its number
+	// and why, in a word.
+	OnRefused(func(seq uint64, reason string))
+}
+
+// StreamCheck returns the check a cluster node applies to every message it
+// reads from the cluster (chat/cluster's Config.Check), since whoever may
+// publish to the cluster could put anything there: it takes only what a
+// client of a server with opts could have sent. It returns "" for a
+// message it takes, or why it refuses one: "kind" (not a message or an
+// action), "length" (text longer than MaxLineBytes), "utf8", "control" (a
+// control character but tab, as a client's line), "from" (not a
+// nickname or a guest's name within MaxNickLength) or "room" (not a room
+// name within MaxRoomNameLength).
+func StreamCheck(opts Options) func(history.Message) string {
+	opts = opts.withDefaults()
+	return func(m history.Message) string {
+		switch {
+		case m.Kind != protocol.TypeMessage && m.Kind != protocol.TypeAction:
+			return "kind"
+		case len(m.Text) > opts.MaxLineBytes:
+			return "length"
+		case !utf8.ValidString(m.Text) || !utf8.ValidString(m.From) || !utf8.ValidString(m.Room):
+			return "utf8"
+		case line.HasControl([]byte(m.Text)):
+			return "control"
+		case !validSender(m.From, opts.MaxNickLength):
+			return "from"
+		case protocol.CheckRoom(m.Room, opts.MaxRoomNameLength) != nil:
+			return "room"
+		}
+		return ""
+	}
+}
+
+// validSender reports whether from names a client: a nickname, or a name
+// the server gives a guest.
+func validSender(from string, max int) bool {
+	if n, ok := strings.CutPrefix(from, protocol.GuestPrefix); ok && len(from) <= max {
+		_, err := strconv.ParseUint(n, 10, 64)
+		return err == nil
+	}
+	return protocol.CheckNick(from, max) == nil
 }
 
 // awaited is one of this node's messages, stored by the cluster and not
@@ -59,33 +111,91 @@ type awaited struct {
 	at   time.Time // when it was accepted
 }
 
+// The wait before restarting the cluster's delivery: at first, and at
+// most, after doubling at each failure.
+const (
+	minClusterRestart = 100 * time.Millisecond
+	maxClusterRestart = 5 * time.Second
+)
+
 // runCluster delivers the cluster's messages to this node's clients until
-// ctx ends or the cluster's delivery stops for good, and then lets go of
-// every sender waiting for a delivery that will not come.
+// ctx ends, and then lets go of every sender waiting for a delivery that
+// will not come. When the delivery fails, it lets them go too, says the
+// node is not ready while it is down, and restarts it from where it
+// stopped: after minClusterRestart, doubling up to maxClusterRestart, with
+// jitter.
 func (s *Server) runCluster(ctx context.Context) {
 	c := s.opts.Cluster
 	c.OnStatus(s.clusterStatus)
 	c.OnTopic(s.topicSet)
-	err := c.Run(ctx, s.deliverStored)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil && ctx.Err() == nil {
+	c.OnRefused(s.streamRefused)
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.clusterStopped = true
+		s.releaseAwaiting(len(s.awaiting))
+	}()
+	wait := minClusterRestart
+	for {
+		began := time.Now()
+		err := c.Run(ctx, s.deliverStored)
+		if ctx.Err() != nil {
+			return
+		}
 		// This node no longer sees the others' messages: stop saying it
 		// is ready, so a load balancer sends no one here.
-		s.log.Error("Cluster delivery stopped", "err", err)
+		s.mu.Lock()
 		s.clusterLost = true
+		s.releaseAwaiting(len(s.awaiting))
+		s.mu.Unlock()
+		s.log.Error("Cluster delivery stopped; restarting", "err", err)
+		if time.Since(began) > maxClusterRestart { // it ran a while: a new failure
+			wait = minClusterRestart
+		}
+		for {
+			if !sleepCtx(ctx, jitter(wait)) {
+				return
+			}
+			wait = min(2*wait, maxClusterRestart)
+			err := c.Resume(ctx)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("Restarting cluster delivery failed", "err", err)
+		}
+		s.mu.Lock()
+		s.clusterLost = false
+		s.mu.Unlock()
+		s.log.Info("Cluster delivery restarted")
 	}
-	s.clusterStopped = true
-	s.releaseAwaiting(len(s.awaiting))
+}
+
+// jitter returns a random duration between d/2 and d, so that nodes that
+// failed together don't retry together.
+func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
+
+// sleepCtx waits for d, and reports whether it did before ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // awaitDelivery makes from's next command wait until the cluster hands
 // back its message numbered seq, unless it has already (the cluster may
 // hand a message back before confirming it stored it), or the cluster is
-// unreachable or stopped, when the wait could last as long as the outage.
-// s.mu must be held.
+// unreachable or its delivery stopped, when the wait could last as long as
+// the outage. s.mu must be held.
 func (s *Server) awaitDelivery(seq uint64, from *session, at time.Time) {
-	if s.clusterDown || s.clusterStopped || seq <= s.clusterDelivered {
+	if s.clusterDown || s.clusterLost || s.clusterStopped || seq <= s.clusterDelivered {
 		from.inflight.Done()
 		return
 	}
@@ -143,6 +253,12 @@ func (s *Server) clusterStatus(up bool) {
 		s.releaseAwaiting(len(s.awaiting))
 	}
 	s.deliverAll(ev)
+}
+
+// streamRefused is told of a message from the cluster this node refused.
+func (s *Server) streamRefused(seq uint64, reason string) {
+	s.metrics.streamRefused.WithLabelValues(reason).Inc()
+	s.log.Warn("Refused a message from the cluster's stream", "seq", seq, "reason", reason)
 }
 
 // topicSet is told of a topic set on any node of a cluster.

@@ -21,6 +21,7 @@ type metrics struct {
 	disconnects     *prometheus.CounterVec
 	refused         *prometheus.CounterVec
 	rejected        *prometheus.CounterVec
+	streamRefused   *prometheus.CounterVec
 	commitSeconds   prometheus.Histogram
 	commitBatch     prometheus.Histogram
 	deliverySeconds prometheus.Histogram
@@ -45,6 +46,8 @@ func newMetrics(s *Server) *metrics {
 			Name: "natter_connections_refused_total", Help: "Connections refused before they became clients, by reason."}, []string{"reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "natter_lines_rejected_total", Help: "Lines refused, by error code."}, []string{"code"}),
+		streamRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "natter_stream_messages_refused_total", Help: "Messages from the cluster's stream refused, neither delivered nor kept, by reason."}, []string{"reason"}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "natter_store_commit_seconds", Help: "Time to store one batch of messages (one transaction).",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}),
@@ -60,7 +63,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(m.received, m.deliveries, m.bytesOut, m.writes, m.dropped, m.disconnects, m.refused,
-		m.rejected, m.commitSeconds, m.commitBatch, m.deliverySeconds,
+		m.rejected, m.streamRefused, m.commitSeconds, m.commitBatch, m.deliverySeconds,
 		gauge("natter_clients", "Connected clients.", func() float64 {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -99,8 +102,8 @@ func newMetrics(s *Server) *metrics {
 
 // AdminHandler serves the server's operational endpoints: Prometheus
 // metrics at /metrics, /healthz (the process is up), /readyz (the server
-// accepts clients: 503 once it is shutting down, or when a cluster node has
-// stopped receiving the cluster's messages), and net/http/pprof under
+// accepts clients: 503 once it is shutting down, or while a cluster node
+// does not receive the cluster's messages), and net/http/pprof under
 // /debug/pprof/. Serve it on a loopback or otherwise private address.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()

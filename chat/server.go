@@ -50,10 +50,10 @@ type Server struct {
 	connects map[string]*rate.Limiter // new-connection rate by address (Server.addressOf)
 	logins   map[string]*rate.Limiter // login attempts by account and by address
 	closing  bool
-	// clusterLost is set when this cluster node stops receiving the
-	// cluster's messages for good, through a failure; clusterStopped
-	// whenever it stops, at shutdown too; clusterDown while the cluster is
-	// unreachable.
+	// clusterLost is set while this cluster node does not receive the
+	// cluster's messages, through a failure, until runCluster restarts
+	// the delivery; clusterStopped once it stops for good, at shutdown;
+	// clusterDown while the cluster is unreachable.
 	clusterLost, clusterStopped, clusterDown bool
 	// awaiting holds, in the cluster's order, this node's messages that
 	// the cluster has stored but not yet handed back for delivery; each

@@ -2,6 +2,7 @@ package specs_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
@@ -45,8 +47,20 @@ func startNATS() *natsServer {
 // Start starts the server, again if it was stopped.
 func (n *natsServer) Start() {
 	GinkgoHelper()
+	n.start(true)
+}
+
+// StartWithoutJetStream starts the server again with JetStream off: NATS is
+// reachable, but the stream is not.
+func (n *natsServer) StartWithoutJetStream() {
+	GinkgoHelper()
+	n.start(false)
+}
+
+func (n *natsServer) start(jetStream bool) {
+	GinkgoHelper()
 	ns, err := natsserver.NewServer(&natsserver.Options{
-		JetStream: true, StoreDir: n.dir, DontListen: true, NoLog: true, NoSigs: true,
+		JetStream: jetStream, StoreDir: n.dir, DontListen: true, NoLog: true, NoSigs: true,
 	})
 	Expect(err).NotTo(HaveOccurred())
 	ns.Start()
@@ -159,6 +173,9 @@ func startNodeWith(nw Network, ns *natsServer, opts chat.Options, cfg cluster.Co
 	DeferCleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
+	if cfg.Check == nil {
+		cfg.Check = chat.StreamCheck(opts)
+	}
 	node, err := cluster.Join(ctx, nc, cfg)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(node.Close)
@@ -455,6 +472,133 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			cnc.Close()
 		}()
 		Eventually(closed).WithTimeout(time.Second).Should(BeClosed(), "the node and its NATS connection closed")
+	})
+
+	It("refuses what is published straight to the stream unless a client could have sent it, keeps it out of the history, and counts it", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		bob := named(nw, b, "bob")
+		nc, err := nats.Connect("", nats.InProcessServer(ns))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		Expect(err).NotTo(HaveOccurred())
+		const subject = "natter.natter.room." // the default deployment's
+		publish := func(room, data string) {
+			GinkgoHelper()
+			_, err := js.Publish(ctx, subject+room, []byte(data))
+			Expect(err).NotTo(HaveOccurred())
+		}
+		msg := func(room, kind, from, text string) string {
+			b, err := json.Marshal(map[string]any{"room": room, "time": time.Now(), "kind": kind, "from": from, "text": text})
+			Expect(err).NotTo(HaveOccurred())
+			return string(b)
+		}
+		publish("lobby", msg("lobby", "message", "mallory", "\x1b[2Jcleared"))                                // control
+		publish("lobby", msg("lobby", "action", "mallory", "\u009b31mred"))                                   // control (C1)
+		publish("lobby", msg("lobby", "message", "server", "restarting: log in again"))                       // from
+		publish("lobby", msg("lobby", "message", "bob: x", "y"))                                              // from
+		publish("lobby", msg("lobby", "notice", "mallory", "a notice"))                                       // kind
+		publish("lobby", `{"room":"lobby","kind":"message","from":"mallory","text":"`+"\xff\xfe"+`"}`)        // utf8
+		publish("lobby", msg("lobby", "message", "mallory", strings.Repeat("x", chat.DefaultMaxLineBytes+1))) // length
+		publish("games", msg("lobby", "message", "mallory", "through another room's subject"))                // subject
+		publish("a.b", msg("a.b", "message", "mallory", "in no room"))                                        // room
+		publish("lobby", "not JSON")                                                                          // malformed
+		publish("lobby", msg("lobby", "message", "mallory", "a valid line"))
+		bob.ExpectLines("mallory: a valid line")
+		bob.Send("still here\n")
+		bob.ExpectLines(bob.Says("still here"))
+
+		// None of it is in the history, on a node that saw it arrive or on
+		// one that joins later and reads the stream from its start.
+		c, _ := startNode(nw, ns, chat.Options{HistoryOnJoin: -1})
+		for _, cl := range []*testClient{bob, named(nw, c, "carol")} {
+			cl.Send("/history 20\n")
+			for _, want := range []string{`^\[history \d+\] mallory: a valid line$`, `^\[history \d+\] bob: still here$`, `^\*\*\* start of #lobby history reached`} {
+				l, err := cl.NextLine()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(l).To(MatchRegexp(want))
+			}
+		}
+
+		metrics := func(srv *runningServer) string {
+			rec := httptest.NewRecorder()
+			srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			return rec.Body.String()
+		}
+		for _, srv := range []*runningServer{a, b, c} {
+			Expect(metrics(srv)).To(And(
+				ContainSubstring(`natter_stream_messages_refused_total{reason="control"} 2`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="from"} 2`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="kind"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="utf8"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="length"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="subject"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="room"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="malformed"} 1`),
+			))
+		}
+		Expect(b.Log).To(gbytes.Say(`Refused a message from the cluster's stream`))
+	})
+
+	It("restarts a node's delivery that failed, saying it is not ready only until then, and delivers again from where it stopped", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice, bob := named(nw, a, "alice"), named(nw, b, "bob")
+		ready := func(srv *runningServer) func() string {
+			return func() string {
+				rec := httptest.NewRecorder()
+				srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+				return fmt.Sprint(rec.Code, " ", rec.Body.String())
+			}
+		}
+		Expect(ready(a)()).To(Equal("200 ready\n"))
+		bob.Send("before\n")
+		alice.ExpectLines(bob.Says("before"))
+		bob.ExpectLines(bob.Says("before"))
+
+		// NATS comes back without JetStream: the nodes reach NATS, but
+		// their consumers of the stream can't be made again.
+		ns.Stop()
+		ns.StartWithoutJetStream()
+		Eventually(ready(a)).Should(Equal("503 cluster delivery stopped\n"))
+		Eventually(ready(b)).Should(Equal("503 cluster delivery stopped\n"))
+
+		ns.Stop()
+		ns.Start()
+		Eventually(ready(a)).WithTimeout(10 * time.Second).Should(Equal("200 ready\n"))
+		Eventually(ready(b)).WithTimeout(10 * time.Second).Should(Equal("200 ready\n"))
+		Expect(a.Log).To(gbytes.Say(`Cluster delivery stopped; restarting`))
+		Expect(a.Log).To(gbytes.Say(`Cluster delivery restarted`))
+
+		// bob tries until a line is taken; alice, on the other node, gets
+		// it, and the notices of the outage are all she gets before it.
+		// (A try bob was told was not confirmed may arrive too.)
+		bob.Send("after\n")
+		for {
+			l, err := bob.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			if l == bob.Says("after") {
+				break
+			}
+			if !strings.HasPrefix(l, "*** the cluster is ") {
+				Expect(l).To(HavePrefix("*** error: your message "))
+				bob.Send("after\n")
+			}
+		}
+		for {
+			l, err := alice.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			if l == bob.Says("after") {
+				break
+			}
+			Expect(l).To(HavePrefix("*** the cluster is "), "only notices of the outage before the line")
+		}
+		alice.Send("and back\n")
+		for {
+			l, err := bob.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			if l == alice.Says("and back") {
+				break
+			}
+			Expect(l).To(Equal(bob.Says("after")), "only another try at the line before alice's")
+		}
 	})
 
 	It("lets a client resume on another node without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {

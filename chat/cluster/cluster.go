@@ -23,7 +23,9 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,6 +71,16 @@ type Config struct {
 	// PresenceTTL is how long a node's nicknames outlive it. Zero means
 	// DefaultPresenceTTL. All nodes of a deployment must agree on it.
 	PresenceTTL time.Duration
+	// Check vets every message the node reads from the stream, while
+	// joining and in Run, since anyone who may publish on the
+	// deployment's subjects can put anything there: it returns "" to take
+	// the message, or why not, in a word, to refuse it. A refused message
+	// is neither added to the node's history nor delivered; the node
+	// reports it to the function given to OnRefused. natter's server
+	// gives chat.StreamCheck of its options. Whatever Check says, the node
+	// refuses a message that is not UTF-8 ("utf8"), not a message's JSON
+	// ("malformed"), or not about the room of its subject ("subject").
+	Check func(history.Message) (reason string)
 }
 
 // Node is one natter server's link to the cluster. It implements
@@ -87,9 +99,12 @@ type Node struct {
 	id       string             // this node's
 	history  string             // the stream's: see ID
 
+	last atomic.Uint64 // the sequence of the last message read from the stream
+
 	mu      sync.Mutex
 	closed  bool
 	running bool
+	failed  bool              // Run's consumer failed, and Resume has not replaced it
 	held    map[string]uint64 // presence keys this node holds and renews, at their revisions
 	status  func(up bool)     // told when NATS is lost and back
 	ctx     context.Context   // cancelled by Close, to end renew
@@ -97,7 +112,20 @@ type Node struct {
 	renewed chan struct{} // closed when renew has returned
 	watched chan struct{} // closed when watchTopics has returned
 	onTopic func(room, by, text string)
+	// onRefused is told of each refused message; refusals before it is
+	// set (while joining) wait in refusals.
+	onRefused func(seq uint64, reason string)
+	refusals  []refusal
 }
+
+// refusal is a message of the stream the node refused.
+type refusal struct {
+	seq    uint64
+	reason string
+}
+
+// maxRefusals bounds the refusals a node keeps until OnRefused is called.
+const maxRefusals = 1000
 
 var _ history.Store = (*Node)(nil)
 
@@ -173,12 +201,8 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: stream %s: %w", n.stream, err)
 	}
 	n.history = n.stream + "@" + info.Created.UTC().Format(time.RFC3339Nano)
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: consumer: %w", err)
-	}
-	if n.msgs, err = cons.Messages(); err != nil {
-		return nil, fmt.Errorf("cluster: consumer: %w", err)
+	if n.msgs, err = n.consume(ctx, 0); err != nil {
+		return nil, err
 	}
 	// Catch up: everything stored before this node joined is history.
 	for last := info.State.LastSeq; info.State.Msgs > 0; {
@@ -191,7 +215,8 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		if err != nil {
 			continue
 		}
-		if msg, ok := n.decode(m, meta.Sequence.Stream); ok {
+		n.last.Store(meta.Sequence.Stream)
+		if msg, ok := n.accept(m, meta.Sequence.Stream); ok {
 			n.copy.Insert(msg)
 		}
 		if meta.Sequence.Stream >= last || meta.NumPending == 0 {
@@ -434,47 +459,163 @@ func (n *Node) next(ctx context.Context) (jetstream.Msg, error) {
 	}
 }
 
-func (n *Node) decode(m jetstream.Msg, seq uint64) (history.Message, bool) {
+// accept decodes the stream's message m, numbered seq, and reports whether
+// the node takes it: whether it is UTF-8 JSON, about the room of its
+// subject, and passes Config.Check. A refusal goes to OnRefused's function.
+func (n *Node) accept(m jetstream.Msg, seq uint64) (history.Message, bool) {
 	var msg history.Message
-	if err := json.Unmarshal(m.Data(), &msg); err != nil {
-		return msg, false
+	reason := ""
+	switch {
+	case !utf8.Valid(m.Data()):
+		// Checked first: decoding JSON would replace the invalid bytes.
+		reason = "utf8"
+	case json.Unmarshal(m.Data(), &msg) != nil:
+		reason = "malformed"
+	case m.Subject() != n.prefix+strings.ToLower(msg.Room):
+		reason = "subject"
+	case n.cfg.Check != nil:
+		reason = n.cfg.Check(msg)
+	}
+	if reason != "" {
+		n.refuse(seq, reason)
+		return history.Message{}, false
 	}
 	msg.Seq = seq
 	return msg, true
 }
 
-// Run calls deliver with every message any node stores from now on, in
-// stream order, after adding it to the node's history, until ctx ends or
-// the node is closed. Only one Run may be active.
+// refuse reports a refused message to OnRefused's function, or keeps it
+// for it.
+func (n *Node) refuse(seq uint64, reason string) {
+	n.mu.Lock()
+	f := n.onRefused
+	if f == nil && len(n.refusals) < maxRefusals {
+		n.refusals = append(n.refusals, refusal{seq, reason})
+	}
+	n.mu.Unlock()
+	if f != nil {
+		f(seq, reason)
+	}
+}
+
+// OnRefused registers f to be told of every message of the stream the
+// node refuses (see Config.Check), by its sequence and the reason, those
+// refused while joining included (up to a thousand of them).
+func (n *Node) OnRefused(f func(seq uint64, reason string)) {
+	n.mu.Lock()
+	n.onRefused = f
+	early := n.refusals
+	n.refusals = nil
+	n.mu.Unlock()
+	for _, r := range early {
+		f(r.seq, r.reason)
+	}
+}
+
+// consume makes an ordered consumer of the stream that starts after the
+// message numbered after (at the start for 0). The consumer makes itself
+// again when it is lost (say, after NATS reconnects), but tries that only
+// once: if it fails, Run returns, so that its caller knows this node
+// receives nothing, rather than the consumer trying again in silence for
+// as long as the stream is out of reach; Resume starts again from there.
+func (n *Node) consume(ctx context.Context, after uint64) (jetstream.MessagesContext, error) {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 1}
+	if after > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	cons, err := n.js.OrderedConsumer(ctx, n.stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: consumer: %w", err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: consumer: %w", err)
+	}
+	return msgs, nil
+}
+
+// Run calls deliver with every message any node stores from now on that
+// the node takes (see Config.Check), in stream order, after adding it to
+// the node's history, until ctx ends, the node is closed, or reading the
+// stream fails; then Resume starts again after the last message read. Only
+// one Run may be active.
 func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
 	n.mu.Lock()
-	if n.closed || n.running {
+	switch {
+	case n.closed:
 		n.mu.Unlock()
 		return ErrClosed
+	case n.running:
+		n.mu.Unlock()
+		return errors.New("cluster: Run is running already")
+	case n.failed:
+		n.mu.Unlock()
+		return errors.New("cluster: reading the stream failed, and has not been resumed")
 	}
 	n.running = true
+	msgs := n.msgs
 	n.mu.Unlock()
-	stop := context.AfterFunc(ctx, n.msgs.Stop)
+	defer func() {
+		n.mu.Lock()
+		n.running = false
+		n.mu.Unlock()
+	}()
+	stop := context.AfterFunc(ctx, msgs.Stop)
 	defer stop()
 	for {
-		m, err := n.msgs.Next()
+		m, err := msgs.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return err
+			msgs.Stop()
+			n.mu.Lock()
+			n.failed = true
+			n.mu.Unlock()
+			return fmt.Errorf("cluster: reading the stream: %w", err)
 		}
 		meta, err := m.Metadata()
 		if err != nil {
 			continue
 		}
-		msg, ok := n.decode(m, meta.Sequence.Stream)
+		n.last.Store(meta.Sequence.Stream)
+		msg, ok := n.accept(m, meta.Sequence.Stream)
 		if !ok {
 			continue
 		}
 		n.copy.Insert(msg)
 		deliver(msg)
 	}
+}
+
+// Resume makes Run's consumer again after reading the stream failed, to
+// start after the last message Run read, so that the next Run misses
+// nothing and repeats nothing. It may not be called while Run runs.
+func (n *Node) Resume(ctx context.Context) error {
+	n.mu.Lock()
+	closed, running := n.closed, n.running
+	n.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case running:
+		return errors.New("cluster: Resume while Run is running")
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
+	msgs, err := n.consume(ctx, n.last.Load())
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		msgs.Stop()
+		return ErrClosed
+	}
+	n.msgs.Stop()
+	n.msgs, n.failed = msgs, false
+	return nil
 }
 
 // Append implements history.Store: it publishes msgs to the stream and
@@ -555,8 +696,9 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
+	msgs := n.msgs
 	n.mu.Unlock()
-	n.msgs.Stop()
+	msgs.Stop()
 	// Cancelling n.ctx ends the watch too: its subscription ends at once,
 	// and the request deleting its consumer, which a stalled NATS would
 	// not answer, is left to nats.go.

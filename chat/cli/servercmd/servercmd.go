@@ -108,6 +108,7 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 
 	if *natsURL != "" {
 		ccfg.MaxMessages, ccfg.MaxAge = retention.MaxMessages, retention.MaxAge
+		ccfg.Check = chat.StreamCheck(opts)
 		nc, node, err := joinCluster(ctx, logger, natsFlags{*natsURL, *natsCreds, *natsCA, *natsCert, *natsKey}, ccfg)
 		if err != nil {
 			return cli.ExitFailure
