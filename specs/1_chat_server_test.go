@@ -279,18 +279,20 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 
 	Context("when a client reads slowly but steadily", func() {
 		It("sends it everything and keeps it connected, though the whole takes longer than the write timeout to arrive", SpecTimeout(specTimeout), func(ctx SpecContext) {
-			// 100 lines of 5000 bytes: a page that takes 1.25s at the
-			// reader's 400 KB/s, far longer than the write timeout, and
-			// fits in half of the default outbound bytes, as a page must.
+			// 100 lines of 20,000 bytes: a page that takes 5s at the
+			// reader's 400 KB/s, more than twice the write timeout, and
+			// fits in half of the outbound bytes, as a page must. Each
+			// write (64 KiB) takes the reader 160ms, so even a reader slowed
+			// down by a loaded machine keeps well within the timeout.
 			const (
-				writeTimeout = 500 * time.Millisecond
+				writeTimeout = 2 * time.Second
 				n            = 100
-				lineSize     = 5000
+				lineSize     = 20000
 				readSize     = 8 << 10
 				readEvery    = 20 * time.Millisecond
 			)
 			nw = tr.New(true)
-			srv = startServer(nw, chat.Options{WriteTimeout: writeTimeout, MaxLineBytes: lineSize, HistoryOnJoin: -1})
+			srv = startServer(nw, chat.Options{WriteTimeout: writeTimeout, MaxLineBytes: lineSize, OutboundBytes: 4 << 20, HistoryOnJoin: -1})
 			cs := connectAll(srv, nw, 2)
 			sender, reader := cs[0], cs[1]
 			line := func(i int) string {
