@@ -38,7 +38,8 @@ type Cluster interface {
 	// cluster (false) and has it again (true).
 	OnStatus(func(up bool))
 	// Enter and Leave record which of this node's clients are in which
-	// room, for the whole cluster to see.
+	// room, for the whole cluster to see. They, and ReleaseNick, must not
+	// wait for the cluster: a Server calls them with its lock held.
 	Enter(room, nick string) error
 	Leave(room, nick string)
 	// Members returns the nicknames in room on every node; Rooms the
@@ -265,6 +266,7 @@ func (s *Server) streamRefused(seq uint64, reason string) {
 func (s *Server) topicSet(room, by, text string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.topics.Add(1)
 	if r := s.rooms[protocol.Fold(room)]; r != nil {
 		s.topicSetLocked(r, by, text)
 	}

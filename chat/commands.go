@@ -56,8 +56,9 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 			s.nick(ss, c.Nick)
 			return false
 		}
-	case protocol.CmdJoin, protocol.CmdHistory, protocol.CmdResume, protocol.CmdRooms, protocol.CmdWho:
-		// These read the history, or build a long listing, without s.mu.
+	case protocol.CmdJoin, protocol.CmdHistory, protocol.CmdResume, protocol.CmdRooms, protocol.CmdWho, protocol.CmdTopic:
+		// These read the history, build a long listing, or ask the
+		// cluster, without s.mu.
 		if err == nil {
 			if ev := s.loginFirst(ss, c); ev != nil {
 				s.locked(func() { s.sendTo(ss, ev) })
@@ -89,8 +90,6 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 		s.msg(ss, c)
 	case protocol.CmdPart:
 		s.part(ss, c.Room, c.Text)
-	case protocol.CmdTopic:
-		s.topic(ss, c)
 	case protocol.CmdPong:
 		// Hearing from the client was the point; the reader noted it.
 	case protocol.CmdHelp:
@@ -121,6 +120,8 @@ func (s *Server) readingCommand(ss *session, c protocol.Command) {
 		s.listRooms(ss, c)
 	case protocol.CmdWho:
 		s.who(ss, c)
+	case protocol.CmdTopic:
+		s.topic(ss, c)
 	}
 }
 

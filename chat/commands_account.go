@@ -53,9 +53,7 @@ func (ss *session) register(c protocol.Command) {
 	defer srv.mu.Unlock()
 	delete(srv.reserved, folded)
 	if err != nil {
-		if srv.opts.Cluster != nil && folded != protocol.Fold(ss.nick) {
-			srv.opts.Cluster.ReleaseNick(folded)
-		}
+		srv.unclaim(c.Nick)
 		var t throttled
 		if errors.As(err, &t) {
 			srv.fail(ss, protocol.CodeThrottled, "too many password attempts from %s; %v", ss.ip, t)
@@ -136,13 +134,17 @@ var errHashersBusy = errors.New("too many password checks are waiting; try again
 // reserve holds name for ss while it registers it, or tells ss why it
 // can't, and reports whether it did.
 func (s *Server) reserve(ss *session, name string) bool {
+	ahead := s.claimAhead(ss, name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch shown, taken, err := s.claimFor(ss, name); {
+	switch shown, taken, err := s.claimFor(ss, name, ahead); {
 	case err != nil:
 		s.failClaim(ss, err)
 		return false
 	case taken:
+		if ahead == nil {
+			s.unclaim(name)
+		}
 		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is in use; register a free one", shown)
 		return false
 	}
@@ -150,23 +152,52 @@ func (s *Server) reserve(ss *session, name string) bool {
 	return true
 }
 
-// claimFor claims name for ss, which the server is about to give it (an
-// account's name): it reports whether another session here has it or is
-// registering it, or a client of another node has it, with the name as
-// that holder spells it; or, on a cluster node, the cluster's error if it
-// can't say, when the name is not ss's. s.mu must be held.
-func (s *Server) claimFor(ss *session, name string) (shown string, taken bool, err error) {
-	if other := s.holder(name); other != nil && other != ss {
-		return other.nickFor(name), true, nil
-	}
+// claimAhead claims name across the cluster for ss, before s.mu is taken,
+// since that is a NATS round trip: unless there is no cluster or name is
+// ss's already. It returns errNameElsewhere if a client of another node
+// has it, or the cluster's error if it can't say. The claim is this node's:
+// a caller that then doesn't give ss the name gives it up with unclaim.
+// It is called without s.mu, by ss's reader (which alone renames ss).
+func (s *Server) claimAhead(ss *session, name string) error {
 	if s.opts.Cluster == nil || protocol.Fold(name) == protocol.Fold(ss.nick) {
-		return "", false, nil
+		return nil
 	}
 	switch ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(name)); {
 	case err != nil:
-		return "", false, err
+		return err
 	case !ok:
+		return errNameElsewhere
+	}
+	return nil
+}
+
+// errNameElsewhere is claimAhead's error for a name a client of another
+// node has.
+var errNameElsewhere = errors.New("the name is another node's client's")
+
+// unclaim gives up the cluster's claim on name, claimed ahead for a client
+// that did not take it after all, unless a client here holds it (the
+// node's claim is then that client's). s.mu must be held.
+func (s *Server) unclaim(name string) {
+	if s.opts.Cluster != nil && s.holder(name) == nil {
+		s.opts.Cluster.ReleaseNick(protocol.Fold(name))
+	}
+}
+
+// claimFor checks, once s.mu is held, that name may be given to ss (an
+// account's name): it reports whether another session here has it or is
+// registering it, or, as ahead (claimAhead's answer) says, a client of
+// another node has it, with the name as that holder spells it; or the
+// cluster's error. s.mu must be held.
+func (s *Server) claimFor(ss *session, name string, ahead error) (shown string, taken bool, err error) {
+	if other := s.holder(name); other != nil && other != ss {
+		return other.nickFor(name), true, nil
+	}
+	switch {
+	case errors.Is(ahead, errNameElsewhere):
 		return name, true, nil
+	case ahead != nil:
+		return "", false, ahead
 	}
 	return "", false, nil
 }
@@ -205,12 +236,16 @@ func (ss *session) login(c protocol.Command) {
 		return
 	}
 	srv.log.Info("Logged in " + c.Nick + " from " + ss.addr)
+	ahead := srv.claimAhead(ss, c.Nick)
 	srv.locked(func() {
-		switch shown, taken, err := srv.claimFor(ss, c.Nick); {
+		switch shown, taken, err := srv.claimFor(ss, c.Nick, ahead); {
 		case err != nil:
 			srv.failClaim(ss, err)
 			return
 		case taken:
+			if ahead == nil {
+				srv.unclaim(c.Nick)
+			}
 			srv.fail(ss, protocol.CodeAccount, "%s is logged in on another connection", shown)
 			return
 		}

@@ -89,12 +89,19 @@ type latest struct {
 	err     error
 	skipped uint64 // s.skipped when read
 	locked  bool   // read with s.mu held: fresh until it is released
+	// topic is the room's topic in a cluster, for a room to be opened,
+	// and topics s.topics when it was read.
+	topic  string
+	topics uint64
 }
 
 // readLatest reads the newest n messages of the room named name. It is
 // called without s.mu unless locked is set, at a command's last try.
 func (s *Server) readLatest(name string, n int, locked bool) *latest {
-	l := &latest{n: n, skipped: s.skipped.Load(), locked: locked}
+	l := &latest{n: n, skipped: s.skipped.Load(), topics: s.topics.Load(), locked: locked}
+	if !locked {
+		l.topic = s.clusterTopic(name)
+	}
 	_, l.newest, l.err = s.opts.History.Bounds(name)
 	if l.err == nil && n > 0 && l.newest > 0 {
 		l.msgs, l.err = s.opts.History.Before(name, l.newest+1, n)
@@ -112,7 +119,8 @@ func (l *latest) freshFor(s *Server, r *room) bool {
 	case l.locked, l.err != nil: // an error: nothing to replay, and it is reported
 		return true
 	case r == nil:
-		return s.skipped.Load() == l.skipped
+		// Nor may a topic have been set for it meanwhile.
+		return s.skipped.Load() == l.skipped && s.topics.Load() == l.topics
 	case r.delivered > l.newest:
 		return false // delivered since
 	case r.delivered == l.newest || len(l.msgs) < l.n:

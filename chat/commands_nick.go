@@ -3,6 +3,8 @@ package chat
 // This file is the /nick command and renaming.
 
 import (
+	"errors"
+
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
@@ -33,12 +35,21 @@ func (s *Server) nick(ss *session, name string) {
 		}
 		return ok
 	}
+	var ahead error // the cluster's claim, made before the lock
+	if bad == nil && name != ss.nick {
+		ahead = s.claimAhead(ss, name)
+	}
+	use := func(registered bool) {
+		if !s.nickLocked(ss, name, bad, registered, ahead) && bad == nil && ahead == nil {
+			s.unclaim(name)
+		}
+	}
 	for range nickRetries {
 		before := s.registrations.Load()
 		r := registered()
 		s.mu.Lock()
 		if s.registrations.Load() == before {
-			s.nickLocked(ss, name, bad, r)
+			use(r)
 			s.mu.Unlock()
 			return
 		}
@@ -48,39 +59,39 @@ func (s *Server) nick(ss *session, name string) {
 	// no registration can complete under.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nickLocked(ss, name, bad, registered())
+	use(registered())
 }
 
 // nickLocked is nick once s.mu is held: bad is what is wrong with name, if
-// anything, and registered whether it has an account.
-func (s *Server) nickLocked(ss *session, name string, bad error, registered bool) {
+// anything, registered whether it has an account, and ahead the cluster's
+// answer to claiming it (claimAhead). It reports whether it renamed ss.
+func (s *Server) nickLocked(ss *session, name string, bad error, registered bool, ahead error) bool {
 	switch {
 	case bad != nil:
 		s.fail(ss, protocol.CodeBadNick, "can't use %q as a nickname: %v", name, bad)
-		return
+		return false
 	case name == ss.nick:
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeSameNick, Text: "you are already " + name})
-		return
+		return false
 	}
 	if other := s.holder(name); other != nil && other != ss {
 		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is taken", other.nickFor(name))
-		return
+		return false
 	}
 	if registered && ss.account != protocol.Fold(name) {
 		s.fail(ss, protocol.CodeNickRegistered, "the nickname %s is registered; /login %s PASSWORD to use it", name, name)
-		return
+		return false
 	}
-	if s.opts.Cluster != nil && protocol.Fold(name) != protocol.Fold(ss.nick) {
-		switch ok, err := s.opts.Cluster.ClaimNick(protocol.Fold(name)); {
-		case err != nil:
-			s.failClaim(ss, err)
-			return
-		case !ok:
-			s.fail(ss, protocol.CodeNickTaken, "the nickname %s is taken", name)
-			return
-		}
+	switch {
+	case errors.Is(ahead, errNameElsewhere):
+		s.fail(ss, protocol.CodeNickTaken, "the nickname %s is taken", name)
+		return false
+	case ahead != nil:
+		s.failClaim(ss, ahead)
+		return false
 	}
 	s.rename(ss, name)
+	return true
 }
 
 // holder returns the session that has the nickname name, or is

@@ -45,7 +45,11 @@ func (s *Server) joinLocked(ss *session, name string, l *latest) bool {
 		return false
 	default:
 		if r == nil {
-			r = s.openRoom(name, l.newest)
+			topic := l.topic
+			if l.locked {
+				topic = s.clusterTopic(name) // a last try's, under s.mu
+			}
+			r = s.openRoom(name, l.newest, topic)
 			s.rooms[protocol.Fold(name)] = r
 		}
 		s.enterRoom(ss, r)
@@ -204,31 +208,48 @@ func pageAfter[T any](sorted []T, name func(T) string, from string, n int) (page
 	return sorted[start:end], next
 }
 
-// topic carries out /topic, showing or setting it. s.mu must be held.
+// topic carries out /topic, showing or setting it. It is called without
+// s.mu.
 func (s *Server) topic(ss *session, c protocol.Command) {
+	s.mu.Lock()
+	room, by, ok := s.topicLocked(ss, c)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	// On a cluster node: set for every node, without s.mu, since it asks
+	// NATS. Every node, this one too, hears of it through topicSet.
+	if err := s.opts.Cluster.SetTopic(room, by, c.Text); err != nil {
+		s.log.Error("Setting a topic in the cluster failed", "err", err)
+		s.locked(func() {
+			s.fail(ss, protocol.CodeClusterDown, "can't set the topic right now: the cluster is unreachable")
+		})
+	}
+}
+
+// topicLocked carries out /topic but for setting a topic in a cluster,
+// which it leaves to the caller by reporting the room, the setter and
+// true. s.mu must be held.
+func (s *Server) topicLocked(ss *session, c protocol.Command) (room, by string, cluster bool) {
 	if !c.SetTopic {
 		if r, ok := s.room(ss, c.Room); ok {
 			s.sendTo(ss, &protocol.Event{Type: protocol.TypeTopic, Room: r.name, Text: r.topic})
 		}
-		return
+		return "", "", false
 	}
 	r, ok := s.joined(ss, c.Room)
 	if !ok {
-		return
+		return "", "", false
 	}
 	if len(c.Text) > s.opts.MaxTopicBytes {
 		s.fail(ss, protocol.CodeTopicTooLong, "a topic is at most %d bytes", s.opts.MaxTopicBytes)
-		return
+		return "", "", false
 	}
 	if s.opts.Cluster != nil {
-		// Every node, this one too, hears of it through topicSet.
-		if err := s.opts.Cluster.SetTopic(r.name, ss.nick, c.Text); err != nil {
-			s.log.Error("Setting a topic in the cluster failed", "err", err)
-			s.fail(ss, protocol.CodeClusterDown, "can't set the topic right now: the cluster is unreachable")
-		}
-		return
+		return r.name, ss.nick, true
 	}
 	s.topicSetLocked(r, ss.nick, c.Text)
+	return "", "", false
 }
 
 // topicSetLocked sets r's topic and tells its members. s.mu must be held.

@@ -111,12 +111,13 @@
 // meanwhile (else it reads again). Some waits remain under it, and are
 // known costs: the replay of the lobby to a client arriving or logging in;
 // a join or a /nick that keeps finding what it read gone stale reads at
-// its fourth try with the lock held; on a cluster node, the cluster's
-// requests for the nickname claims of /nick, /register and /login (a
-// guest name is claimed without it), presence writes and topics (its /who and
-// /rooms are asked without it); and the log lines of those when they
-// fail. /who and /rooms copy what they list under it, and sort, page and
-// encode without it.
+// its fourth try with the lock held (on a cluster node, a new room's
+// topic too); and the log lines of those when they fail. On a cluster
+// node nothing else asks NATS under it: nicknames are claimed before it
+// is taken (and given up if the name is not taken after all), presence is
+// written in the background, a new room's topic is read with its history,
+// a topic is set, and /who and /rooms asked, without it. /who and /rooms
+// copy what they list under it, and sort, page and encode without it.
 //
 // A session's mu guards its outbound queue; it is taken under Server.mu
 // (to queue) or alone (by the flusher, to take the queue), never the other

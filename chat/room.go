@@ -24,17 +24,27 @@ func newRoom(name string) *room {
 }
 
 // openRoom makes a room whose numbering carries on from newest, the
-// newest number its stored history holds. s.mu must be held.
-func (s *Server) openRoom(name string, newest uint64) *room {
+// newest number its stored history holds, with topic, its topic in a
+// cluster. s.mu must be held.
+func (s *Server) openRoom(name string, newest uint64, topic string) *room {
 	r := newRoom(name)
-	r.delivered = newest
-	if s.opts.Cluster != nil {
-		var err error
-		if r.topic, err = s.opts.Cluster.Topic(name); err != nil {
-			s.log.Error("Reading a topic from the cluster failed", "room", name, "err", err)
-		}
-	}
+	r.delivered, r.topic = newest, topic
 	return r
+}
+
+// clusterTopic returns the topic of the room named name in the cluster, or
+// "" (on a server that is no cluster node, or logging why it can't be
+// read). It asks NATS: it is called without s.mu, but for the rare
+// fallback of a command's last try.
+func (s *Server) clusterTopic(name string) string {
+	if s.opts.Cluster == nil {
+		return ""
+	}
+	t, err := s.opts.Cluster.Topic(name)
+	if err != nil {
+		s.log.Error("Reading a topic from the cluster failed", "room", name, "err", err)
+	}
+	return t
 }
 
 // enterRoom makes ss a member of r, here and, in a cluster, for every

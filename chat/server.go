@@ -71,6 +71,10 @@ type Server struct {
 	// had no members. A room's numbering read without mu is good only if
 	// it has not changed by the time mu is held again. Written under mu.
 	skipped atomic.Uint64
+	// topics counts the topics set in a cluster (topicSet), for the same
+	// reason: a room's topic read without mu is good only if no topic
+	// was set since. Written under mu.
+	topics atomic.Uint64
 
 	// While batching, queueing an event marks its receiver in toWake
 	// instead of waking its writer at once, so a batch of messages goes out
@@ -129,7 +133,7 @@ func NewServer(ln net.Listener, opts Options) *Server {
 	if err != nil {
 		s.log.Error("Reading history failed", "room", DefaultRoom, "err", err)
 	}
-	s.lobby = s.openRoom(DefaultRoom, newest)
+	s.lobby = s.openRoom(DefaultRoom, newest, s.clusterTopic(DefaultRoom))
 	s.rooms = map[string]*room{protocol.Fold(DefaultRoom): s.lobby}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	return s

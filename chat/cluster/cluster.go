@@ -111,6 +111,12 @@ type Node struct {
 	cancel  context.CancelFunc
 	renewed chan struct{} // closed when renew has returned
 	watched chan struct{} // closed when watchTopics has returned
+	// written holds the presence writes not yet made, in order: Enter and
+	// drop queue them and return at once, so that a server may call them
+	// under its lock; writePresence makes them.
+	written []presenceWrite
+	toWrite chan struct{} // wakes writePresence
+	wrote   chan struct{} // closed when writePresence has returned
 	onTopic func(room, by, text string)
 	// onRefused is told of each refused message; refusals before it is
 	// set (while joining) wait in refusals.
@@ -173,6 +179,8 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		held:    make(map[string]uint64),
 		renewed: make(chan struct{}),
 		watched: make(chan struct{}),
+		toWrite: make(chan struct{}, 1),
+		wrote:   make(chan struct{}),
 	}
 	// Presence expires unless renewed; accounts and topics stay.
 	if n.kv, err = bucket(ctx, js, cfg, "presence", cfg.PresenceTTL); err != nil {
@@ -248,6 +256,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	})
 	go n.renew()
 	go n.watchTopics(topics)
+	go n.writePresence()
 	return n, nil
 }
 
@@ -315,19 +324,68 @@ func (n *Node) ClaimNick(nick string) (bool, error) {
 func (n *Node) ReleaseNick(nick string) { n.drop("nick." + nick) }
 
 // Enter records across the cluster that nick, a client of this node, is
-// in room, until Leave (or until the node is gone for PresenceTTL).
+// in room, until Leave (or until the node is gone for PresenceTTL). The
+// write is made in the background, in order with the node's other
+// presence writes, so Enter never waits for NATS; one that fails is made
+// again at the next renewal. It returns nil.
 func (n *Node) Enter(room, nick string) error {
-	ctx, cancel := n.op()
-	defer cancel()
 	key := memberKey(room, nick)
-	rev, err := n.kv.Put(ctx, key, []byte(n.id))
-	if err != nil {
-		return fmt.Errorf("cluster: presence: %w", err)
-	}
 	n.mu.Lock()
-	n.held[key] = rev
+	if _, held := n.held[key]; !held {
+		n.held[key] = 0 // its revision once written
+	}
+	n.written = append(n.written, presenceWrite{key: key, put: true})
 	n.mu.Unlock()
+	n.wakeWriter()
 	return nil
+}
+
+// presenceWrite is a presence key to write (put) or delete.
+type presenceWrite struct {
+	key string
+	put bool
+}
+
+// wakeWriter makes sure writePresence looks at n.written.
+func (n *Node) wakeWriter() {
+	select {
+	case n.toWrite <- struct{}{}:
+	default:
+	}
+}
+
+// writePresence makes the presence writes Enter and drop queue, in order,
+// until Close.
+func (n *Node) writePresence() {
+	defer close(n.wrote)
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.toWrite:
+		}
+		n.mu.Lock()
+		ws := n.written
+		n.written = nil
+		n.mu.Unlock()
+		for _, w := range ws {
+			ctx, cancel := n.op()
+			if w.put {
+				rev, err := n.kv.Put(ctx, w.key, []byte(n.id))
+				n.mu.Lock()
+				if _, still := n.held[w.key]; still && err == nil {
+					n.held[w.key] = rev
+				}
+				n.mu.Unlock()
+			} else {
+				n.kv.Delete(ctx, w.key)
+			}
+			cancel()
+			if n.ctx.Err() != nil {
+				return
+			}
+		}
+	}
 }
 
 // Leave records that nick is no longer in room.
@@ -368,18 +426,19 @@ func (n *Node) members(filter string) (map[string][]string, error) {
 
 func memberKey(room, nick string) string { return "in." + strings.ToLower(room) + "." + nick }
 
-// drop deletes a key this node holds; if that fails, it expires.
+// drop forgets a key this node holds and deletes it in the background,
+// in order with its other presence writes; if that fails, it expires.
 func (n *Node) drop(key string) {
 	n.mu.Lock()
 	_, held := n.held[key]
 	delete(n.held, key)
-	n.mu.Unlock()
-	if !held {
-		return
+	if held {
+		n.written = append(n.written, presenceWrite{key: key})
 	}
-	ctx, cancel := n.op()
-	defer cancel()
-	n.kv.Delete(ctx, key)
+	n.mu.Unlock()
+	if held {
+		n.wakeWriter()
+	}
 }
 
 // renew renews the node's presence keys three times per PresenceTTL until
@@ -705,5 +764,6 @@ func (n *Node) Close() error {
 	n.cancel()
 	<-n.renewed
 	<-n.watched
+	<-n.wrote // presence writes left unmade lapse with the presence TTL
 	return n.copy.Close()
 }
