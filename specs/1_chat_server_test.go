@@ -295,10 +295,7 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			srv = startServer(nw, chat.Options{WriteTimeout: writeTimeout, MaxLineBytes: lineSize, OutboundBytes: 4 << 20, HistoryOnJoin: -1})
 			cs := connectAll(srv, nw, 2)
 			sender, reader := cs[0], cs[1]
-			line := func(i int) string {
-				head := fmt.Sprintf("line %03d ", i)
-				return head + strings.Repeat("~", lineSize-len(head))
-			}
+			line := func(i int) string { return numberedLine(i, lineSize) }
 
 			By("filling the history while the reader keeps up")
 			for i := 1; i <= n; i++ {
@@ -340,10 +337,7 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			nw = tr.New(true)
 			srv = startServer(nw, chat.Options{OutboundBytes: budget, MaxLineBytes: lineSize, HistoryOnJoin: -1})
 			sender := connectAll(srv, nw, 1)[0]
-			line := func(i int) string {
-				head := fmt.Sprintf("line %03d ", i)
-				return head + strings.Repeat("~", lineSize-len(head))
-			}
+			line := func(i int) string { return numberedLine(i, lineSize) }
 			By("filling the history")
 			for i := 1; i <= n; i++ {
 				sender.Send(line(i) + "\n")
@@ -434,10 +428,7 @@ var _ = DescribeTableSubtree("The chat server", func(tr Transport) {
 			nw = tr.New(true)
 			srv = startServer(nw, chat.Options{OutboundBytes: budget, MaxLineBytes: lineSize, HistoryOnJoin: -1})
 			alice := connectAll(srv, nw, 1)[0]
-			line := func(i int) string {
-				head := fmt.Sprintf("line %03d ", i)
-				return head + strings.Repeat("~", lineSize-len(head))
-			}
+			line := func(i int) string { return numberedLine(i, lineSize) }
 			for i := 1; i <= n; i++ {
 				alice.Send(line(i) + "\n")
 				alice.ExpectLines(alice.Says(line(i)))
@@ -564,3 +555,9 @@ var _ = Describe("The chat server on a network whose buffers hold 1 byte (netfak
 		wg.Wait()
 	})
 })
+
+// numberedLine returns line i, padded to size bytes: "line 007 ~~~~...".
+func numberedLine(i, size int) string {
+	head := fmt.Sprintf("line %03d ", i)
+	return head + strings.Repeat("~", size-len(head))
+}
