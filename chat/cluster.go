@@ -58,6 +58,10 @@ type Cluster interface {
 	// answer can't hold the shutdown up; the node's owner closes it
 	// again (which does nothing) once Serve has returned.
 	Close() error
+	// OnClaimLost registers a function told of each nickname (folded)
+	// this node claimed that the cluster has given to a client of another
+	// node meanwhile (as when this node stalled past the presence TTL).
+	OnClaimLost(func(nick string))
 	// OnRefused registers a function told of every message the cluster
 	// handed this node that it refused (see StreamCheck), by its number
 	// and why, in a word.
@@ -129,6 +133,7 @@ func (s *Server) runCluster(ctx context.Context) {
 	c := s.opts.Cluster
 	c.OnStatus(s.clusterStatus)
 	c.OnTopic(s.topicSet)
+	c.OnClaimLost(s.claimLost)
 	c.OnRefused(s.streamRefused)
 	defer func() {
 		s.mu.Lock()
@@ -260,6 +265,37 @@ func (s *Server) clusterStatus(up bool) {
 func (s *Server) streamRefused(seq uint64, reason string) {
 	s.metrics.streamRefused.WithLabelValues(reason).Inc()
 	s.log.Warn("Refused a message from the cluster's stream", "seq", seq, "reason", reason)
+}
+
+// claimLost takes the nickname folded from the client here that had it,
+// the cluster having given it to a client of another node: at once, so
+// that no two clients speak under one name. The client gets a guest's
+// name, claimed without s.mu, and is told why.
+func (s *Server) claimLost(folded string) {
+	guest, err := s.claimGuest()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.nicks[folded]
+	switch {
+	case ss == nil: // gone meanwhile
+		if err == nil {
+			s.unclaim(guest)
+		}
+		return
+	case err != nil:
+		// The cluster can't confirm any name right now: a name of this
+		// node's, unconfirmed, is still better than another's client's.
+		s.log.Error("Claiming a guest name in the cluster failed", "err", err)
+		guest = s.localGuest()
+	case s.holder(guest) != nil: // taken here meanwhile, with its claim
+		guest = s.localGuest()
+	}
+	s.log.Warn("Nickname " + ss.nick + " was taken by a client of another node; renaming " + ss.addr + " to " + guest)
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeNickLost,
+		Text: "your nickname " + ss.nick + " was taken by a client of another node while this node could not renew it; you are now " + guest})
+	// The old name's claim is already gone from this node: rename gives
+	// up nothing of another's.
+	s.rename(ss, guest)
 }
 
 // topicSet is told of a topic set on any node of a cluster.

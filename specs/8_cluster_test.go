@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -347,6 +348,32 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		Expect(l).To(HavePrefix("*** /nick NAME"), "carol's /help waited for NATS")
 		ns.Resume()
 		alice.ExpectLines("*** you are now talking in #games")
+	})
+
+	It("takes a nickname from a client at once when its node finds the cluster gave it to another node's client, saying why", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice := named(nw, a, "alice")
+		watcher := named(nw, a, "watcher")
+		// As when node a stalled past the TTL and a client of another node
+		// took the name: the claim in the bucket is no longer a's.
+		nc, err := nats.Connect("", nats.InProcessServer(ns))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		Expect(err).NotTo(HaveOccurred())
+		kv, err := js.KeyValue(ctx, "natter_"+cluster.DefaultName+"_presence")
+		Expect(err).NotTo(HaveOccurred())
+		_, err = kv.Put(ctx, "nick.alice", []byte("another node"))
+		Expect(err).NotTo(HaveOccurred())
+
+		// At a's next renewal, within a third of the TTL.
+		l, err := alice.NextLine()
+		Expect(err).NotTo(HaveOccurred())
+		m := regexp.MustCompile(`^\*\*\* your nickname alice was taken by a client of another node while this node could not renew it; you are now (guest-\d+)$`).FindStringSubmatch(l)
+		Expect(m).NotTo(BeNil(), "got %q", l)
+		alice.Nick = m[1]
+		watcher.ExpectExactly("*** alice is now " + alice.Nick)
+		alice.Send("still me\n")
+		watcher.ExpectLines(alice.Says("still me"))
 	})
 
 	It("lists a room's members and the rooms across every node", SpecTimeout(specTimeout), func(ctx SpecContext) {

@@ -118,6 +118,8 @@ type Node struct {
 	toWrite chan struct{} // wakes writePresence
 	wrote   chan struct{} // closed when writePresence has returned
 	onTopic func(room, by, text string)
+	// onClaimLost is told of a nickname claim found taken.
+	onClaimLost func(nick string)
 	// onRefused is told of each refused message; refusals before it is
 	// set (while joining) wait in refusals.
 	onRefused func(seq uint64, reason string)
@@ -488,13 +490,29 @@ func (n *Node) renewKey(key string) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	var lost func(string)
 	switch _, still := n.held[key]; {
 	case !still:
 	case errors.Is(err, jetstream.ErrKeyExists):
 		delete(n.held, key) // another node's now
+		lost = n.onClaimLost
 	case err == nil:
 		n.held[key] = rev
 	}
+	if nick, ok := strings.CutPrefix(key, "nick."); ok && lost != nil {
+		n.mu.Unlock()
+		lost(nick)
+		n.mu.Lock() // for the deferred Unlock
+	}
+}
+
+// OnClaimLost registers a function told of each nickname (folded) this
+// node claimed and found, renewing it, that another node's client holds
+// now: its client here must lose it.
+func (n *Node) OnClaimLost(f func(nick string)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.onClaimLost = f
 }
 
 // next returns the next message of the stream, or ctx's error.

@@ -42,6 +42,7 @@ const (
 	CodeShutdown          = "shutdown"           // the server is going away; the connection closes after it
 	CodeBye               = "bye"                // the answer to quit; the connection closes after it
 	CodeSameNick          = "same_nick"          // a nick change to the name the client has
+	CodeNickLost          = "nick_lost"          // in a cluster, the client's nickname was given to another node's client (this node had stalled past the presence TTL): it is renamed to a guest
 	CodeRegistered        = "registered"         // an account was registered, and the client is logged in to it
 	CodeLoggedIn          = "logged_in"          // the client logged in to an account
 	CodePlaintextPassword = "plaintext_password" // the client sent a password without TLS
