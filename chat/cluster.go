@@ -58,6 +58,10 @@ type Cluster interface {
 	// answer can't hold the shutdown up; the node's owner closes it
 	// again (which does nothing) once Serve has returned.
 	Close() error
+	// ClaimsFresh reports whether this node's nickname claims are surely
+	// still its own: renewed recently enough that none can have lapsed
+	// and been taken elsewhere. It asks nothing of NATS.
+	ClaimsFresh() bool
 	// OnClaimLost registers a function told of each nickname (folded)
 	// this node claimed that the cluster has given to a client of another
 	// node meanwhile (as when this node stalled past the presence TTL).

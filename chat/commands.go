@@ -29,6 +29,11 @@ func (s *Server) accept(ss *session, c protocol.Command) (*accepted, *protocol.E
 	if ev != nil {
 		return nil, ev
 	}
+	if s.opts.Cluster != nil && !s.opts.Cluster.ClaimsFresh() {
+		// This node stalled, or can't reach NATS: the sender's name may
+		// be another node's client's by now, so nothing is said under it.
+		return nil, refusal(protocol.CodeClusterDown, "this node can't confirm your nickname with the cluster right now; line not sent")
+	}
 	typ := protocol.TypeMessage
 	if c.Name == protocol.CmdMe {
 		typ = protocol.TypeAction

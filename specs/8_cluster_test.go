@@ -376,6 +376,26 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		watcher.ExpectLines(alice.Says("still me"))
 	})
 
+	It("says nothing under a nickname its node can't renew in time, before the claim could lapse elsewhere, and speaks again once renewed", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice := named(nw, a, "alice")
+		ns.Stall()
+		DeferCleanup(ns.Resume)
+		refused := "*** error: this node can't confirm your nickname with the cluster right now; line not sent"
+		Eventually(func() string {
+			alice.Send("still alice?\n")
+			l, err := alice.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			return l
+		}).WithTimeout(2 * presenceTTL).Should(Equal(refused))
+		ns.Resume()
+		Eventually(func() string {
+			alice.Send("back\n")
+			l, err := alice.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			return l
+		}).WithTimeout(3 * presenceTTL).Should(Equal(alice.Says("back")))
+	})
+
 	It("lists a room's members and the rooms across every node", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		alice, bob := named(nw, a, "alice"), named(nw, b, "bob")
 		bob.Send("/join games\n")

@@ -100,6 +100,9 @@ type Node struct {
 	history  string             // the stream's: see ID
 
 	last atomic.Uint64 // the sequence of the last message read from the stream
+	// renewedAt is when the last renewal of every claim that succeeded
+	// began, in Unix nanoseconds (see ClaimsFresh).
+	renewedAt atomic.Int64
 
 	mu      sync.Mutex
 	closed  bool
@@ -256,6 +259,7 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		}
 		n.setUp(true)
 	})
+	n.renewedAt.Store(time.Now().UnixNano()) // nothing claimed yet
 	go n.renew()
 	go n.watchTopics(topics)
 	go n.writePresence()
@@ -457,24 +461,44 @@ func (n *Node) renew() {
 			return
 		case <-t.C:
 		}
+		start := time.Now()
 		n.mu.Lock()
 		keys := make([]string, 0, len(n.held))
 		for key := range n.held {
 			keys = append(keys, key)
 		}
 		n.mu.Unlock()
+		ok := true
 		for _, key := range keys {
-			n.renewKey(key)
+			ok = n.renewKey(key) && ok
+		}
+		if ok {
+			n.renewedAt.Store(start.UnixNano())
 		}
 	}
 }
 
-func (n *Node) renewKey(key string) {
+// ClaimsFresh reports whether this node's claims are surely still its own:
+// whether a renewal of all of them began less than two thirds of
+// PresenceTTL ago, long before any of them could lapse and be taken
+// elsewhere. A node that stalls, or can't reach NATS, stops being fresh
+// before its claims lapse; it is fresh again after its next renewal,
+// which also finds the claims it lost (OnClaimLost).
+func (n *Node) ClaimsFresh() bool {
+	return time.Since(time.Unix(0, n.renewedAt.Load())) < n.cfg.PresenceTTL*2/3
+}
+
+// renewKey renews key at the revision this node wrote (a nickname) or
+// writes it again (presence), and reports whether the key is settled:
+// renewed, or no longer this node's (dropped meanwhile, or a nickname
+// another node's client has now, which OnClaimLost is told of); false if
+// NATS could not be asked.
+func (n *Node) renewKey(key string) bool {
 	n.mu.Lock()
 	rev, held := n.held[key]
 	n.mu.Unlock()
 	if !held { // dropped meanwhile
-		return
+		return true
 	}
 	ctx, cancel := n.op()
 	defer cancel()
@@ -484,6 +508,13 @@ func (n *Node) renewKey(key string) {
 		if err != nil && ctx.Err() == nil {
 			// Lapsed: ours again only if no one took it meanwhile.
 			rev, err = n.kv.Create(ctx, key, []byte(n.id))
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			// Or written by this node after all: an update that timed
+			// out here may have reached NATS.
+			if e, gerr := n.kv.Get(ctx, key); gerr == nil && string(e.Value()) == n.id {
+				rev, err = e.Revision(), nil
+			}
 		}
 	} else {
 		rev, err = n.kv.Put(ctx, key, []byte(n.id))
@@ -504,6 +535,7 @@ func (n *Node) renewKey(key string) {
 		lost(nick)
 		n.mu.Lock() // for the deferred Unlock
 	}
+	return err == nil || errors.Is(err, jetstream.ErrKeyExists)
 }
 
 // OnClaimLost registers a function told of each nickname (folded) this
