@@ -116,10 +116,13 @@ type Node struct {
 	watched chan struct{} // closed when watchTopics has returned
 	// written holds the presence writes not yet made, in order: Enter and
 	// drop queue them and return at once, so that a server may call them
-	// under its lock; writePresence makes them.
+	// under its lock; writePresence makes them. Only a key's last write
+	// counts, so a key is queued once (queued), and the queue is never
+	// longer than the keys this node has held since NATS last answered.
 	written []presenceWrite
-	toWrite chan struct{} // wakes writePresence
-	wrote   chan struct{} // closed when writePresence has returned
+	queued  map[string]int // index in written, by key
+	toWrite chan struct{}  // wakes writePresence
+	wrote   chan struct{}  // closed when writePresence has returned
 	onTopic func(room, by, text string)
 	// onClaimLost is told of a nickname claim found taken.
 	onClaimLost func(nick string)
@@ -340,7 +343,7 @@ func (n *Node) Enter(room, nick string) error {
 	if _, held := n.held[key]; !held {
 		n.held[key] = 0 // its revision once written
 	}
-	n.written = append(n.written, presenceWrite{key: key, put: true})
+	n.queueLocked(presenceWrite{key: key, put: true})
 	n.mu.Unlock()
 	n.wakeWriter()
 	return nil
@@ -350,6 +353,20 @@ func (n *Node) Enter(room, nick string) error {
 type presenceWrite struct {
 	key string
 	put bool
+}
+
+// queueLocked queues w for writePresence, in place of a write of the same
+// key still queued. n.mu must be held.
+func (n *Node) queueLocked(w presenceWrite) {
+	if i, ok := n.queued[w.key]; ok {
+		n.written[i] = w
+		return
+	}
+	if n.queued == nil {
+		n.queued = make(map[string]int)
+	}
+	n.queued[w.key] = len(n.written)
+	n.written = append(n.written, w)
 }
 
 // wakeWriter makes sure writePresence looks at n.written.
@@ -372,7 +389,7 @@ func (n *Node) writePresence() {
 		}
 		n.mu.Lock()
 		ws := n.written
-		n.written = nil
+		n.written, n.queued = nil, nil
 		n.mu.Unlock()
 		for _, w := range ws {
 			ctx, cancel := n.op()
@@ -439,7 +456,7 @@ func (n *Node) drop(key string) {
 	_, held := n.held[key]
 	delete(n.held, key)
 	if held {
-		n.written = append(n.written, presenceWrite{key: key})
+		n.queueLocked(presenceWrite{key: key})
 	}
 	n.mu.Unlock()
 	if held {
