@@ -115,14 +115,32 @@ func dial(t *testing.T, p *pipes, nick string, greet func(*server)) (*client.Cli
 
 // output is what Run writes, safe to read while Run runs.
 type output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // signalled on every write (or many)
 }
 
 func (o *output) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.written == nil {
+		o.written = make(chan struct{}, 1)
+	}
+	select {
+	case o.written <- struct{}{}:
+	default:
+	}
 	return o.buf.Write(p)
+}
+
+// changed returns the channel signalled on writes.
+func (o *output) changed() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.written == nil {
+		o.written = make(chan struct{}, 1)
+	}
+	return o.written
 }
 
 func (o *output) String() string {
@@ -140,13 +158,17 @@ func (o *output) waitFor(t *testing.T, want string) {
 // waitForWithin is waitFor, waiting up to d.
 func (o *output) waitForWithin(t *testing.T, want string, d time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
 		got := o.String()
 		if strings.Contains(got, want) {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("output %q lacks %q", got, want)
+		select {
+		case <-o.changed():
+		case <-deadline.C:
+			t.Fatalf("output %q lacks %q", o.String(), want)
 		}
 	}
 }
