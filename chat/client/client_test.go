@@ -189,6 +189,18 @@ func write(t *testing.T, w io.Writer, line string) {
 	}
 }
 
+// endInput ends Run's input and checks that Run, having sent nothing more,
+// returns nil once the server closes.
+func endInput(t *testing.T, input io.Closer, s *server, done <-chan error) {
+	t.Helper()
+	input.Close()
+	s.expectEOF()
+	s.conn.Close()
+	if err := wait(t, done); err != nil {
+		t.Fatalf("Run = %v after its input ended; want nil", err)
+	}
+}
+
 func wait(t *testing.T, done <-chan error) error {
 	t.Helper()
 	select {
@@ -243,12 +255,7 @@ func TestRunAnswersInJSON(t *testing.T) {
 	s.send(protocol.Event{Type: protocol.TypeMessage, Room: "lobby", From: "bob", Text: "still there"})
 	out.waitFor(t, "\n[#lobby] bob: still there\n")
 
-	input.Close()
-	s.expectEOF()
-	s.conn.Close()
-	if err := wait(t, done); err != nil {
-		t.Fatalf("Run = %v after its input ended; want nil", err)
-	}
+	endInput(t, input, s, done)
 }
 
 func TestRunRestoresItselfAfterReconnecting(t *testing.T) {
@@ -293,12 +300,7 @@ func TestRunRestoresItselfAfterReconnecting(t *testing.T) {
 		t.Errorf("message 12 shown %d times; want once", n)
 	}
 
-	input.Close()
-	s.expectEOF()
-	s.conn.Close()
-	if err := wait(t, done); err != nil {
-		t.Fatalf("Run = %v after its input ended; want nil", err)
-	}
+	endInput(t, input, s, done)
 }
 
 func TestRunGivesUpWithErrServerClosed(t *testing.T) {

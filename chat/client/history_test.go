@@ -58,10 +58,5 @@ func TestRunStartsItsNumbersOverWhenTheHistoryChanges(t *testing.T) {
 		t.Errorf("message 12 of the first history shown %d times; want once", n)
 	}
 
-	input.Close()
-	s.expectEOF()
-	s.conn.Close()
-	if err := wait(t, done); err != nil {
-		t.Fatalf("Run = %v after its input ended; want nil", err)
-	}
+	endInput(t, input, s, done)
 }

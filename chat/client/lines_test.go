@@ -83,10 +83,5 @@ func TestRunReportsTheLinesItCantTake(t *testing.T) {
 	if got := out.String(); !strings.HasSuffix(got, want) {
 		t.Errorf("Run printed %q; want it to end with %q", got, want)
 	}
-	input.Close()
-	s.expectEOF()
-	s.conn.Close()
-	if err := wait(t, done); err != nil {
-		t.Fatalf("Run = %v after its input ended; want nil", err)
-	}
+	endInput(t, input, s, done)
 }

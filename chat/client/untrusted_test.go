@@ -95,12 +95,7 @@ func TestRunEscapesControlCharactersFromTheServer(t *testing.T) {
 		}
 		s.send(protocol.Event{Type: protocol.TypeNotice, Text: "the end"})
 		out.waitFor(t, "the end")
-		input.Close()
-		s.expectEOF()
-		s.conn.Close()
-		if err := wait(t, done); err != nil {
-			t.Fatalf("Run = %v after its input ended; want nil", err)
-		}
+		endInput(t, input, s, done)
 
 		got := out.String()
 		checkInert(t, got, color)

@@ -25,7 +25,8 @@ func startNATS(t *testing.T) *natsserver.Server {
 	return ns
 }
 
-func join(t *testing.T, ns *natsserver.Server) *Node {
+// connectNode joins a node to the cluster on ns, closing it at cleanup.
+func connectNode(t *testing.T, ns *natsserver.Server) *Node {
 	t.Helper()
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.ReconnectBufSize(-1))
 	if err != nil {
@@ -36,16 +37,23 @@ func join(t *testing.T, ns *natsserver.Server) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// join is connectNode with the node's Run going until cleanup.
+func join(t *testing.T, ns *natsserver.Server) *Node {
+	t.Helper()
+	n := connectNode(t, ns)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		n.Run(ctx, func(history.Message) {})
 	}()
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before connectNode's: Run ends, then the node closes
 		cancel()
 		<-done
-		n.Close()
 	})
 	return n
 }

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/natter-chat/natter/chat/history"
 )
 
@@ -17,16 +15,7 @@ import (
 // nothing Run had delivered already.
 func TestResumeGoesOnAfterTheLastMessageRead(t *testing.T) {
 	ns := startNATS(t)
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.ReconnectBufSize(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	n, err := Join(context.Background(), nc, Config{Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	n := connectNode(t, ns)
 	say := func(texts ...string) {
 		t.Helper()
 		var msgs []history.Message
