@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -80,6 +81,8 @@ func (s *runningServer) Stop() error {
 		s.done <- err // keep it for the next call
 		return err
 	case <-time.After(readTimeout):
+		// Where it is stuck is what the reader of the failure needs.
+		_ = pprof.Lookup("goroutine").WriteTo(GinkgoWriter, 1)
 		return errors.New("server did not stop in time")
 	}
 }

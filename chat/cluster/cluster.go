@@ -686,15 +686,24 @@ func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
 		n.running = false
 		n.mu.Unlock()
 	}()
-	stop := context.AfterFunc(ctx, msgs.Stop)
-	defer stop()
+	// Next ends with ctx or the node, and only this goroutine stops msgs:
+	// an ordered consumer stopped while Next is making its consumer again
+	// (after NATS came back) stops the old one and goes on waiting on the
+	// new one, for good.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopWithNode := context.AfterFunc(n.ctx, cancel)
+	defer stopWithNode()
 	for {
-		m, err := msgs.Next()
+		m, err := msgs.Next(jetstream.NextContext(ctx))
 		if err != nil {
+			msgs.Stop()
 			if ctx.Err() != nil {
+				if n.ctx.Err() != nil {
+					return ErrClosed
+				}
 				return ctx.Err()
 			}
-			msgs.Stop()
 			n.mu.Lock()
 			n.failed = true
 			n.mu.Unlock()
@@ -822,9 +831,11 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
-	msgs := n.msgs
+	msgs, running := n.msgs, n.running
 	n.mu.Unlock()
-	msgs.Stop()
+	if !running { // else Run stops it, as n.cancel ends its Next
+		msgs.Stop()
+	}
 	// Cancelling n.ctx ends the watch too: its subscription ends at once,
 	// and the request deleting its consumer, which a stalled NATS would
 	// not answer, is left to nats.go.
