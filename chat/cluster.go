@@ -75,18 +75,29 @@ type Cluster interface {
 // StreamCheck returns the check a cluster node applies to every message it
 // reads from the cluster (chat/cluster's Config.Check), since whoever may
 // publish to the cluster could put anything there: it takes only what a
-// client of a server with opts could have sent. It returns "" for a
-// message it takes, or why it refuses one: "kind" (not a message or an
-// action), "length" (text longer than MaxLineBytes), "utf8", "control" (a
-// control character but tab, as a client's line), "from" (not a
-// nickname or a guest's name within MaxNickLength) or "room" (not a room
-// name within MaxRoomNameLength).
+// client of a server with opts could have sent, or a room event a server
+// could have made (see history.Message). It returns "" for a message it
+// takes, or why it refuses one: "kind" (not a message, an action, a join,
+// a part, a rename or a quit), "length" (text longer than MaxLineBytes),
+// "utf8", "control" (a control character but tab, as a client's line),
+// "from" (not a nickname or a guest's name within MaxNickLength; a
+// rename's Text neither), "room" (not a room name within
+// MaxRoomNameLength) or "rooms" (an event's rooms: more than
+// MaxRoomsPerClient, a name that is not a room's, or not starting with
+// Room).
 func StreamCheck(opts Options) func(history.Message) string {
 	opts = opts.withDefaults()
 	return func(m history.Message) string {
-		switch {
-		case m.Kind != protocol.TypeMessage && m.Kind != protocol.TypeAction:
+		switch m.Kind {
+		case protocol.TypeMessage, protocol.TypeAction, protocol.TypeJoin, protocol.TypePart, protocol.TypeQuit:
+		case protocol.TypeNick:
+			if !validSender(m.Text, opts.MaxNickLength) {
+				return "from"
+			}
+		default:
 			return "kind"
+		}
+		switch {
 		case len(m.Text) > opts.MaxLineBytes:
 			return "length"
 		case !utf8.ValidString(m.Text) || !utf8.ValidString(m.From) || !utf8.ValidString(m.Room):
@@ -97,9 +108,29 @@ func StreamCheck(opts Options) func(history.Message) string {
 			return "from"
 		case protocol.CheckRoom(m.Room, opts.MaxRoomNameLength) != nil:
 			return "room"
+		case !validRooms(m, opts):
+			return "rooms"
 		}
 		return ""
 	}
+}
+
+// validRooms reports whether m names the rooms its kind does: none but
+// Room for a message, a join or a part; for a rename or a quit, Room and
+// the other rooms its client was in.
+func validRooms(m history.Message, opts Options) bool {
+	if m.Kind != protocol.TypeNick && m.Kind != protocol.TypeQuit {
+		return len(m.Rooms) == 0
+	}
+	if len(m.Rooms) == 0 || len(m.Rooms) > opts.MaxRoomsPerClient || m.Rooms[0] != m.Room {
+		return false
+	}
+	for _, r := range m.Rooms {
+		if protocol.CheckRoom(r, opts.MaxRoomNameLength) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // validSender reports whether from names a client: a nickname, or a name
@@ -230,9 +261,13 @@ func (s *Server) releaseAwaiting(n int) {
 func (s *Server) deliverStored(m history.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ev := historyEvent(m)
-	ev.History = false
-	s.deliverNumbered(ev)
+	if m.IsChat() {
+		ev := historyEvent(m)
+		ev.History = false
+		s.deliverNumbered(ev)
+	} else {
+		s.deliverStoredEvent(m)
+	}
 	s.clusterDelivered = max(s.clusterDelivered, m.Seq)
 	// The cluster numbers every message in one sequence, in the order it
 	// hands them back: whatever this node stored up to m has come back.

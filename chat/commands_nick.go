@@ -131,5 +131,5 @@ func (s *Server) rename(ss *session, name string) {
 	}
 	ss.nick = name
 	s.nicks[protocol.Fold(name)] = ss
-	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeNick, Time: now(), Old: old, Nick: name}, false, nil)
+	s.announceAround(ss, &protocol.Event{Type: protocol.TypeNick, Time: now(), Old: old, Nick: name}, false, nil)
 }

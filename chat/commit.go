@@ -13,11 +13,13 @@ import (
 
 // accepted is a chat message the server has taken from a client but not yet
 // stored or delivered. Its room is named in ev.Room, and is looked up again
-// when the message is delivered.
+// when the message is delivered. On a cluster node it may be a room event
+// instead (see announce.go), with no from, in rooms.
 type accepted struct {
-	ev   *protocol.Event // Seq still 0
-	from *session
-	at   time.Time // when it was accepted
+	ev    *protocol.Event // Seq still 0
+	from  *session
+	at    time.Time // when it was accepted
+	rooms []string  // a room event's
 }
 
 // commitLoop stores accepted messages and then delivers them: commit before
@@ -44,9 +46,12 @@ func (s *Server) commitLoop() {
 			first accepted
 			ok    bool
 		)
+		events := false // the outbox has room events for the batch
 		if trimming {
 			select {
 			case first, ok = <-s.commits:
+			case <-s.outboxReady:
+				events, ok = true, true
 			default:
 				trimming = s.trimStep(&warned)
 				continue
@@ -54,21 +59,42 @@ func (s *Server) commitLoop() {
 		} else {
 			select {
 			case first, ok = <-s.commits:
+			case <-s.outboxReady:
+				events, ok = true, true
 			case <-tick.C:
 				trimming, warned = true, false
 				continue
 			}
 		}
 		if !ok {
+			// Room events of the last departures still go out.
+			if batch = s.takeOutbox(batch[:0]); len(batch) > 0 {
+				s.commit(batch, msgs[:0])
+			}
 			return
 		}
-		batch = append(batch[:0], first)
+		// Whatever a reader sent comes after the events queued before it
+		// sent it: a client's rename or join goes ahead of the lines it
+		// sent after it. So the outbox is looked at after each receive.
+		batch = batch[:0]
+		if s.outboxed.Load() {
+			batch = s.takeOutbox(batch)
+		}
+		if !events {
+			batch = append(batch, first)
+		}
+		if len(batch) == 0 {
+			continue // taken by the batch before
+		}
 	fill:
 		for len(batch) < cap(batch) {
 			select {
 			case a, ok := <-s.commits:
 				if !ok {
 					break fill
+				}
+				if s.outboxed.Load() {
+					batch = s.takeOutbox(batch)
 				}
 				batch = append(batch, a)
 			default:
@@ -90,6 +116,10 @@ func (s *Server) commitLoop() {
 func (s *Server) commit(batch []accepted, msgs []history.Message) {
 	for _, a := range batch {
 		t, _ := time.Parse(protocol.TimeLayout, a.ev.Time)
+		if a.from == nil {
+			msgs = append(msgs, eventMessage(a, t))
+			continue
+		}
 		msgs = append(msgs, history.Message{Room: a.ev.Room, Time: t, Kind: a.ev.Type, From: a.ev.From, Text: a.ev.Text})
 	}
 	start := time.Now()
@@ -109,12 +139,18 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 			why = "your message was not confirmed as stored, so it may not have been sent: %v"
 		}
 		for _, a := range batch {
+			if a.from == nil { // a room event, heard here already
+				s.metrics.eventsUnpublished.Inc()
+				continue
+			}
 			s.fail(a.from, protocol.CodeStoreError, why, err)
 			a.from.inflight.Done()
 		}
 	case s.opts.Cluster != nil:
 		for i, a := range batch {
-			s.awaitDelivery(msgs[i].Seq, a.from, a.at)
+			if a.from != nil {
+				s.awaitDelivery(msgs[i].Seq, a.from, a.at)
+			}
 		}
 	default:
 		s.beginBatch()

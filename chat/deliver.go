@@ -159,21 +159,6 @@ func (s *Server) endBatch() {
 	s.toWake = s.toWake[:0]
 }
 
-// announces reports whether joins, parts and quits in r are announced to
-// its members: whether it has at most AnnounceLimit members. s.mu must be
-// held.
-func (s *Server) announces(r *room) bool { return len(r.members) <= s.opts.AnnounceLimit }
-
-// announce queues a join or part of ss in r for r's members, or only for
-// ss if r is too large to announce it. s.mu must be held.
-func (s *Server) announce(ss *session, r *room, ev *protocol.Event) {
-	if s.announces(r) {
-		s.deliverRoom(r, ev)
-	} else {
-		s.sendTo(ss, ev)
-	}
-}
-
 // deliverAround queues ev once for everyone who shares a room with ss, and
 // for ss itself unless skipSelf. Only the rooms that in accepts count;
 // a nil in accepts every room. s.mu must be held.

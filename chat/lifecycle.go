@@ -79,9 +79,7 @@ func (s *Server) arrive(ss *session) {
 	// Announced to the others only: the welcome, the first line ss
 	// receives, tells ss itself.
 	s.enterRoom(ss, s.lobby)
-	if s.announces(s.lobby) {
-		s.deliverRoomExcept(s.lobby, &protocol.Event{Type: protocol.TypeJoin, Time: now(), Room: s.lobby.name, Nick: ss.nick}, ss)
-	}
+	s.announceArrival(ss, s.lobby)
 	ss.rooms = []*room{s.lobby}
 	ss.current = s.lobby
 	s.sendTo(ss, s.welcome(ss))
@@ -126,7 +124,7 @@ func (s *Server) depart(ss *session, why leaving) bool {
 	if ss.loginTimer != nil {
 		ss.loginTimer.Stop()
 	}
-	s.deliverAround(ss, &protocol.Event{Type: protocol.TypeQuit, Time: now(), Nick: ss.nick, Reason: why.reason}, true, s.announces)
+	s.announceAround(ss, &protocol.Event{Type: protocol.TypeQuit, Time: now(), Nick: ss.nick, Reason: why.reason}, true, s.announces)
 	for _, r := range ss.rooms {
 		s.leaveRoom(ss, r)
 	}

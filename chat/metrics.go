@@ -12,19 +12,22 @@ import (
 // metrics are the server's Prometheus metrics, in a registry of their own
 // so that two servers in one process (as in the specs) don't collide.
 type metrics struct {
-	reg             *prometheus.Registry
-	received        prometheus.Counter
-	deliveries      prometheus.Counter
-	bytesOut        prometheus.Counter
-	writes          prometheus.Counter
-	dropped         prometheus.Counter
-	disconnects     *prometheus.CounterVec
-	refused         *prometheus.CounterVec
-	rejected        *prometheus.CounterVec
-	streamRefused   *prometheus.CounterVec
-	commitSeconds   prometheus.Histogram
-	commitBatch     prometheus.Histogram
-	deliverySeconds prometheus.Histogram
+	reg           *prometheus.Registry
+	received      prometheus.Counter
+	deliveries    prometheus.Counter
+	bytesOut      prometheus.Counter
+	writes        prometheus.Counter
+	dropped       prometheus.Counter
+	disconnects   *prometheus.CounterVec
+	refused       *prometheus.CounterVec
+	rejected      *prometheus.CounterVec
+	streamRefused *prometheus.CounterVec
+	// eventsUnpublished counts room events a cluster node delivered to
+	// its own clients only (see announce.go).
+	eventsUnpublished prometheus.Counter
+	commitSeconds     prometheus.Histogram
+	commitBatch       prometheus.Histogram
+	deliverySeconds   prometheus.Histogram
 }
 
 func newMetrics(s *Server) *metrics {
@@ -48,6 +51,8 @@ func newMetrics(s *Server) *metrics {
 			Name: "natter_lines_rejected_total", Help: "Lines refused, by error code."}, []string{"code"}),
 		streamRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "natter_stream_messages_refused_total", Help: "Messages from the cluster's stream refused, neither delivered nor kept, by reason."}, []string{"reason"}),
+		eventsUnpublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "natter_events_unpublished_total", Help: "Joins, parts, renames and quits a cluster node could not hand the cluster (full outbox, or storing failed), so delivered to its own clients only."}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "natter_store_commit_seconds", Help: "Time to store one batch of messages (one transaction).",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}),
@@ -63,7 +68,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(m.received, m.deliveries, m.bytesOut, m.writes, m.dropped, m.disconnects, m.refused,
-		m.rejected, m.streamRefused, m.commitSeconds, m.commitBatch, m.deliverySeconds,
+		m.rejected, m.streamRefused, m.eventsUnpublished, m.commitSeconds, m.commitBatch, m.deliverySeconds,
 		gauge("natter_clients", "Connected clients.", func() float64 {
 			s.mu.Lock()
 			defer s.mu.Unlock()

@@ -91,6 +91,15 @@ type Server struct {
 
 	// commits carries accepted messages from the readers to commitLoop.
 	commits chan accepted
+	// outbox holds the room events on their way to the cluster, for
+	// commitLoop's next batch, and outboxBytes their size (see
+	// announce.go); under mu. outboxed is set while it holds any (written
+	// under mu, read without it), and outboxReady wakes commitLoop for
+	// them.
+	outbox      []accepted
+	outboxBytes int
+	outboxed    atomic.Bool
+	outboxReady chan struct{}
 	// stopping is closed when shutdown begins, to wake the readers that
 	// flood control holds back; stopCtx is cancelled then too (stop), to
 	// end handshakes and password-hash waits.
@@ -120,6 +129,7 @@ func NewServer(ln net.Listener, opts Options) *Server {
 		connects:        make(map[string]*rate.Limiter),
 		logins:          make(map[string]*rate.Limiter),
 		commits:         make(chan accepted, opts.CommitBatch),
+		outboxReady:     make(chan struct{}, 1),
 		hashers:         make(chan struct{}, opts.PasswordHashers),
 		stopping:        make(chan struct{}),
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -195,13 +196,29 @@ func asking(c *testClient, command string) func() string {
 	}
 }
 
+// skipTo reads c's lines up to and including want, and fails if c's
+// lines end, or a dozen go by, first.
+func (c *testClient) skipTo(want string) {
+	GinkgoHelper()
+	for range 12 {
+		l, err := c.ReadLine()
+		Expect(err).NotTo(HaveOccurred(), "waiting for %q", want)
+		if l == want {
+			return
+		}
+	}
+	Fail("no " + strconv.Quote(want) + " in a dozen lines")
+}
+
 // named connects a client to srv and gives it a nickname, so that clients
 // of different nodes (whose guest numbers overlap) can be told apart.
 func named(nw Network, srv *runningServer, nick string) *testClient {
 	GinkgoHelper()
 	c := connectAll(srv, nw, 1)[0]
 	c.Send("/nick " + nick + "\n")
-	c.ExpectExactly("*** " + c.Nick + " is now " + nick)
+	// Past the arrivals and renames of those named before, which may
+	// reach c from the cluster after it arrived.
+	c.skipTo("*** " + c.Nick + " is now " + nick)
 	c.Nick = nick
 	return c
 }
@@ -273,6 +290,29 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			c.ExpectExactly("*** alice is now alicia")
 		}
 		bob.ExpectLines("alice: hello")
+	})
+
+	It("tells the members of a room on every node of a rename, a join, a part and a quit, in the room's order with its messages; the client it is about hears at once", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		alice, carol := named(nw, a, "alice"), named(nw, a, "carol")
+		bob, dave := named(nw, b, "bob"), named(nw, b, "dave")
+		dave.Send("/join games\n")
+		dave.ExpectExactly("*** dave joined #games", "*** you are now talking in #games")
+		// Past the others' arrivals and renames, which the stream carries
+		// ahead of bob's line.
+		bob.Send("ready\n")
+		for _, c := range []*testClient{alice, carol, bob} {
+			c.skipTo("bob: ready")
+		}
+		dave.skipTo("[#lobby] bob: ready")
+
+		alice.Send("/nick alicia\n/join games\n/part games see you\nhi\n/quit bye\n")
+		alice.ExpectExactly("*** alice is now alicia","*** alicia joined #games", "*** you are now talking in #games",
+			"*** alicia left #games (see you)", "*** you are now talking in #lobby", "alicia: hi")
+		for _, c := range []*testClient{carol, bob} {
+			c.ExpectExactly("*** alice is now alicia", "alicia: hi", "*** alicia quit (bye)")
+		}
+		dave.ExpectExactly("*** alice is now alicia", "*** alicia joined #games", "*** alicia left #games (see you)",
+			"[#lobby] alicia: hi", "*** alicia quit (bye)")
 	})
 
 	It("keeps nicknames unique across the nodes, guest names included, and frees one when its owner leaves", SpecTimeout(specTimeout), func(ctx SpecContext) {
@@ -532,12 +572,16 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		c, cnc, node := startNodeWith(nw, ns, chat.Options{ShutdownTimeout: shutdown, HistoryOnJoin: -1},
 			cluster.Config{Timeout: 4 * readTimeout, PresenceTTL: presenceTTL})
 		alice, bob := named(nw, c, "alice"), named(nw, c, "bob")
+		// Their arrivals and renames, stored and acknowledged: the commit
+		// loop waits for nothing.
+		Eventually(ns.StreamMessages).WithArguments("NATTER_NATTER").Should(BeEquivalentTo(4))
+		Eventually(scrape).WithArguments(c).Should(ContainSubstring("natter_store_commit_messages_sum 4"))
 		ns.Stall()
 		DeferCleanup(ns.Resume) // before the nodes' cleanups
 		bob.Send("/nick robert\n")
 		alice.Send("anyone?\n")
 		// NATS has stored alice's line; the node waits for the answer.
-		Eventually(ns.StreamMessages).WithArguments("NATTER_NATTER").Should(BeEquivalentTo(1))
+		Eventually(ns.StreamMessages).WithArguments("NATTER_NATTER").Should(BeEquivalentTo(5))
 		stopped := make(chan error, 1)
 		go func() { stopped <- c.Stop() }()
 		Eventually(stopped).WithTimeout(shutdown+time.Second).Should(Receive(Succeed()), "Serve returned within the shutdown timeout")
@@ -572,14 +616,21 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		publish("lobby", msg("lobby", "action", "mallory", "\u009b31mred"))                                   // control (C1)
 		publish("lobby", msg("lobby", "message", "server", "restarting: log in again"))                       // from
 		publish("lobby", msg("lobby", "message", "bob: x", "y"))                                              // from
-		publish("lobby", msg("lobby", "notice", "mallory", "a notice"))                                       // kind
+		publish("lobby", msg("lobby", "notice", "mallory", "a notice"))                                       // subject: not a room's kind
+		publish("~events", msg("lobby", "notice", "mallory", "a notice"))                                     // kind
+		publish("~events", msg("lobby", "join", "mallory", "\x1b[2J"))                                        // control
+		publish("~events", msg("lobby", "nick", "bob", "server: x"))                                          // from
+		publish("~events", `{"room":"lobby","kind":"quit","from":"mallory","rooms":["games","lobby"]}`)       // rooms
+		publish("~events", msg("lobby", "part", "mallory", "leaving"))                                        // a part of no one
 		publish("lobby", `{"room":"lobby","kind":"message","from":"mallory","text":"`+"\xff\xfe"+`"}`)        // utf8
 		publish("lobby", msg("lobby", "message", "mallory", strings.Repeat("x", chat.DefaultMaxLineBytes+1))) // length
 		publish("games", msg("lobby", "message", "mallory", "through another room's subject"))                // subject
 		publish("a.b", msg("a.b", "message", "mallory", "in no room"))                                        // room
 		publish("lobby", "not JSON")                                                                          // malformed
 		publish("lobby", msg("lobby", "message", "mallory", "a valid line"))
-		bob.ExpectLines("mallory: a valid line")
+		// A well-formed event is delivered as any node's would be.
+		bob.skipTo("*** mallory left #lobby (leaving)") // past the other nodes' arrivals
+		bob.ExpectExactly("mallory: a valid line")
 		bob.Send("still here\n")
 		bob.ExpectLines(bob.Says("still here"))
 
@@ -602,12 +653,13 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		}
 		for _, srv := range []*runningServer{a, b, c} {
 			Expect(metrics(srv)).To(And(
-				ContainSubstring(`natter_stream_messages_refused_total{reason="control"} 2`),
-				ContainSubstring(`natter_stream_messages_refused_total{reason="from"} 2`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="control"} 3`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="from"} 3`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="rooms"} 1`),
 				ContainSubstring(`natter_stream_messages_refused_total{reason="kind"} 1`),
 				ContainSubstring(`natter_stream_messages_refused_total{reason="utf8"} 1`),
 				ContainSubstring(`natter_stream_messages_refused_total{reason="length"} 1`),
-				ContainSubstring(`natter_stream_messages_refused_total{reason="subject"} 1`),
+				ContainSubstring(`natter_stream_messages_refused_total{reason="subject"} 2`),
 				ContainSubstring(`natter_stream_messages_refused_total{reason="room"} 1`),
 				ContainSubstring(`natter_stream_messages_refused_total{reason="malformed"} 1`),
 			))
@@ -694,9 +746,11 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		// carol comes back through the other node.
 		again := named(nw, b, "carol")
 		again.Send(fmt.Sprintf("/resume lobby %d\n", seen.Seq))
+		// Numbered by the stream, which carries the room's events too:
+		// carol's departure came between.
 		again.ExpectExactly(
-			fmt.Sprintf("[history %d] alice: two", seen.Seq+1),
-			fmt.Sprintf("[history %d] alice: three", seen.Seq+2),
+			fmt.Sprintf("[history %d] alice: two", seen.Seq+2),
+			fmt.Sprintf("[history %d] alice: three", seen.Seq+3),
 			fmt.Sprintf("*** resumed #lobby after %d: 2 messages, complete", seen.Seq))
 	})
 }, transports)

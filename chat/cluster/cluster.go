@@ -232,8 +232,8 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 			continue
 		}
 		n.last.Store(meta.Sequence.Stream)
-		if msg, ok := n.accept(m, meta.Sequence.Stream); ok {
-			n.copy.Insert(msg)
+		if msg, ok := n.accept(m, meta.Sequence.Stream); ok && msg.IsChat() {
+			n.copy.Insert(msg) // events are for those present when they happen
 		}
 		if meta.Sequence.Stream >= last || meta.NumPending == 0 {
 			break
@@ -566,23 +566,8 @@ func (n *Node) OnClaimLost(f func(nick string)) {
 
 // next returns the next message of the stream, or ctx's error.
 func (n *Node) next(ctx context.Context) (jetstream.Msg, error) {
-	type result struct {
-		m   jetstream.Msg
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		m, err := n.msgs.Next()
-		done <- result{m, err}
-	}()
-	select {
-	case r := <-done:
-		return r.m, r.err
-	case <-ctx.Done():
-		n.msgs.Stop()
-		<-done
-		return nil, ctx.Err()
-	}
+	// Not Stop from another goroutine: see Run.
+	return n.msgs.Next(jetstream.NextContext(ctx))
 }
 
 // accept decodes the stream's message m, numbered seq, and reports whether
@@ -597,7 +582,7 @@ func (n *Node) accept(m jetstream.Msg, seq uint64) (history.Message, bool) {
 		reason = "utf8"
 	case json.Unmarshal(m.Data(), &msg) != nil:
 		reason = "malformed"
-	case m.Subject() != n.prefix+strings.ToLower(msg.Room):
+	case m.Subject() != n.subject(msg):
 		reason = "subject"
 	case n.cfg.Check != nil:
 		reason = n.cfg.Check(msg)
@@ -608,6 +593,21 @@ func (n *Node) accept(m jetstream.Msg, seq uint64) (history.Message, bool) {
 	}
 	msg.Seq = seq
 	return msg, true
+}
+
+// eventsToken ends the subject of every room event (see history.Message):
+// no room is named so. On a subject of their own, events take none of a
+// room's stream messages (Config.MaxMessages), and the stream keeps only
+// the latest MaxMessages of them, enough for a consumer to resume by.
+const eventsToken = "~events"
+
+// subject returns the stream subject m is published on: its room's, or
+// the events' one.
+func (n *Node) subject(m history.Message) string {
+	if !m.IsChat() {
+		return n.prefix + eventsToken
+	}
+	return n.prefix + strings.ToLower(m.Room)
 }
 
 // refuse reports a refused message to OnRefused's function, or keeps it
@@ -662,7 +662,8 @@ func (n *Node) consume(ctx context.Context, after uint64) (jetstream.MessagesCon
 
 // Run calls deliver with every message any node stores from now on that
 // the node takes (see Config.Check), in stream order, after adding it to
-// the node's history, until ctx ends, the node is closed, or reading the
+// the node's history, and with every room event of the other nodes (which
+// goes into no history: see history.Message), until ctx ends, the node is closed, or reading the
 // stream fails; then Resume starts again after the last message read. Only
 // one Run may be active.
 func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
@@ -718,7 +719,12 @@ func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
 		if !ok {
 			continue
 		}
-		n.copy.Insert(msg)
+		switch {
+		case msg.IsChat():
+			n.copy.Insert(msg)
+		case msg.Node == n.id:
+			continue // an event of this node's, delivered already
+		}
 		deliver(msg)
 	}
 }
@@ -771,11 +777,14 @@ func (n *Node) Append(msgs []history.Message) error {
 	acks := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
 		m.Seq = 0
+		if !m.IsChat() {
+			m.Node = n.id // which delivered it to its clients already
+		}
 		data, err := json.Marshal(m)
 		if err != nil {
 			return err
 		}
-		if acks[i], err = n.js.PublishAsync(n.prefix+strings.ToLower(m.Room), data); err != nil {
+		if acks[i], err = n.js.PublishAsync(n.subject(m), data); err != nil {
 			return fmt.Errorf("cluster: publish: %w", err)
 		}
 	}

@@ -17,14 +17,29 @@ import (
 )
 
 // Message is one stored chat message.
+//
+// A cluster's stream carries a room's events in the same form, in order
+// with its messages: a join or part of From in Room (Text: the reason), a
+// rename of From to Text, or a quit of From (Text: the reason), in Rooms
+// (the first of which is Room). Those are delivered, never stored (see
+// IsChat), by every node but the one that published them (Node).
 type Message struct {
-	Room string    `json:"room"`
-	Seq  uint64    `json:"seq"`
-	Time time.Time `json:"time"`
-	Kind string    `json:"kind"` // "message" or "action"
-	From string    `json:"from"`
-	Text string    `json:"text"`
+	Room  string    `json:"room"`
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"`
+	Kind  string    `json:"kind"` // "message" or "action"; in a stream, an event's kind too
+	From  string    `json:"from"`
+	Text  string    `json:"text"`
+	Rooms []string  `json:"rooms,omitempty"` // an event's rooms
+	// Node names the cluster node that published an event, which
+	// delivered it to its own clients already.
+	Node string `json:"node,omitempty"`
 }
+
+// IsChat reports whether m is a chat message ("message" or "action"), the
+// only kinds a store keeps, rather than an event passing through a
+// cluster's stream.
+func (m Message) IsChat() bool { return m.Kind == "message" || m.Kind == "action" }
 
 // Retention bounds what a store keeps. Zero fields keep everything.
 type Retention struct {
