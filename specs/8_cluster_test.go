@@ -306,7 +306,7 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		dave.skipTo("[#lobby] bob: ready")
 
 		alice.Send("/nick alicia\n/join games\n/part games see you\nhi\n/quit bye\n")
-		alice.ExpectExactly("*** alice is now alicia","*** alicia joined #games", "*** you are now talking in #games",
+		alice.ExpectExactly("*** alice is now alicia", "*** alicia joined #games", "*** you are now talking in #games",
 			"*** alicia left #games (see you)", "*** you are now talking in #lobby", "alicia: hi")
 		for _, c := range []*testClient{carol, bob} {
 			c.ExpectExactly("*** alice is now alicia", "alicia: hi", "*** alicia quit (bye)")
