@@ -73,6 +73,20 @@ func TestANicknameIsClaimedByOneNodeAtATime(t *testing.T) {
 	claim(a, true) // its own
 	claim(b, false)
 	a.ReleaseNick("alice")
-	claim(b, true)
+	// ReleaseNick does not wait for NATS: the release is written soon
+	// after. Each try is a round trip to NATS.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		ok, err := b.ClaimNick("alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b could not claim alice within 5s of its release")
+		}
+	}
+	claim(b, true) // its own now
 	claim(a, false)
 }
