@@ -310,9 +310,9 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 	It("tells the members of a room on every node of a rename, a join, a part and a quit, in the room's order with its messages; the client it is about hears at once", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		alice, carol := named(nw, a, "alice"), named(nw, a, "carol")
 		bob, dave := named(nw, b, "bob"), named(nw, b, "dave")
+		settle([]*testClient{carol, bob}, alice, carol, bob, dave)
 		dave.Send("/join games\n")
 		dave.ExpectExactly("*** dave joined #games", "*** you are now talking in #games")
-		settle([]*testClient{carol, bob}, alice, carol, bob, dave)
 
 		alice.Send("/nick alicia\n/join games\n/part games see you\nhi\n/quit bye\n")
 		alice.ExpectExactly("*** alice is now alicia", "*** alicia joined #games", "*** you are now talking in #games",
