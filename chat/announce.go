@@ -128,39 +128,32 @@ func eventMessage(a accepted, t time.Time) history.Message {
 }
 
 // deliverStoredEvent delivers a room event of another node the cluster
-// handed back. s.mu must be held.
+// handed back to the members here of its rooms, once each. A join, part
+// or quit is not announced in a room too large for it, as on its own
+// node; a rename always is. s.mu must be held.
 func (s *Server) deliverStoredEvent(m history.Message) {
 	ev := &protocol.Event{Type: m.Kind, Time: protocol.Stamp(m.Time), Nick: m.From, Reason: m.Text}
-	rooms := m.Rooms
+	names := m.Rooms
 	switch m.Kind {
 	case protocol.TypeJoin, protocol.TypePart:
-		ev.Room, rooms = m.Room, []string{m.Room}
+		ev.Room, names = m.Room, []string{m.Room}
 	case protocol.TypeNick:
 		ev.Old, ev.Nick, ev.Reason = m.From, m.Text, ""
 	}
-	d := newDelivery(ev)
+	rooms := make([]*room, 0, len(names))
+	for _, name := range names {
+		if r := s.rooms[protocol.Fold(name)]; r != nil {
+			rooms = append(rooms, r)
+		}
+	}
+	in := s.announces
+	if ev.Type == protocol.TypeNick {
+		in = nil
+	}
 	var seen map[*session]bool
 	if len(rooms) > 1 {
 		seen = make(map[*session]bool)
 	}
-	n := 0
-	for _, name := range rooms {
-		r := s.rooms[protocol.Fold(name)]
-		// A join, part or quit is not announced in a room too large for
-		// it, as here; a rename always is.
-		if r == nil || ev.Type != protocol.TypeNick && !s.announces(r) {
-			continue
-		}
-		for m := range r.members {
-			if seen != nil {
-				if seen[m] {
-					continue
-				}
-				seen[m] = true
-			}
-			m.enqueue(d.itemFor(m))
-			n++
-		}
-	}
-	s.metrics.deliveries.Add(float64(n))
+	d := newDelivery(ev)
+	s.metrics.deliveries.Add(float64(deliverInRooms(&d, rooms, in, seen)))
 }

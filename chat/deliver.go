@@ -170,17 +170,30 @@ func (s *Server) deliverAround(ss *session, ev *protocol.Event, skipSelf bool, i
 		ss.enqueue(d.itemFor(ss))
 		n++
 	}
-	for _, r := range ss.rooms {
+	n += deliverInRooms(&d, ss.rooms, in, seen)
+	s.metrics.deliveries.Add(float64(n))
+}
+
+// deliverInRooms queues d once for every member of the rooms that in
+// accepts (nil accepts all) not in seen, marking each seen, and returns
+// how many it queued d for. A nil seen is for one room, where no one is
+// met twice. s.mu must be held.
+func deliverInRooms(d *delivery, rooms []*room, in func(*room) bool, seen map[*session]bool) int {
+	n := 0
+	for _, r := range rooms {
 		if in != nil && !in(r) {
 			continue
 		}
 		for m := range r.members {
-			if !seen[m] {
+			if seen != nil {
+				if seen[m] {
+					continue
+				}
 				seen[m] = true
-				m.enqueue(d.itemFor(m))
-				n++
 			}
+			m.enqueue(d.itemFor(m))
+			n++
 		}
 	}
-	s.metrics.deliveries.Add(float64(n))
+	return n
 }

@@ -662,10 +662,10 @@ func (n *Node) consume(ctx context.Context, after uint64) (jetstream.MessagesCon
 
 // Run calls deliver with every message any node stores from now on that
 // the node takes (see Config.Check), in stream order, after adding it to
-// the node's history, and with every room event of the other nodes (which
-// goes into no history: see history.Message), until ctx ends, the node is closed, or reading the
-// stream fails; then Resume starts again after the last message read. Only
-// one Run may be active.
+// the node's history, and with every room event of the other nodes
+// (which goes into no history: see history.Message), until ctx ends, the
+// node is closed, or reading the stream fails; then Resume starts again
+// after the last message read. Only one Run may be active.
 func (n *Node) Run(ctx context.Context, deliver func(history.Message)) error {
 	n.mu.Lock()
 	switch {
