@@ -93,36 +93,41 @@ type Node struct {
 	prefix   string // subject prefix, up to the room
 	msgs     jetstream.MessagesContext
 	copy     *history.MemoryStore
-	kv       jetstream.KeyValue // nick.<folded nickname> = the claiming node's id
+	claims   jetstream.KeyValue // nick.<folded nickname>, in.<room>.<Nick> = the holder's token: see presence.go
+	nodes    jetstream.KeyValue // node.<token>, while its node lives
 	accounts jetstream.KeyValue // folded name = password hash
 	rooms    jetstream.KeyValue // topic.<room> = its topic
-	id       string             // this node's
+	id       string             // this node's, in its events
 	history  string             // the stream's: see ID
 
 	last atomic.Uint64 // the sequence of the last message read from the stream
-	// renewedAt is when the last renewal of every claim that succeeded
-	// began, in Unix nanoseconds (see ClaimsFresh).
+	// renewedAt is when the last renewal of the liveness key that
+	// succeeded began, in Unix nanoseconds (see ClaimsFresh).
 	renewedAt atomic.Int64
+	liveRev   uint64 // the liveness key's revision; renew's (and Join's, before it)
+
+	// claimMu is held for reading by every write of a claim, and for
+	// writing while the node changes its token and claims its keys again,
+	// so that no write made under the old token lands after those.
+	claimMu sync.RWMutex
 
 	mu      sync.Mutex
 	closed  bool
 	running bool
-	failed  bool              // Run's consumer failed, and Resume has not replaced it
-	held    map[string]uint64 // presence keys this node holds and renews, at their revisions
-	status  func(up bool)     // told when NATS is lost and back
-	ctx     context.Context   // cancelled by Close, to end renew
-	cancel  context.CancelFunc
-	renewed chan struct{} // closed when renew has returned
-	watched chan struct{} // closed when watchTopics has returned
-	// written holds the presence writes not yet made, in order: Enter and
-	// drop queue them and return at once, so that a server may call them
-	// under its lock; writePresence makes them. Only a key's last write
-	// counts, so a key is queued once (queued), and the queue is never
-	// longer than the keys this node has held since NATS last answered.
-	written []presenceWrite
-	queued  map[string]int // index in written, by key
-	toWrite chan struct{}  // wakes writePresence
-	wrote   chan struct{}  // closed when writePresence has returned
+	failed  bool          // Run's consumer failed, and Resume has not replaced it
+	p       presence      // who holds what, across the cluster
+	status  func(up bool) // told when NATS is lost and back
+	ctx     context.Context
+	// ctx is cancelled by Close, to end renew, the watches, reap and
+	// writePresence.
+	cancel          context.CancelFunc
+	renewed         chan struct{} // closed when renew has returned
+	watched         chan struct{} // closed when watchTopics has returned
+	watchedPresence chan struct{} // closed when watchPresence has returned
+	toReap          chan struct{} // wakes reap
+	reaped          chan struct{} // closed when reap has returned
+	toWrite         chan struct{} // wakes writePresence
+	wrote           chan struct{} // closed when writePresence has returned
 	onTopic func(room, by, text string)
 	// onClaimLost is told of a nickname claim found taken.
 	onClaimLost func(nick string)
@@ -183,15 +188,22 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		stream:  "NATTER_" + strings.ToUpper(cfg.Name),
 		prefix:  "natter." + strings.ToLower(cfg.Name) + ".room.",
 		copy:    history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages, MaxAge: cfg.MaxAge}),
-		id:      nats.NewInbox()[len(nats.InboxPrefix):],
-		held:    make(map[string]uint64),
-		renewed: make(chan struct{}),
-		watched: make(chan struct{}),
-		toWrite: make(chan struct{}, 1),
-		wrote:   make(chan struct{}),
+		id:              newToken(),
+		p:               newPresence(newToken()),
+		renewed:         make(chan struct{}),
+		watched:         make(chan struct{}),
+		watchedPresence: make(chan struct{}),
+		toReap:          make(chan struct{}, 1),
+		reaped:          make(chan struct{}),
+		toWrite:         make(chan struct{}, 1),
+		wrote:           make(chan struct{}),
 	}
-	// Presence expires unless renewed; accounts and topics stay.
-	if n.kv, err = bucket(ctx, js, cfg, "presence", cfg.PresenceTTL); err != nil {
+	// Liveness keys expire unless renewed, and every node hears when one
+	// does (markers); claims, accounts and topics stay.
+	if n.nodes, err = bucket(ctx, js, cfg, "nodes", cfg.PresenceTTL); err != nil {
+		return nil, err
+	}
+	if n.claims, err = bucket(ctx, js, cfg, "claims", 0); err != nil {
 		return nil, err
 	}
 	if n.accounts, err = bucket(ctx, js, cfg, "accounts", 0); err != nil {
@@ -248,6 +260,12 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		n.msgs.Stop()
 		return nil, fmt.Errorf("cluster: watching topics: %w", err)
 	}
+	nodes, claims, err := n.joinPresence(ctx)
+	if err != nil {
+		n.cancel()
+		n.msgs.Stop()
+		return nil, err
+	}
 	// Chain to whatever handlers the connection already has.
 	lost, back := nc.Opts.DisconnectedErrCB, nc.Opts.ReconnectedCB
 	nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
@@ -262,9 +280,11 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		}
 		n.setUp(true)
 	})
-	n.renewedAt.Store(time.Now().UnixNano()) // nothing claimed yet
+	n.renewedAt.Store(time.Now().UnixNano()) // its liveness key is new
 	go n.renew()
 	go n.watchTopics(topics)
+	go n.watchPresence(nodes, claims)
+	go n.reap()
 	go n.writePresence()
 	return n, nil
 }
@@ -276,6 +296,9 @@ func bucket(ctx context.Context, js jetstream.JetStream, cfg Config, what string
 		TTL:      ttl,
 		Replicas: cfg.Replicas,
 		Storage:  jetstream.FileStorage,
+		// Markers: a key that expires or is purged leaves one, which
+		// every watcher sees (presence.go). NATS 2.11 or later.
+		LimitMarkerTTL: markerTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %s bucket: %w", what, err)
@@ -298,270 +321,12 @@ func (n *Node) OnStatus(f func(up bool)) {
 
 func (n *Node) setUp(up bool) {
 	n.mu.Lock()
+	n.p.up = up
 	f := n.status
 	n.mu.Unlock()
 	if f != nil {
 		f(up)
 	}
-}
-
-// ClaimNick reserves nick (folded) for a client of this node across the
-// cluster, and reports whether it could: false if a client of another
-// node has it. A node's claims last while it lives (see PresenceTTL).
-func (n *Node) ClaimNick(nick string) (bool, error) {
-	ctx, cancel := n.op()
-	defer cancel()
-	key := "nick." + nick
-	rev, err := n.kv.Create(ctx, key, []byte(n.id))
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		e, gerr := n.kv.Get(ctx, key)
-		if gerr != nil || string(e.Value()) != n.id {
-			return false, nil
-		}
-		rev, err = e.Revision(), nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("cluster: claiming a nickname: %w", err)
-	}
-	n.mu.Lock()
-	n.held[key] = rev
-	n.mu.Unlock()
-	return true, nil
-}
-
-// ReleaseNick gives up a nickname this node claimed.
-func (n *Node) ReleaseNick(nick string) { n.drop("nick." + nick) }
-
-// Enter records across the cluster that nick, a client of this node, is
-// in room, until Leave (or until the node is gone for PresenceTTL). The
-// write is made in the background, in order with the node's other
-// presence writes, so Enter never waits for NATS; one that fails is made
-// again at the next renewal. It returns nil.
-func (n *Node) Enter(room, nick string) error {
-	key := memberKey(room, nick)
-	n.mu.Lock()
-	if _, held := n.held[key]; !held {
-		n.held[key] = 0 // its revision once written
-	}
-	n.queueLocked(presenceWrite{key: key, put: true})
-	n.mu.Unlock()
-	n.wakeWriter()
-	return nil
-}
-
-// presenceWrite is a presence key to write (put) or delete.
-type presenceWrite struct {
-	key string
-	put bool
-}
-
-// queueLocked queues w for writePresence, in place of a write of the same
-// key still queued. n.mu must be held.
-func (n *Node) queueLocked(w presenceWrite) {
-	if i, ok := n.queued[w.key]; ok {
-		n.written[i] = w
-		return
-	}
-	if n.queued == nil {
-		n.queued = make(map[string]int)
-	}
-	n.queued[w.key] = len(n.written)
-	n.written = append(n.written, w)
-}
-
-// wakeWriter makes sure writePresence looks at n.written.
-func (n *Node) wakeWriter() {
-	select {
-	case n.toWrite <- struct{}{}:
-	default:
-	}
-}
-
-// writePresence makes the presence writes Enter and drop queue, in order,
-// until Close.
-func (n *Node) writePresence() {
-	defer close(n.wrote)
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-n.toWrite:
-		}
-		n.mu.Lock()
-		ws := n.written
-		n.written, n.queued = nil, nil
-		n.mu.Unlock()
-		for _, w := range ws {
-			ctx, cancel := n.op()
-			if w.put {
-				rev, err := n.kv.Put(ctx, w.key, []byte(n.id))
-				n.mu.Lock()
-				if _, still := n.held[w.key]; still && err == nil {
-					n.held[w.key] = rev
-				}
-				n.mu.Unlock()
-			} else {
-				n.kv.Delete(ctx, w.key)
-			}
-			cancel()
-			if n.ctx.Err() != nil {
-				return
-			}
-		}
-	}
-}
-
-// Leave records that nick is no longer in room.
-func (n *Node) Leave(room, nick string) { n.drop(memberKey(room, nick)) }
-
-// Members returns the nicknames of the members of room on every node,
-// in no particular order.
-func (n *Node) Members(room string) ([]string, error) {
-	rooms, err := n.members("in." + strings.ToLower(room) + ".*")
-	if err != nil {
-		return nil, err
-	}
-	return rooms[strings.ToLower(room)], nil
-}
-
-// Rooms returns, for every room with members on any node, by its name in
-// lower case, the nicknames of its members.
-func (n *Node) Rooms() (map[string][]string, error) { return n.members("in.*.*") }
-
-func (n *Node) members(filter string) (map[string][]string, error) {
-	ctx, cancel := n.op()
-	defer cancel()
-	keys, err := n.kv.ListKeysFiltered(ctx, filter)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: presence: %w", err)
-	}
-	rooms := make(map[string][]string)
-	for key := range keys.Keys() {
-		if room, nick, ok := strings.Cut(strings.TrimPrefix(key, "in."), "."); ok {
-			rooms[room] = append(rooms[room], nick)
-		}
-	}
-	if err := ctx.Err(); err != nil { // the listing was cut short
-		return nil, fmt.Errorf("cluster: presence: %w", err)
-	}
-	return rooms, nil
-}
-
-func memberKey(room, nick string) string { return "in." + strings.ToLower(room) + "." + nick }
-
-// drop forgets a key this node holds and deletes it in the background,
-// in order with its other presence writes; if that fails, it expires.
-func (n *Node) drop(key string) {
-	n.mu.Lock()
-	_, held := n.held[key]
-	delete(n.held, key)
-	if held {
-		n.queueLocked(presenceWrite{key: key})
-	}
-	n.mu.Unlock()
-	if held {
-		n.wakeWriter()
-	}
-}
-
-// renew renews the node's presence keys three times per PresenceTTL until
-// Close. A nickname is renewed only at the revision this node wrote, so a
-// claim that lapsed (say, during an outage) and was taken by another node
-// is given up rather than taken back.
-func (n *Node) renew() {
-	defer close(n.renewed)
-	t := time.NewTicker(n.cfg.PresenceTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		start := time.Now()
-		n.mu.Lock()
-		keys := make([]string, 0, len(n.held))
-		for key := range n.held {
-			keys = append(keys, key)
-		}
-		n.mu.Unlock()
-		ok := true
-		for _, key := range keys {
-			ok = n.renewKey(key) && ok
-		}
-		if ok {
-			n.renewedAt.Store(start.UnixNano())
-		}
-	}
-}
-
-// ClaimsFresh reports whether this node's claims are surely still its own:
-// whether a renewal of all of them began less than two thirds of
-// PresenceTTL ago, long before any of them could lapse and be taken
-// elsewhere. A node that stalls, or can't reach NATS, stops being fresh
-// before its claims lapse; it is fresh again after its next renewal,
-// which also finds the claims it lost (OnClaimLost).
-func (n *Node) ClaimsFresh() bool {
-	return time.Since(time.Unix(0, n.renewedAt.Load())) < n.cfg.PresenceTTL*2/3
-}
-
-// renewKey renews key at the revision this node wrote (a nickname) or
-// writes it again (presence), and reports whether the key is settled:
-// renewed, or no longer this node's (dropped meanwhile, or a nickname
-// another node's client has now, which OnClaimLost is told of); false if
-// NATS could not be asked.
-func (n *Node) renewKey(key string) bool {
-	n.mu.Lock()
-	rev, held := n.held[key]
-	n.mu.Unlock()
-	if !held { // dropped meanwhile
-		return true
-	}
-	ctx, cancel := n.op()
-	defer cancel()
-	var err error
-	if strings.HasPrefix(key, "nick.") {
-		rev, err = n.kv.Update(ctx, key, []byte(n.id), rev)
-		if err != nil && ctx.Err() == nil {
-			// Lapsed: ours again only if no one took it meanwhile.
-			rev, err = n.kv.Create(ctx, key, []byte(n.id))
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			// Or written by this node after all: an update that timed
-			// out here may have reached NATS.
-			if e, gerr := n.kv.Get(ctx, key); gerr == nil && string(e.Value()) == n.id {
-				rev, err = e.Revision(), nil
-			}
-		}
-	} else {
-		rev, err = n.kv.Put(ctx, key, []byte(n.id))
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var lost func(string)
-	switch _, still := n.held[key]; {
-	case !still:
-	case errors.Is(err, jetstream.ErrKeyExists):
-		delete(n.held, key) // another node's now
-		lost = n.onClaimLost
-	case err == nil:
-		n.held[key] = rev
-	}
-	if nick, ok := strings.CutPrefix(key, "nick."); ok && lost != nil {
-		n.mu.Unlock()
-		lost(nick)
-		n.mu.Lock() // for the deferred Unlock
-	}
-	return err == nil || errors.Is(err, jetstream.ErrKeyExists)
-}
-
-// OnClaimLost registers a function told of each nickname (folded) this
-// node claimed and found, renewing it, that another node's client holds
-// now: its client here must lose it.
-func (n *Node) OnClaimLost(f func(nick string)) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.onClaimLost = f
 }
 
 // next returns the next message of the stream, or ctx's error.
@@ -851,6 +616,8 @@ func (n *Node) Close() error {
 	n.cancel()
 	<-n.renewed
 	<-n.watched
-	<-n.wrote // presence writes left unmade lapse with the presence TTL
+	<-n.watchedPresence
+	<-n.reaped
+	<-n.wrote // claims left unremoved go with the liveness key, reaped by the other nodes
 	return n.copy.Close()
 }
