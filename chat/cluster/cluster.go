@@ -128,7 +128,7 @@ type Node struct {
 	reaped          chan struct{} // closed when reap has returned
 	toWrite         chan struct{} // wakes writePresence
 	wrote           chan struct{} // closed when writePresence has returned
-	onTopic func(room, by, text string)
+	onTopic         func(room, by, text string)
 	// onClaimLost is told of a nickname claim found taken.
 	onClaimLost func(nick string)
 	// onRefused is told of each refused message; refusals before it is
@@ -183,11 +183,11 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
 	n := &Node{
-		js:      js,
-		cfg:     cfg,
-		stream:  "NATTER_" + strings.ToUpper(cfg.Name),
-		prefix:  "natter." + strings.ToLower(cfg.Name) + ".room.",
-		copy:    history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages, MaxAge: cfg.MaxAge}),
+		js:              js,
+		cfg:             cfg,
+		stream:          "NATTER_" + strings.ToUpper(cfg.Name),
+		prefix:          "natter." + strings.ToLower(cfg.Name) + ".room.",
+		copy:            history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages, MaxAge: cfg.MaxAge}),
 		id:              newToken(),
 		p:               newPresence(newToken()),
 		renewed:         make(chan struct{}),
