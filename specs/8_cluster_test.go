@@ -409,12 +409,17 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		DeferCleanup(nc.Close)
 		js, err := jetstream.New(nc)
 		Expect(err).NotTo(HaveOccurred())
-		kv, err := js.KeyValue(ctx, "natter_"+cluster.DefaultName+"_presence")
+		// Another node, alive, whose client holds the name now.
+		nodes, err := js.KeyValue(ctx, "natter_"+cluster.DefaultName+"_nodes")
 		Expect(err).NotTo(HaveOccurred())
-		_, err = kv.Put(ctx, "nick.alice", []byte("another node"))
+		_, err = nodes.Put(ctx, "node.another", []byte("another"))
+		Expect(err).NotTo(HaveOccurred())
+		claims, err := js.KeyValue(ctx, "natter_"+cluster.DefaultName+"_claims")
+		Expect(err).NotTo(HaveOccurred())
+		_, err = claims.Put(ctx, "nick.alice", []byte("another"))
 		Expect(err).NotTo(HaveOccurred())
 
-		// At a's next renewal, within a third of the TTL.
+		// As soon as a's watch of the claims sees it.
 		l, err := alice.NextLine()
 		Expect(err).NotTo(HaveOccurred())
 		m := regexp.MustCompile(`^\*\*\* your nickname alice was taken by a client of another node while this node could not renew it; you are now (guest-\d+)$`).FindStringSubmatch(l)
