@@ -11,7 +11,7 @@ import (
 	"github.com/natter-chat/natter/chat/history"
 )
 
-func startNATS(t *testing.T) *natsserver.Server {
+func startNATS(t testing.TB) *natsserver.Server {
 	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true, NoLog: true, NoSigs: true})
 	if err != nil {

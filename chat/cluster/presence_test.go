@@ -12,7 +12,7 @@ import (
 
 // joinWith joins a node with cfg to the cluster on ns, closing it at
 // cleanup.
-func joinWith(t *testing.T, ns *natsserver.Server, cfg Config) *Node {
+func joinWith(t testing.TB, ns *natsserver.Server, cfg Config) *Node {
 	t.Helper()
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.ReconnectBufSize(-1))
 	if err != nil {
@@ -28,7 +28,7 @@ func joinWith(t *testing.T, ns *natsserver.Server, cfg Config) *Node {
 }
 
 // waitFor waits until cond holds, or fails t after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -44,7 +44,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // inMsgs returns how many messages the NATS server has received.
-func inMsgs(t *testing.T, ns *natsserver.Server) int64 {
+func inMsgs(t testing.TB, ns *natsserver.Server) int64 {
 	t.Helper()
 	v, err := ns.Varz(nil)
 	if err != nil {
