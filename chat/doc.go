@@ -50,6 +50,7 @@
 //	commands_history.go  history reads without the lock: the join replay, /history, /resume
 //	commit.go            the commit loop: store, then deliver
 //	deliver.go           encode once, fan out to a room
+//	announce.go          joins, parts, renames and quits: here at once, to the cluster in the next batch
 //	queue.go             a session's bounded outbound queue
 //	flusher.go           a session's writer: coalesced writes, slow clients
 //	room.go              rooms and their numbering
@@ -116,7 +117,9 @@
 // node nothing else asks NATS under it: nicknames are claimed before it
 // is taken (and given up if the name is not taken after all), presence is
 // written in the background, a new room's topic is read with its history,
-// a topic is set, and /who and /rooms asked, without it. /who and /rooms
+// a topic is set without it, and /who and /rooms are answered
+// from the presence the node keeps in memory by watching the cluster's
+// claims (chat/cluster/presence.go), asking NATS nothing. /who and /rooms
 // copy what they list under it, and sort, page and encode without it.
 //
 // A session's mu guards its outbound queue; it is taken under Server.mu

@@ -43,9 +43,10 @@ const (
 	// DefaultTimeout bounds how long storing a batch of messages may take
 	// before it is given up on.
 	DefaultTimeout = 5 * time.Second
-	// DefaultPresenceTTL is how long a node's claims on nicknames outlive
-	// it: a node renews them three times per TTL, so a dead node's users
-	// are gone from the cluster within this long.
+	// DefaultPresenceTTL is how long a node's claims on nicknames and
+	// rooms outlive it: a node renews its liveness key three times per
+	// TTL, so a dead node's users are gone from the cluster within about
+	// this long (see presence.go).
 	DefaultPresenceTTL = 30 * time.Second
 )
 
@@ -594,9 +595,10 @@ func (n *Node) ID() string { return n.history }
 func (n *Node) Trim(now time.Time, limit int) (int, error) { return n.copy.Trim(now, limit) }
 
 // Close stops the node's consumer, so that a running Run returns, its
-// watch of topics and its renewal of nicknames, and ends its requests in
-// flight (an Append waiting for acknowledgements fails); the nicknames
-// expire after PresenceTTL unless released. It sends NATS no request, so
+// watches, its renewal of its liveness key and its presence writes, and
+// ends its requests in flight (an Append waiting for acknowledgements
+// fails); its claims are removed by the other nodes once its liveness key
+// expires, PresenceTTL later, unless released. It sends NATS no request, so
 // it returns at once whatever state NATS is in.
 func (n *Node) Close() error {
 	n.mu.Lock()
