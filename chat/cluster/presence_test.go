@@ -88,3 +88,73 @@ func TestRenewingCostsNATSTheSameWhateverTheNumberOfClients(t *testing.T) {
 	}
 	t.Logf("two renewals of %d keys sent NATS %d messages", keys, sent)
 }
+
+func TestANodeWhoseLivenessLapsedClaimsItsKeysAgainAndLosesWhatWasTaken(t *testing.T) {
+	ns := startNATS(t)
+	const ttl = 1500 * time.Millisecond
+	a := joinWith(t, ns, Config{Timeout: 2 * time.Second, PresenceTTL: ttl})
+	b := joinWith(t, ns, Config{Timeout: 2 * time.Second, PresenceTTL: ttl})
+	lost := make(chan string, 2)
+	a.OnClaimLost(func(nick string) { lost <- nick })
+	for _, nick := range []string{"alice", "bob"} {
+		if ok, err := a.ClaimNick(nick); !ok || err != nil {
+			t.Fatalf("ClaimNick(%s) = %v, %v", nick, ok, err)
+		}
+	}
+	a.Enter("lobby", "bob")
+	waitFor(t, 5*time.Second, "b sees bob in the lobby", func() bool {
+		m, err := b.Members("lobby")
+		return err == nil && len(m) == 1 && m[0] == "bob"
+	})
+
+	// As if a stalled past the TTL: its liveness key is gone, its claims
+	// were reaped, and b's client took alice meanwhile.
+	ctx := context.Background()
+	a.mu.Lock()
+	old := a.p.token
+	a.mu.Unlock()
+	if err := a.nodes.Purge(ctx, liveKey(old)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "alice reaped", func() bool {
+		_, err := b.claims.Get(ctx, "nick.alice")
+		return err != nil
+	})
+	if ok, err := b.ClaimNick("alice"); !ok || err != nil {
+		t.Fatalf("b's ClaimNick(alice) = %v, %v", ok, err)
+	}
+
+	select {
+	case nick := <-lost:
+		if nick != "alice" {
+			t.Fatalf("lost %q, want alice", nick)
+		}
+	case <-time.After(3 * ttl):
+		t.Fatal("a was not told it lost alice")
+	}
+	// bob, which no one took, is a's again, under a new token, and b
+	// lists him in the lobby again.
+	var token string
+	waitFor(t, 3*ttl, "a takes a new token", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		token = a.p.token
+		return token != old
+	})
+	waitFor(t, 5*time.Second, "bob claimed again", func() bool {
+		e, err := b.claims.Get(ctx, "nick.bob")
+		return err == nil && string(e.Value()) == token
+	})
+	waitFor(t, 5*time.Second, "b lists bob again", func() bool {
+		m, err := b.Members("lobby")
+		return err == nil && len(m) == 1 && m[0] == "bob"
+	})
+	if ok, _ := b.ClaimNick("bob"); ok {
+		t.Fatal("b could claim bob, a's again")
+	}
+	select {
+	case nick := <-lost:
+		t.Fatalf("a lost %q too", nick)
+	default:
+	}
+}
