@@ -344,6 +344,24 @@ var _ = DescribeTableSubtree("Protection against abuse", func(tr Transport) {
 			c.Send("/rooms r0\n")
 			c.ExpectLines("*** rooms: #r1 (1), #r2 (1)")
 		})
+
+		It("counts a listing against the asker's flood limit like any line, refusing the asker past it while the others chat on", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			nw = tr.New(false)
+			srv = startServer(nw, chat.Options{MessageRate: 0.1, MessageBurst: 2, FloodDelay: time.Millisecond, FloodRefusals: 100})
+			cs := connectAll(srv, nw, 2)
+			asker, other := cs[0], cs[1]
+			asker.Send("/rooms\n/who\n/rooms\n/who\n")
+			var got []string
+			for range 4 {
+				l, err := asker.NextLine()
+				Expect(err).NotTo(HaveOccurred())
+				got = append(got, l)
+			}
+			refusal := MatchRegexp(`^\*\*\* error: you are sending too fast; line refused, send again in \d+(\.\d)?s$`)
+			Expect(got).To(HaveExactElements(HavePrefix("*** rooms: "), HavePrefix("*** in #lobby"), refusal, refusal))
+			other.Send("unaffected\n")
+			other.ExpectLines(other.Says("unaffected"))
+		})
 	})
 
 	Context("with pings for JSON clients", func() {
