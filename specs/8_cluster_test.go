@@ -24,6 +24,7 @@ import (
 	"github.com/natter-chat/natter/chat/cli/clientcmd"
 	"github.com/natter-chat/natter/chat/cluster"
 	"github.com/natter-chat/natter/chat/protocol"
+	"github.com/natter-chat/natter/netfake/link"
 )
 
 // natsServer is an in-process NATS server with JetStream on a temporary
@@ -170,7 +171,36 @@ func startNode(nw Network, ns *natsServer, opts chat.Options) (*runningServer, *
 // the node too.
 func startNodeWith(nw Network, ns *natsServer, opts chat.Options, cfg cluster.Config) (*runningServer, *nats.Conn, *cluster.Node) {
 	GinkgoHelper()
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
+	return joinNode(nw, "", nats.InProcessServer(ns), opts, cfg)
+}
+
+// startNodeThrough is startNodeWith with the node's connection to NATS
+// going through a fault link on nw, which it returns for the spec to
+// stall, cut or slow down.
+func startNodeThrough(nw Network, ns *natsServer, opts chat.Options, cfg cluster.Config) (*runningServer, *cluster.Node, *link.Link) {
+	GinkgoHelper()
+	ln, err := nw.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	l := link.New(ln, func(context.Context) (net.Conn, error) { return ns.InProcessConn() })
+	DeferCleanup(l.Close) // after the node's cleanups
+	srv, _, node := joinNode(nw, "nats://"+l.Addr().String(), nats.SetCustomDialer(natsDialer{nw}), opts, cfg)
+	return srv, node, l
+}
+
+// natsDialer dials NATS over a spec's network.
+type natsDialer struct{ nw Network }
+
+func (d natsDialer) Dial(network, address string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	return d.nw.DialContext(ctx, network, address)
+}
+
+// joinNode connects to NATS at url with how, joins the cluster and
+// starts a natter server on nw as its node.
+func joinNode(nw Network, url string, how nats.Option, opts chat.Options, cfg cluster.Config) (*runningServer, *nats.Conn, *cluster.Node) {
+	GinkgoHelper()
+	nc, err := nats.Connect(url, how, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
@@ -377,10 +407,9 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 	It("asks NATS nothing while holding the server's lock: while NATS stalls, a join, a rename and a topic wait, and an unrelated client's /help and chat are answered meanwhile", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		// A node that waits for NATS far longer than the spec waits for
 		// carol's answer.
-		c, _, _ := startNodeWith(nw, ns, chat.Options{HistoryOnJoin: -1}, cluster.Config{Timeout: time.Minute, PresenceTTL: presenceTTL})
+		c, _, l := startNodeThrough(nw, ns, chat.Options{HistoryOnJoin: -1}, cluster.Config{Timeout: time.Minute, PresenceTTL: presenceTTL})
 		alice, carol := named(nw, c, "alice"), named(nw, c, "carol")
-		ns.Stall()
-		DeferCleanup(ns.Resume)
+		l.Stall()
 		// alice's help comes back just before her reader goes on to the
 		// commands that ask NATS: carol asks after that.
 		alice.Send("/help\n/join games\n/nick alicia\n/topic stalled\n")
@@ -392,10 +421,10 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			}
 		}
 		carol.Send("/help\n")
-		l, err := carol.NextLine()
+		help, err := carol.NextLine()
 		Expect(err).NotTo(HaveOccurred())
-		Expect(l).To(HavePrefix("*** /nick NAME"), "carol's /help waited for NATS")
-		ns.Resume()
+		Expect(help).To(HavePrefix("*** /nick NAME"), "carol's /help waited for NATS")
+		l.Resume()
 		alice.ExpectLines("*** you are now talking in #games")
 	})
 
@@ -428,6 +457,67 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		watcher.ExpectExactly("*** alice is now " + alice.Nick)
 		alice.Send("still me\n")
 		watcher.ExpectLines(alice.Says("still me"))
+	})
+
+	It("gives a nickname to one client only when a node stalls past the presence TTL: the others forget its users, and once it is back it takes the name from its client, saying why", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		c, _, l := startNodeThrough(nw, ns, chat.Options{HistoryOnJoin: -1}, cluster.Config{Timeout: time.Second, PresenceTTL: presenceTTL})
+		alice, watcher := named(nw, c, "alice"), named(nw, c, "watcher")
+		bob := named(nw, b, "bob")
+		Eventually(asking(bob, "/who")).Should(Equal("*** in #lobby (3): alice, bob, watcher"))
+
+		// As if node c were stopped (SIGSTOP): nothing passes between it and
+		// NATS, and its liveness key lapses.
+		l.Stall()
+		Eventually(asking(bob, "/who")).WithTimeout(3 * presenceTTL).Should(Equal("*** in #lobby (1): bob"))
+		// Meanwhile c attributes nothing to alice, whose claim it can't renew.
+		alice.Send("still alice?\n")
+		alice.ExpectLines("*** error: this node can't confirm your nickname with the cluster right now; line not sent")
+		mallory := named(nw, b, "mallory")
+		mallory.Send("/nick alice\n")
+		mallory.skipTo("*** mallory is now alice")
+
+		l.Resume()
+		guest := regexp.MustCompile(`^\*\*\* your nickname alice was taken by a client of another node while this node could not renew it; you are now (guest-\d+)$`)
+		var m []string
+		for m == nil {
+			l, err := alice.ReadLine()
+			Expect(err).NotTo(HaveOccurred(), "waiting to be told alice was taken")
+			m = guest.FindStringSubmatch(l)
+		}
+		alice.Nick = m[1]
+		watcher.skipTo("*** alice is now " + alice.Nick)
+		// One alice in the cluster: b's; c's client speaks under its guest name.
+		Eventually(asking(bob, "/who")).WithTimeout(3 * presenceTTL).Should(Equal("*** in #lobby (4): alice, bob, " + alice.Nick + ", watcher"))
+		Eventually(func() string {
+			alice.Send("still me\n")
+			l, err := alice.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			return l
+		}).WithTimeout(3 * presenceTTL).Should(Equal(alice.Says("still me")))
+		bob.skipTo(alice.Says("still me"))
+	})
+
+	It("heals a partition: a node cut off from NATS says so, the others forget its users within the presence TTL, and once it is back they list them again and chat with them", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		c, _, l := startNodeThrough(nw, ns, chat.Options{HistoryOnJoin: -1}, cluster.Config{Timeout: time.Second, PresenceTTL: presenceTTL})
+		alice, bob := named(nw, c, "alice"), named(nw, b, "bob")
+		Eventually(asking(bob, "/who")).Should(Equal("*** in #lobby (2): alice, bob"))
+
+		l.Cut() // and every connection c makes to NATS is closed at once
+		alice.skipTo("*** the cluster is unreachable: messages can't be sent until it is back")
+		Eventually(asking(bob, "/who")).WithTimeout(3 * presenceTTL).Should(Equal("*** in #lobby (1): bob"))
+
+		l.Heal()
+		alice.skipTo("*** the cluster is back: messages can be sent again")
+		Eventually(asking(bob, "/who")).WithTimeout(3 * presenceTTL).Should(Equal("*** in #lobby (2): alice, bob"))
+		Eventually(func() string {
+			alice.Send("back\n")
+			l, err := alice.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			return l
+		}).WithTimeout(3 * presenceTTL).Should(Equal(alice.Says("back")))
+		bob.skipTo(alice.Says("back"))
+		bob.Send("welcome back\n")
+		alice.skipTo(bob.Says("welcome back"))
 	})
 
 	It("says nothing under a nickname its node can't renew in time, before the claim could lapse elsewhere, and speaks again once renewed", SpecTimeout(specTimeout), func(ctx SpecContext) {
