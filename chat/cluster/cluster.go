@@ -108,9 +108,12 @@ type Node struct {
 	liveRev   uint64 // the liveness key's revision; renew's (and Join's, before it)
 
 	// claimMu is held for reading by every write of a claim, and for
-	// writing while the node changes its token and claims its keys again,
-	// so that no write made under the old token lands after those.
+	// writing while the node changes its token (takeToken), so that no
+	// write made under the old token is still in flight after that.
 	claimMu sync.RWMutex
+	// reclaiming is set from when the node's liveness key is found lapsed
+	// until every key it holds is claimed again (see ClaimsFresh).
+	reclaiming atomic.Bool
 
 	mu      sync.Mutex
 	closed  bool
@@ -119,17 +122,17 @@ type Node struct {
 	p       presence      // who holds what, across the cluster
 	status  func(up bool) // told when NATS is lost and back
 	ctx     context.Context
-	// ctx is cancelled by Close, to end renew, the watches, reap and
-	// writePresence.
-	cancel          context.CancelFunc
-	renewed         chan struct{} // closed when renew has returned
-	watched         chan struct{} // closed when watchTopics has returned
-	watchedPresence chan struct{} // closed when watchPresence has returned
-	toReap          chan struct{} // wakes reap
-	reaped          chan struct{} // closed when reap has returned
-	toWrite         chan struct{} // wakes writePresence
-	wrote           chan struct{} // closed when writePresence has returned
-	onTopic         func(room, by, text string)
+	// ctx is cancelled by Close, to end renew, the watches and the
+	// presence goroutines.
+	cancel  context.CancelFunc
+	renewed chan struct{} // closed when renew has returned
+	watched chan struct{} // closed when watchTopics has returned
+	// presence counts the presence goroutines (presence.go): watchPresence,
+	// reap, writePresence, reclaimKeys, tellLost. Each has a channel
+	// that wakes it.
+	presence                               sync.WaitGroup
+	toReap, toWrite, toReclaim, toTellLost chan struct{}
+	onTopic                                func(room, by, text string)
 	// onClaimLost is told of a nickname claim found taken.
 	onClaimLost func(nick string)
 	// onRefused is told of each refused message; refusals before it is
@@ -184,20 +187,19 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
 	n := &Node{
-		js:              js,
-		cfg:             cfg,
-		stream:          "NATTER_" + strings.ToUpper(cfg.Name),
-		prefix:          "natter." + strings.ToLower(cfg.Name) + ".room.",
-		copy:            history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages, MaxAge: cfg.MaxAge}),
-		id:              newToken(),
-		p:               newPresence(newToken()),
-		renewed:         make(chan struct{}),
-		watched:         make(chan struct{}),
-		watchedPresence: make(chan struct{}),
-		toReap:          make(chan struct{}, 1),
-		reaped:          make(chan struct{}),
-		toWrite:         make(chan struct{}, 1),
-		wrote:           make(chan struct{}),
+		js:         js,
+		cfg:        cfg,
+		stream:     "NATTER_" + strings.ToUpper(cfg.Name),
+		prefix:     "natter." + strings.ToLower(cfg.Name) + ".room.",
+		copy:       history.NewMemory(history.Retention{MaxMessages: cfg.MaxMessages, MaxAge: cfg.MaxAge}),
+		id:         newToken(),
+		p:          newPresence(newToken()),
+		renewed:    make(chan struct{}),
+		watched:    make(chan struct{}),
+		toReap:     make(chan struct{}, 1),
+		toWrite:    make(chan struct{}, 1),
+		toReclaim:  make(chan struct{}, 1),
+		toTellLost: make(chan struct{}, 1),
 	}
 	// Liveness keys expire unless renewed, and every node hears when one
 	// does (markers); claims, accounts and topics stay.
@@ -284,9 +286,11 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	n.renewedAt.Store(time.Now().UnixNano()) // its liveness key is new
 	go n.renew()
 	go n.watchTopics(topics)
-	go n.watchPresence(nodes, claims)
-	go n.reap()
-	go n.writePresence()
+	n.presence.Go(func() { n.watchPresence(nodes, claims) })
+	n.presence.Go(n.reap)
+	n.presence.Go(n.writePresence)
+	n.presence.Go(n.reclaimKeys)
+	n.presence.Go(n.tellLost)
 	return n, nil
 }
 
@@ -618,8 +622,6 @@ func (n *Node) Close() error {
 	n.cancel()
 	<-n.renewed
 	<-n.watched
-	<-n.watchedPresence
-	<-n.reaped
-	<-n.wrote // claims left unremoved go with the liveness key, reaped by the other nodes
+	n.presence.Wait() // claims left unremoved go with the liveness key, reaped by the other nodes
 	return n.copy.Close()
 }

@@ -3,11 +3,15 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/natter-chat/natter/netfake"
+	"github.com/natter-chat/natter/netfake/link"
 )
 
 // joinWith joins a node with cfg to the cluster on ns, closing it at
@@ -39,6 +43,26 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		case <-tick.C:
 		case <-deadline.C:
 			t.Fatalf("%s: not within %v", what, d)
+		}
+	}
+}
+
+// holdsFor checks that cond holds, every 10ms, for d, and fails t if it
+// does not.
+func holdsFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for {
+		if !cond() {
+			t.Fatalf("%s: no longer", what)
+		}
+		select {
+		case <-tick.C:
+		case <-end.C:
+			return
 		}
 	}
 }
@@ -157,4 +181,98 @@ func TestANodeWhoseLivenessLapsedClaimsItsKeysAgainAndLosesWhatWasTaken(t *testi
 		t.Fatalf("a lost %q too", nick)
 	default:
 	}
+}
+
+func TestANicknameReleasedAndClaimedAgainAtOnceStaysClaimed(t *testing.T) {
+	ns := startNATS(t)
+	a := joinWith(t, ns, Config{Timeout: 2 * time.Second})
+	b := joinWith(t, ns, Config{Timeout: 2 * time.Second})
+	if ok, err := a.ClaimNick("alice"); !ok || err != nil {
+		t.Fatalf("ClaimNick(alice) = %v, %v", ok, err)
+	}
+	// The release waits in a's queue behind a thousand writes, while
+	// alice is claimed again on a.
+	for i := range 1000 {
+		a.Enter("lobby", fmt.Sprintf("user%d", i))
+	}
+	a.ReleaseNick("alice")
+	if ok, err := a.ClaimNick("alice"); !ok || err != nil {
+		t.Fatalf("ClaimNick(alice) = %v, %v", ok, err)
+	}
+	waitFor(t, 5*time.Second, "a's writes made", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.p.written) == 0
+	})
+	if ok, _ := b.ClaimNick("alice"); ok {
+		t.Fatal("b could claim alice, which a claimed last")
+	}
+}
+
+func TestANodeWithManyClientsClaimsThemAgainWithinTheTTLThoughNATSIsFar(t *testing.T) {
+	ns := startNATS(t)
+	const ttl = 1500 * time.Millisecond
+	// a reaches NATS through a link with a 10ms round trip.
+	var nw netfake.Network
+	ln, err := nw.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := link.New(ln, func(context.Context) (net.Conn, error) { return ns.InProcessConn() })
+	t.Cleanup(func() { l.Close() })
+	nc, err := nats.Connect("nats://"+ln.Addr().String(), nats.SetCustomDialer(fakeDialer{&nw}), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	a, err := Join(context.Background(), nc, Config{Timeout: 2 * time.Second, PresenceTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b := joinWith(t, ns, Config{Timeout: 2 * time.Second, PresenceTTL: ttl})
+	const clients = 300
+	for i := range clients {
+		nick := fmt.Sprintf("user%d", i)
+		if ok, err := a.ClaimNick(nick); !ok || err != nil {
+			t.Fatalf("ClaimNick(%s) = %v, %v", nick, ok, err)
+		}
+		a.Enter("lobby", nick)
+	}
+	waitFor(t, 10*time.Second, "b lists a's clients", func() bool {
+		m, err := b.Members("lobby")
+		return err == nil && len(m) == clients
+	})
+	l.SetDelay(5 * time.Millisecond)
+
+	// a's liveness key lapses: its 600 keys are reaped, and must be
+	// claimed again, one round trip each, before the new key lapses too.
+	a.mu.Lock()
+	old := a.p.token
+	a.mu.Unlock()
+	if err := b.nodes.Purge(context.Background(), liveKey(old)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a's token changes", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.p.token != old
+	})
+	waitFor(t, 3*ttl, "a's claims fresh again", a.ClaimsFresh)
+	waitFor(t, ttl, "b lists a's clients again", func() bool {
+		m, err := b.Members("lobby")
+		return err == nil && len(m) == clients
+	})
+	// And they stay fresh: the new key did not lapse while a claimed.
+	holdsFor(t, 2*ttl, "a's claims fresh", a.ClaimsFresh)
+	if ok, _ := b.ClaimNick("user0"); ok {
+		t.Fatal("b could claim a's client's nickname")
+	}
+}
+
+// fakeDialer dials NATS over a netfake network.
+type fakeDialer struct{ nw *netfake.Network }
+
+func (d fakeDialer) Dial(network, address string) (net.Conn, error) {
+	return d.nw.Dial(network, address)
 }
