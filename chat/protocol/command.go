@@ -29,6 +29,7 @@ const (
 	CmdPong     = "pong"
 	CmdRegister = "register"
 	CmdLogin    = "login"
+	CmdUpload   = "upload"
 )
 
 // Command is one request from a client, parsed from either format.
@@ -50,6 +51,8 @@ type Command struct {
 	After  uint64 // resume: only messages numbered above this
 
 	Next string // rooms, who: list from after this name, a page's Next ("": from the start)
+
+	File FileOffer // upload; Nick names the recipient of a private file
 }
 
 // usage is each command's text form and what it does, in /help order.
@@ -64,6 +67,7 @@ var usage = []struct{ name, syntax, help string }{
 	{CmdTopic, "/topic [TEXT]", "show, or set, the current room's topic"},
 	{CmdMsg, "/msg NICK TEXT", "send a private message"},
 	{CmdMe, "/me ACTION", "describe what you are doing"},
+	{CmdUpload, "/upload [@NICK] NAME SIZE [SHA256]", "ask for a link to upload a file of SIZE bytes to, shared with the current room (or NICK) once uploaded"},
 	{CmdQuit, "/quit [REASON]", "leave the chat"},
 	{CmdHelp, "/help", "list the commands"},
 	{CmdHistory, "/history [N] [before SEQ]", "show the N messages of the current room before message SEQ (default: the newest)"},
@@ -217,6 +221,8 @@ func ParseText(line string) (Command, error) {
 		return Command{Name: name, Format: strings.ToLower(first)}, nil
 	case CmdHistory:
 		return parseHistory(strings.Fields(rest))
+	case CmdUpload:
+		return parseUpload(strings.Fields(rest))
 	case CmdResume:
 		after, err := strconv.ParseUint(tail, 10, 64)
 		if first == "" || err != nil {
@@ -272,6 +278,9 @@ type jsonCommand struct {
 	Next     string  `json:"next,omitempty"`
 	Before   uint64  `json:"before,omitempty"`
 	After    uint64  `json:"after,omitempty"`
+	Name     string  `json:"name,omitempty"`
+	Size     *int64  `json:"size,omitempty"`
+	SHA256   string  `json:"sha256,omitempty"`
 }
 
 // AppendJSON appends c in the JSON format, as one object and a newline,
@@ -314,6 +323,8 @@ func (c Command) AppendJSON(b []byte) []byte {
 		j.After = c.After
 	case CmdWho:
 		j.Next = c.Next
+	case CmdUpload:
+		j.To, j.Name, j.Size, j.SHA256 = c.Nick, c.File.Name, &c.File.Size, c.File.SHA256
 	case CmdRooms:
 		j.Next = c.Next
 		if strings.HasPrefix(c.Next, "#") {
@@ -348,7 +359,7 @@ func DecodeJSON(line []byte) (Command, error) {
 	if j.Topic != nil {
 		topic = *j.Topic
 	}
-	for _, s := range []string{j.Type, j.Room, j.Nick, j.To, j.Text, j.Reason, j.Format, j.Password, topic, j.Next} {
+	for _, s := range []string{j.Type, j.Room, j.Nick, j.To, j.Text, j.Reason, j.Format, j.Password, topic, j.Next, j.Name, j.SHA256} {
 		if hasControl(s) {
 			return Command{}, fmt.Errorf("%w: control characters (line breaks, escapes) are not allowed", ErrBadJSON)
 		}
@@ -406,6 +417,11 @@ func DecodeJSON(line []byte) (Command, error) {
 			return bad()
 		}
 		c.After = j.After
+	case CmdUpload:
+		if j.Name == "" || j.Size == nil || *j.Size < 0 {
+			return bad()
+		}
+		c.Nick, c.File = j.To, FileOffer{Name: j.Name, Size: *j.Size, SHA256: j.SHA256}
 	case "":
 		return Command{}, fmt.Errorf("%w: missing \"type\"", ErrBadJSON)
 	default:

@@ -30,6 +30,8 @@ const (
 	TypePing    = "ping"    // are you there? answer with a pong command (JSON format only)
 	TypeNotice  = "notice"  // any other news from the server
 	TypeError   = "error"   // a command or line was refused
+	TypeFile    = "file"    // a file shared in a room, or with one person (To)
+	TypeUpload  = "upload"  // answers /upload: where to upload the file, until when
 )
 
 // TimeLayout is the layout of Event.Time.
@@ -67,6 +69,12 @@ type Event struct {
 	// restarted, say), numbering may have started over. Empty from a
 	// server that does not say.
 	HistoryID string `json:"history_id,omitempty"`
+	// File is a file event's file, or an upload event's offer.
+	File *FileInfo `json:"file,omitempty"`
+	// URL and Expires, in an upload event, say where to upload the file
+	// (HTTP PUT), and until when.
+	URL     string `json:"url,omitempty"`
+	Expires string `json:"expires,omitempty"`
 }
 
 // RoomInfo describes a room in a rooms event.
@@ -178,6 +186,27 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 		b = append(b, ": "...)
 		b = append(b, e.Text...)
 		end()
+	case TypeFile:
+		switch {
+		case e.To != "" && strings.EqualFold(e.From, v.Me):
+			b = append(b, "[pm to "...)
+			b = append(b, e.To...)
+			b = append(b, "] "...)
+		case e.To != "":
+			b = append(b, "[pm] "...)
+		default:
+			inRoom()
+		}
+		b = append(b, e.From...)
+		b = append(b, " shared "...)
+		b = appendFile(b, e.File)
+		end()
+	case TypeUpload:
+		name, size := "", int64(0)
+		if e.File != nil {
+			name, size = e.File.Name, e.File.Size
+		}
+		sys("upload %s (%s) before %s: curl -T %s %s", name, FormatBytes(size), e.Expires, shellQuote(name), e.URL)
 	case TypeWelcome:
 		l := e.Limits
 		if l == nil {

@@ -198,6 +198,7 @@ func TestCommandAppendJSON(t *testing.T) {
 		{Command{Name: CmdQuit, Text: "off to bed"}, `{"type":"quit","reason":"off to bed"}`},
 		{Command{Name: CmdHelp}, `{"type":"help"}`},
 		{Command{Name: CmdFormat, Format: "text"}, `{"type":"format","format":"text"}`},
+		{Command{Name: CmdUpload, Nick: "bob", File: FileOffer{Name: "a b.txt", Size: 0}}, `{"type":"upload","to":"bob","name":"a b.txt","size":0}`},
 		{Command{Name: CmdFormat, Format: "json"}, `{"type":"format","format":"json"}`},
 		{Command{Name: CmdHistory}, `{"type":"history"}`},
 		{Command{Name: CmdHistory, Limit: 50, Before: 123}, `{"type":"history","limit":50,"before":123}`},
