@@ -79,6 +79,8 @@ type Config struct {
 	// os.OpenFile's arguments; nil means os.OpenFile. Tests use it to make
 	// writes fail.
 	OpenFile func(name string, flag int, perm os.FileMode) (WriteFile, error)
+
+	putDone func() // tests: called when a PUT handler has let go of its slot
 }
 
 // WriteFile is a temporary file an upload is written to; *os.File is one.

@@ -21,9 +21,9 @@ func (s *Service) run() {
 // Sweep does at once what the retention goroutine does every SweepInterval:
 // it ends the slots past their expiry (removing their temporary files and
 // refunding their quota), forgets slots that ended more than an UploadTTL
-// ago, removes the files older than Retain and the blobs no token refers to
-// any more, and forgets tombstones older than 90 days. It returns ErrClosed
-// after Close.
+// ago, removes the files as old as Retain and the blobs no token refers to
+// any more, and forgets the tombstones of tokens removed 90 days ago or more.
+// It returns ErrClosed after Close.
 func (s *Service) Sweep() error {
 	now := s.cfg.Now()
 	s.mu.Lock()

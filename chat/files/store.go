@@ -316,7 +316,7 @@ func (st *store) lookup(token string) (rec record, ok, gone bool, err error) {
 // sweepBatch bounds the removals of one transaction.
 const sweepBatch = 256
 
-// expire removes the tokens created before cutoff, leaving tombstones dated
+// expire removes the tokens created at or before cutoff, leaving tombstones dated
 // now, and the blobs left without a token.
 func (st *store) expire(cutoff, now time.Time) error {
 	for {
@@ -328,7 +328,7 @@ func (st *store) expire(cutoff, now time.Time) error {
 			freed, total, n = nil, st.total, 0
 			var victims []string
 			c := tx.Bucket(bucketByTime).Cursor()
-			for k, _ := c.First(); k != nil && keyTime(k) < cutoff.UnixNano() && len(victims) < sweepBatch; k, _ = c.Next() {
+			for k, _ := c.First(); k != nil && keyTime(k) <= cutoff.UnixNano() && len(victims) < sweepBatch; k, _ = c.Next() {
 				victims = append(victims, string(k[8:]))
 			}
 			n = len(victims)
@@ -358,14 +358,14 @@ func (st *store) expire(cutoff, now time.Time) error {
 	}
 }
 
-// pruneGone forgets the tombstones of tokens removed before cutoff.
+// pruneGone forgets the tombstones of tokens removed at or before cutoff.
 func (st *store) pruneGone(cutoff time.Time) error {
 	for {
 		var n int
 		err := st.db.Update(func(tx *bolt.Tx) error {
 			var keys [][]byte
 			c := tx.Bucket(bucketGoneByTime).Cursor()
-			for k, _ := c.First(); k != nil && keyTime(k) < cutoff.UnixNano() && len(keys) < sweepBatch; k, _ = c.Next() {
+			for k, _ := c.First(); k != nil && keyTime(k) <= cutoff.UnixNano() && len(keys) < sweepBatch; k, _ = c.Next() {
 				keys = append(keys, append([]byte(nil), k...))
 			}
 			n = len(keys)

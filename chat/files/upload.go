@@ -22,6 +22,9 @@ const sniffLen = 512
 
 // handlePut receives a slot's bytes: see the package documentation.
 func (s *Service) handlePut(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.putDone != nil {
+		defer s.cfg.putDone()
+	}
 	host := remoteHost(r.RemoteAddr)
 	if !s.acquireAddr(host) {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterBusy))
