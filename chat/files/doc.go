@@ -26,8 +26,8 @@
 //   - 400 Bad Request: the body ended before the bytes expected ("short"),
 //     or the request was cut off; the bytes received are kept for a resume.
 //     Also a malformed Content-Range.
-//   - 404 Not Found: a slot token that was never issued, or one whose end is
-//     more than one UploadTTL ago.
+//   - 404 Not Found: a slot token that was never issued, or one that ended
+//     an UploadTTL or more ago and was forgotten by a sweep.
 //   - 408 Request Timeout: no byte arrived for StallTimeout; the bytes
 //     received are kept for a resume.
 //   - 409 Conflict: another PUT to the slot is in progress, or the post
@@ -47,7 +47,8 @@
 // A slot that fails or expires removes its temporary file and refunds its
 // quota charge. A slot's life is UploadTTL from the offer: the upload must be
 // complete within it; a PUT in progress at the expiry is cut off then.
-// Slots live in memory only: a restart forgets them, and New empties Dir/tmp.
+// Slots and quota charges live in memory only: a restart forgets them, and
+// New empties Dir/tmp.
 //
 // # Download: GET and HEAD /f/{token}
 //
@@ -56,7 +57,8 @@
 // "Content-Disposition: attachment", "X-Content-Type-Options: nosniff", a
 // sandboxing Content-Security-Policy and "Cache-Control: private,
 // max-age=N", N being the seconds left until the file expires, at most a
-// day. An unknown token answers 404; one that expired (Retain) or was evicted
+// day. The download URL is the only credential: whoever has it may fetch the
+// file, private or not. An unknown token answers 404; one that expired (Retain) or was evicted
 // (MaxBytes) answers 410 for 90 days after its removal, then 404.
 //
 // Any other path answers 404, and a wrong method on a known path 405.

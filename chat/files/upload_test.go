@@ -421,3 +421,30 @@ func TestUploadPerAddress(t *testing.T) {
 		wantStatus(t, resp, body, http.StatusCreated)
 	})
 }
+
+func TestUploadLarge(t *testing.T) {
+	forEach(t, func(t *testing.T, tr transport) {
+		e := newEnv(t, tr, nil)
+		data := make([]byte, 2<<20+17)
+		for i := range data {
+			data[i] = byte(i * 7 / 3)
+		}
+		sl := e.offer(Offer{Name: "big.bin", Size: int64(len(data)), SHA256: sum(data)})
+		resp, body := e.do("PUT", sl.URL, chunked{bytes.NewReader(data)})
+		wantStatus(t, resp, body, http.StatusCreated)
+		f := e.uploads()[0].File
+		if f.MIME != "application/octet-stream" {
+			t.Errorf("MIME %q", f.MIME)
+		}
+		resp, body = e.do("GET", f.URL, nil, "Range", "bytes=1048570-1048579")
+		wantStatus(t, resp, body, http.StatusPartialContent)
+		if body != string(data[1048570:1048580]) {
+			t.Errorf("range bytes %q", body)
+		}
+		resp, body = e.do("GET", f.URL, nil)
+		wantStatus(t, resp, body, http.StatusOK)
+		if body != string(data) {
+			t.Error("GET: bytes differ")
+		}
+	})
+}
