@@ -129,8 +129,9 @@ func (s *Service) Live(token string) bool {
 }
 
 // Close stops the retention goroutine, waits for it and closes the
-// database. Requests still in progress then fail with 503. Closing twice
-// returns the first result.
+// database. Later requests, and uploads in progress when they complete,
+// answer 503; a download already being sent goes on. Closing twice returns
+// the first result.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
