@@ -1,0 +1,59 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors of Offer, worded to be shown to the chat user. ErrBadName is
+// wrapped with the reason.
+var (
+	// ErrBadName is a file name that is refused; see Service.Offer.
+	ErrBadName = errors.New("bad file name")
+	// ErrBadHash is a SHA-256 that is not 64 hexadecimal digits.
+	ErrBadHash = errors.New("bad SHA-256: it must be 64 hexadecimal digits")
+	// ErrBadSize is a size below 1 byte: empty files are not shared.
+	ErrBadSize = errors.New("bad file size: it must be at least 1 byte")
+	// ErrClosed is returned by a Service that was closed.
+	ErrClosed = errors.New("file sharing is closed")
+)
+
+// TooLargeError refuses an offer larger than Max bytes.
+type TooLargeError struct {
+	Max int64 // the largest size accepted
+}
+
+// Error implements error.
+func (e *TooLargeError) Error() string {
+	return "the file is too large: the most is " + formatBytes(e.Max)
+}
+
+// QuotaError refuses an offer that would take the uploader past the quota.
+type QuotaError struct {
+	// RetryAt is when enough of the uploader's quota frees for the offer,
+	// unless a slot of theirs fails or expires sooner and refunds its charge.
+	RetryAt time.Time
+}
+
+// Error implements error.
+func (e *QuotaError) Error() string {
+	return "upload quota used up: try again after " + e.RetryAt.UTC().Format("2006-01-02 15:04 MST")
+}
+
+// formatBytes writes n in the largest binary unit that divides it, or in
+// bytes.
+func formatBytes(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d %s", n>>u.shift, u.name)
+		}
+	}
+	if n == 1 {
+		return "1 byte"
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
