@@ -262,7 +262,7 @@ func (s *Server) deliverStored(m history.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m.IsChat() {
-		ev := historyEvent(m)
+		ev := s.historyEvent(m)
 		ev.History = false
 		s.deliverNumbered(ev)
 	} else {

@@ -61,6 +61,16 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 			s.nick(ss, c.Nick)
 			return false
 		}
+	case protocol.CmdUpload:
+		// The file service is asked without s.mu.
+		if err == nil {
+			if ev := s.loginFirst(ss, c); ev != nil {
+				s.locked(func() { s.sendTo(ss, ev) })
+			} else {
+				s.upload(ss, c)
+			}
+			return false
+		}
 	case protocol.CmdJoin, protocol.CmdHistory, protocol.CmdResume, protocol.CmdRooms, protocol.CmdWho, protocol.CmdTopic:
 		// These read the history, build a long listing, or ask the
 		// cluster, without s.mu.

@@ -11,11 +11,15 @@ import (
 )
 
 // historyEvent turns a stored message into the event that replays it.
-func historyEvent(m history.Message) *protocol.Event {
-	return &protocol.Event{
+func (s *Server) historyEvent(m history.Message) *protocol.Event {
+	ev := &protocol.Event{
 		Type: m.Kind, Seq: m.Seq, History: true, Time: protocol.Stamp(m.Time),
 		Room: m.Room, From: m.From, Text: m.Text,
 	}
+	if m.File != nil {
+		ev.File = s.fileInfo(m.File)
+	}
+	return ev
 }
 
 // replayLatest sends ss the latest n messages of r delivered so far, marked
@@ -56,7 +60,7 @@ func (s *Server) replay(ss *session, name string, msgs []history.Message, err er
 		if newest {
 			i = len(msgs) - 1 - k
 		}
-		d := newDelivery(historyEvent(msgs[i]))
+		d := newDelivery(s.historyEvent(msgs[i]))
 		items[i] = d.itemFor(ss)
 		size += len(items[i].b)
 		if k > 0 && size > s.opts.OutboundBytes/2 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/natter-chat/natter/chat/files"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/protocol"
 )
@@ -20,6 +21,16 @@ type accepted struct {
 	from  *session
 	at    time.Time // when it was accepted
 	rooms []string  // a room event's
+	// file is a file post's (PostFile): it comes from the file service,
+	// not from its sender's reader, which does not wait for it.
+	file *files.File
+}
+
+// done tells a's sender's reader that a was delivered, or refused.
+func (a accepted) done() {
+	if a.file == nil {
+		a.from.inflight.Done()
+	}
 }
 
 // commitLoop stores accepted messages and then delivers them: commit before
@@ -120,7 +131,11 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 			msgs = append(msgs, eventMessage(a, t))
 			continue
 		}
-		msgs = append(msgs, history.Message{Room: a.ev.Room, Time: t, Kind: a.ev.Type, From: a.ev.From, Text: a.ev.Text})
+		m := history.Message{Room: a.ev.Room, Time: t, Kind: a.ev.Type, From: a.ev.From, Text: a.ev.Text}
+		if a.file != nil {
+			m.File = storedFile(a.file)
+		}
+		msgs = append(msgs, m)
 	}
 	start := time.Now()
 	err := s.opts.History.Append(msgs)
@@ -144,11 +159,11 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 				continue
 			}
 			s.fail(a.from, protocol.CodeStoreError, why, err)
-			a.from.inflight.Done()
+			a.done()
 		}
 	case s.opts.Cluster != nil:
 		for i, a := range batch {
-			if a.from != nil {
+			if a.from != nil && a.file == nil {
 				s.awaitDelivery(msgs[i].Seq, a.from, a.at)
 			}
 		}
@@ -158,7 +173,7 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 			a.ev.Seq = msgs[i].Seq
 			s.deliverNumbered(a.ev)
 			s.metrics.deliverySeconds.Observe(time.Since(a.at).Seconds())
-			a.from.inflight.Done()
+			a.done()
 		}
 		s.endBatch()
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/natter-chat/natter/chat/accounts"
+	"github.com/natter-chat/natter/chat/files"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/protocol"
 )
@@ -297,6 +298,18 @@ type Options struct {
 	// TLSListener, if set, is a second listener whose connections speak
 	// TLS (made with tls.NewListener), served beside the first.
 	TLSListener net.Listener
+
+	// Files is the file-sharing service (chat/files), made with
+	// Server.PostFile as the function it posts completed uploads with;
+	// nil turns file sharing off, and /upload says so. The server serves
+	// its HTTP side (uploads and downloads) on FilesListener, and closes
+	// that listener on shutdown; the caller closes Files after Serve
+	// returns. File sharing is not available on a cluster node yet.
+	Files         *files.Service
+	FilesListener net.Listener
+	// UploadsBy is who may upload: UploadsAnyone (the default, "") or
+	// UploadsRegistered. With RequireAuth everyone is registered.
+	UploadsBy string
 	// HandshakeTimeout bounds the TLS handshake of a connection accepted
 	// on TLSListener. Zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration

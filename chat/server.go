@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +92,9 @@ type Server struct {
 
 	// commits carries accepted messages from the readers to commitLoop.
 	commits chan accepted
+	// posting counts the file posts being handed to commitLoop
+	// (PostFile); it is added to under mu only while not closing.
+	posting sync.WaitGroup
 	// outbox holds the room events on their way to the cluster, for
 	// commitLoop's next batch, and outboxBytes their size (see
 	// announce.go); under mu. outboxed is set while it holds any (written
@@ -194,6 +198,10 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.runCluster(runCtx)
 		}()
 	}
+	var files *http.Server
+	if s.opts.Files != nil && s.opts.FilesListener != nil {
+		files = s.serveFiles()
+	}
 	acceptErr := make(chan error, len(listeners))
 	for _, ln := range listeners {
 		s.wg.Add(1)
@@ -222,12 +230,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	})
 	s.shutdown()
+	if files != nil {
+		s.stopFiles(files)
+	}
 	stopRun() // every client has had its goodbye
 	for range listeners {
 		<-acceptErr // every listener is closed: no more sessions start
 	}
 	// Messages accepted before the readers stopped are still stored.
 	s.readers.Wait()
+	s.posting.Wait() // closing is set: no more file posts
 	close(s.commits)
 	s.wg.Wait()
 	if !giveUp.Stop() {

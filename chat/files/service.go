@@ -122,11 +122,15 @@ func emptyDir(dir string) error {
 func (s *Service) Handler() http.Handler { return s.mux }
 
 // Live reports whether a download token still serves its file: it is known,
-// not older than Retain and not evicted.
+// not older than Retain and not evicted. It answers from memory and never
+// waits for the disk, so a caller may hold a lock of its own.
 func (s *Service) Live(token string) bool {
-	_, code, _ := s.file(token)
-	return code == http.StatusOK
+	created, ok := s.store.alive(token)
+	return ok && (s.cfg.Retain < 0 || s.cfg.Now().Before(created.Add(s.cfg.Retain)))
 }
+
+// URL returns the download link of token.
+func (s *Service) URL(token string) string { return s.cfg.BaseURL + "/f/" + token }
 
 // Close stops the retention goroutine, waits for it and closes the
 // database. Later requests, and uploads in progress when they complete,

@@ -61,6 +61,13 @@ type store struct {
 
 	mu    sync.Mutex
 	total int64
+
+	// live indexes the download tokens and when each was made, so that
+	// alive answers from memory: a caller holding a lock of its own (the
+	// chat server's, replaying history) never waits for the disk.
+	// liveMu is never held across I/O.
+	liveMu sync.RWMutex
+	live   map[string]time.Time
 }
 
 // openStore opens (creating if needed) the store in dir, whose blobs may
@@ -79,12 +86,23 @@ func openStore(dir string, max int64) (*store, error) {
 		}
 		return nil, fmt.Errorf("files: opening %s: %w", path, err)
 	}
-	st := &store{dir: dir, max: max, db: db}
+	st := &store{dir: dir, max: max, db: db, live: make(map[string]time.Time)}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketTokens, bucketByTime, bucketBlobs, bucketGone, bucketGoneByTime} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
+		}
+		err := tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+			var rec record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			st.live[string(k)] = rec.Created
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		return tx.Bucket(bucketBlobs).ForEach(func(_, v []byte) error {
 			var b blobRecord
@@ -103,6 +121,31 @@ func openStore(dir string, max int64) (*store, error) {
 }
 
 func (st *store) close() error { return st.db.Close() }
+
+// alive reports whether token is stored, and when it was made, from
+// memory.
+func (st *store) alive(token string) (time.Time, bool) {
+	st.liveMu.RLock()
+	defer st.liveMu.RUnlock()
+	t, ok := st.live[token]
+	return t, ok
+}
+
+// remember indexes token, made at t, once its record is committed.
+func (st *store) remember(token string, t time.Time) {
+	st.liveMu.Lock()
+	defer st.liveMu.Unlock()
+	st.live[token] = t
+}
+
+// forget drops tokens from the index, once their removal is committed.
+func (st *store) forget(tokens []string) {
+	st.liveMu.Lock()
+	defer st.liveMu.Unlock()
+	for _, t := range tokens {
+		delete(st.live, t)
+	}
+}
 
 func (st *store) tmpDir() string { return filepath.Join(st.dir, "tmp") }
 
@@ -139,9 +182,9 @@ func (st *store) add(tmp string, rec record) (string, error) {
 		return "", err
 	}
 	var total int64
-	var freed []string
+	var freed, evicted []string
 	err := st.db.Update(func(tx *bolt.Tx) error {
-		total, freed = st.total, nil
+		total, freed, evicted = st.total, nil, nil
 		blobs := tx.Bucket(bucketBlobs)
 		var b blobRecord
 		for {
@@ -163,7 +206,7 @@ func (st *store) add(tmp string, rec record) (string, error) {
 			if k == nil {
 				return errNoRoom
 			}
-			h, n, err := removeTx(tx, string(k[8:]), true, rec.Created)
+			h, n, err := removeTx(tx, string(k[8:]), true, rec.Created, &evicted)
 			if err != nil {
 				return err
 			}
@@ -191,6 +234,8 @@ func (st *store) add(tmp string, rec record) (string, error) {
 		return "", fmt.Errorf("files: recording the upload: %w", err)
 	}
 	st.total = total
+	st.forget(evicted)
+	st.remember(token, rec.Created)
 	st.removeBlobs(freed, rec.Hash)
 	return token, nil
 }
@@ -226,16 +271,18 @@ func (st *store) removeBlobs(hashes []string, keep string) {
 	}
 }
 
-// removeTx removes token, leaving a tombstone dated now if asked, and drops
-// its reference to its blob. If that was the blob's last, it returns the
+// removeTx removes token, leaving a tombstone dated now if asked, adds it
+// to removed (for forget, once the transaction commits), and drops its
+// reference to its blob. If that was the blob's last, it returns the
 // blob's hash and size, for the caller to remove the file once the
 // transaction commits.
-func removeTx(tx *bolt.Tx, token string, tombstone bool, now time.Time) (string, int64, error) {
+func removeTx(tx *bolt.Tx, token string, tombstone bool, now time.Time, removed *[]string) (string, int64, error) {
 	tokens := tx.Bucket(bucketTokens)
 	v := tokens.Get([]byte(token))
 	if v == nil {
 		return "", 0, nil
 	}
+	*removed = append(*removed, token)
 	var rec record
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return "", 0, err
@@ -282,13 +329,16 @@ func (st *store) drop(token string) error {
 	defer st.mu.Unlock()
 	var h string
 	var n int64
+	var removed []string
 	err := st.db.Update(func(tx *bolt.Tx) (err error) {
-		h, n, err = removeTx(tx, token, false, time.Time{})
+		removed = nil
+		h, n, err = removeTx(tx, token, false, time.Time{}, &removed)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("files: dropping an upload: %w", err)
 	}
+	st.forget(removed)
 	if h != "" {
 		st.total -= n
 		st.removeBlobs([]string{h}, "")
@@ -321,11 +371,11 @@ const sweepBatch = 256
 func (st *store) expire(cutoff, now time.Time) error {
 	for {
 		st.mu.Lock()
-		var freed []string
+		var freed, removed []string
 		total := st.total
 		var n int
 		err := st.db.Update(func(tx *bolt.Tx) error {
-			freed, total, n = nil, st.total, 0
+			freed, removed, total, n = nil, nil, st.total, 0
 			var victims []string
 			c := tx.Bucket(bucketByTime).Cursor()
 			for k, _ := c.First(); k != nil && keyTime(k) <= cutoff.UnixNano() && len(victims) < sweepBatch; k, _ = c.Next() {
@@ -333,7 +383,7 @@ func (st *store) expire(cutoff, now time.Time) error {
 			}
 			n = len(victims)
 			for _, token := range victims {
-				h, size, err := removeTx(tx, token, true, now)
+				h, size, err := removeTx(tx, token, true, now, &removed)
 				if err != nil {
 					return err
 				}
@@ -346,6 +396,7 @@ func (st *store) expire(cutoff, now time.Time) error {
 		})
 		if err == nil {
 			st.total = total
+			st.forget(removed)
 			st.removeBlobs(freed, "")
 		}
 		st.mu.Unlock()

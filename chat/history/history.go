@@ -27,19 +27,31 @@ type Message struct {
 	Room  string    `json:"room"`
 	Seq   uint64    `json:"seq"`
 	Time  time.Time `json:"time"`
-	Kind  string    `json:"kind"` // "message" or "action"; in a stream, an event's kind too
+	Kind  string    `json:"kind"` // "message", "action" or "file"; in a stream, an event's kind too
 	From  string    `json:"from"`
 	Text  string    `json:"text"`
 	Rooms []string  `json:"rooms,omitempty"` // an event's rooms
 	// Node names the cluster node that published an event, which
 	// delivered it to its own clients already.
 	Node string `json:"node,omitempty"`
+	// File is a shared file's, in a message of kind "file".
+	File *File `json:"file,omitempty"`
 }
 
-// IsChat reports whether m is a chat message ("message" or "action"), the
-// only kinds a store keeps, rather than an event passing through a
-// cluster's stream.
-func (m Message) IsChat() bool { return m.Kind == "message" || m.Kind == "action" }
+// File describes a file shared in a room: what its message shows, and the
+// download token the file service serves it under.
+type File struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	MIME   string `json:"mime,omitempty"`
+	SHA256 string `json:"sha256"`
+	Token  string `json:"token"`
+}
+
+// IsChat reports whether m is a chat message ("message", "action" or
+// "file"), the only kinds a store keeps, rather than an event passing
+// through a cluster's stream.
+func (m Message) IsChat() bool { return m.Kind == "message" || m.Kind == "action" || m.Kind == "file" }
 
 // Retention bounds what a store keeps. Zero fields keep everything.
 type Retention struct {

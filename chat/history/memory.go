@@ -22,6 +22,10 @@ const (
 	MemoryRoomOverhead    = 256
 )
 
+// fileOverhead is what a message's File costs beyond its strings: the
+// struct and its pointer.
+const fileOverhead = 96
+
 // MemoryStore is a Store that keeps messages in memory only: for running
 // without a data directory, and for tests. Everything is lost when the
 // process ends.
@@ -89,7 +93,11 @@ func (s *MemoryStore) Bytes() int64 {
 }
 
 func messageBytes(m *Message) int64 {
-	return int64(len(m.Room) + len(m.From) + len(m.Text) + len(m.Kind) + MemoryMessageOverhead)
+	n := len(m.Room) + len(m.From) + len(m.Text) + len(m.Kind) + MemoryMessageOverhead
+	if f := m.File; f != nil {
+		n += len(f.Name) + len(f.MIME) + len(f.SHA256) + len(f.Token) + fileOverhead
+	}
+	return int64(n)
 }
 
 func roomBytes(key string) int64 { return int64(len(key) + MemoryRoomOverhead) }

@@ -33,6 +33,11 @@ const (
 	CodeLoginRequired  = "login_required"        // a command before logging in, or no login in time; also a notice on connecting, when the server requires a login
 	CodeClusterDown    = "cluster_unavailable"   // in a cluster, what needs the other nodes while NATS can't be reached; also a notice to every client when the cluster is lost
 	CodeStoreError     = "store_error"           // the history store failed: a message not stored and not sent (or, if the text says it was not confirmed, perhaps sent), or history not read
+	CodeFilesOff       = "files_off"             // an upload to a server that shares no files
+	CodeUploadDenied   = "upload_not_allowed"    // an upload by someone the server lets upload nothing (not registered, where only registered users may)
+	CodeFileTooLarge   = "file_too_large"        // an upload over the server's size limit, or its disk budget
+	CodeFileQuota      = "file_quota"            // an upload past the sender's quota; the text says when it frees
+	CodeBadFile        = "bad_file"              // an upload's name, size or hash that breaks the rules
 )
 
 // Notice codes: the Code of a notice event, which is news from the server

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,6 +25,7 @@ import (
 	"github.com/natter-chat/natter/chat/accounts"
 	"github.com/natter-chat/natter/chat/cli"
 	"github.com/natter-chat/natter/chat/cluster"
+	"github.com/natter-chat/natter/chat/files"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/logline"
 )
@@ -73,6 +76,18 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 	fs.Var(rateFlag{&opts.LoginRate}, "login-rate", "password `attempts` (logins, registrations) a second, sustained, per address and per account from an address (0: no limit)")
 	fs.IntVar(&opts.LoginBurst, "login-burst", chat.DefaultLoginBurst, "logins to one account from one address at once (`attempts`); an address may make twice as many in all")
 	fs.IntVar(&opts.PasswordHashers, "password-hashers", chat.DefaultPasswordHashers, "password `hashes` (bcrypt) at once; more wait (0: half the CPUs, at least one)")
+	filesAddr := fs.String("files-addr", "", "`address` to serve file uploads and downloads on, over HTTP (HTTPS with -tls-cert and -tls-key); off unless set")
+	filesURL := fs.String("files-url", "", "public `URL` of -files-addr, for the links the server gives out (default: http://ADDR, or https://ADDR)")
+	var fcfg files.Config
+	fs.Int64Var(&fcfg.MaxFileBytes, "max-file-bytes", files.DefaultMaxFileBytes, "largest file, in `bytes`, that may be uploaded")
+	fs.Int64Var(&fcfg.QuotaBytes, "file-quota", files.DefaultQuotaBytes, "`bytes` one user (an account, or else an address) may upload per -file-quota-period")
+	fs.DurationVar(&fcfg.QuotaPeriod, "file-quota-period", files.DefaultQuotaPeriod, "the `period` -file-quota is counted over")
+	fs.DurationVar(&fcfg.UploadTTL, "upload-ttl", files.DefaultUploadTTL, "how `long` an upload link lasts: the upload must be done within it")
+	fs.DurationVar(&fcfg.StallTimeout, "upload-stall-timeout", files.DefaultStallTimeout, "end an upload that sends nothing for this `long` (it can be resumed)")
+	fs.IntVar(&fcfg.MaxUploadsPerIP, "max-uploads-per-ip", files.DefaultMaxUploadsPerIP, "`uploads` in progress at once from one address")
+	fs.DurationVar(&fcfg.Retain, "retain-files", files.DefaultRetain, "remove shared files older than this `long` (negative: keep)")
+	fs.Int64Var(&fcfg.MaxBytes, "files-bytes", files.DefaultMaxBytes, "`bytes` of files kept at most; past it the oldest go first")
+	fs.StringVar(&opts.UploadsBy, "uploads-by", chat.UploadsAnyone, "who may upload files: anyone, or registered (users logged in to an account)")
 	adminAddr := fs.String("admin-addr", "", "`address` for /metrics, /healthz, /readyz and /debug/pprof (off unless set; keep it private)")
 	dataDir := fs.String("data-dir", DefaultDataDir, "`directory` for the message history")
 	memory := fs.Bool("memory", false, "keep history in memory only (lost on exit), ignoring -data-dir")
@@ -169,17 +184,22 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 			return cli.ExitFailure
 		}
 	}
-	if *tlsAddr != "" {
+	// The certificate serves the chat's TLS listener and the files'.
+	var tlsConfig *tls.Config
+	if *tlsAddr != "" || (*filesAddr != "" && *tlsCert != "") {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
 			logger.Error(fmt.Sprintf("Cannot load the TLS certificate: %v", err))
 			return cli.ExitFailure
 		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if *tlsAddr != "" {
 		tl := open(*tlsAddr)
 		if tl == nil {
 			return cli.ExitFailure
 		}
-		tl = tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		tl = tls.NewListener(tl, tlsConfig)
 		if ln == nil {
 			ln = tl
 		} else {
@@ -190,7 +210,48 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 		logger.Error("Nothing to listen on: give -addr, -tls-addr or both")
 		return cli.ExitUsage
 	}
-	srv := chat.NewServer(ln, opts)
+	var srv *chat.Server
+	if *filesAddr != "" {
+		if opts.Cluster != nil {
+			logger.Error("File sharing (-files-addr) is not available on a cluster node (-nats) yet")
+			return cli.ExitUsage
+		}
+		if opts.UploadsBy != chat.UploadsAnyone && opts.UploadsBy != chat.UploadsRegistered {
+			logger.Error(fmt.Sprintf("-uploads-by: %q is neither anyone nor registered", opts.UploadsBy))
+			return cli.ExitUsage
+		}
+		fl := open(*filesAddr)
+		if fl == nil {
+			return cli.ExitFailure
+		}
+		scheme := "http"
+		if tlsConfig != nil {
+			fl, scheme = tls.NewListener(fl, tlsConfig), "https"
+		}
+		fcfg.BaseURL = strings.TrimSuffix(*filesURL, "/")
+		if fcfg.BaseURL == "" {
+			fcfg.BaseURL = scheme + "://" + fl.Addr().String()
+		}
+		fcfg.Dir = filepath.Join(*dataDir, "files")
+		if *memory {
+			dir, err := os.MkdirTemp("", "natter-files-")
+			if err != nil {
+				logger.Error(fmt.Sprintf("Cannot make a directory for files: %v", err))
+				return cli.ExitFailure
+			}
+			defer os.RemoveAll(dir)
+			fcfg.Dir = dir
+		}
+		svc, err := files.New(fcfg, func(u files.Upload) error { return srv.PostFile(u) })
+		if err != nil {
+			logger.Error(fmt.Sprintf("Cannot open the file store in %s: %v", fcfg.Dir, err))
+			return cli.ExitFailure
+		}
+		defer svc.Close()
+		opts.Files, opts.FilesListener = svc, fl
+		logger.Info("Shared files are stored in " + fcfg.Dir + " and linked as " + fcfg.BaseURL)
+	}
+	srv = chat.NewServer(ln, opts)
 	if *adminAddr != "" {
 		al := open(*adminAddr)
 		if al == nil {

@@ -1,0 +1,195 @@
+package chat
+
+// This file is file sharing's part of the server: /upload asks the file
+// service (chat/files) for a slot, checked before any byte moves, and a
+// completed upload comes back through PostFile as a file event, stored
+// and numbered like a message in its room, or handed to its one
+// recipient. The bytes go over HTTP (Options.FilesListener), never through
+// a chat connection's queue.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/natter-chat/natter/chat/files"
+	"github.com/natter-chat/natter/chat/history"
+	"github.com/natter-chat/natter/chat/protocol"
+)
+
+// Who may upload (Options.UploadsBy).
+const (
+	UploadsAnyone     = "anyone"     // anyone connected
+	UploadsRegistered = "registered" // clients logged in to an account
+)
+
+// upload answers /upload: checks who is asking and where the file would
+// go under s.mu, asks the file service for a slot without it, and tells
+// ss the slot or why not.
+func (s *Server) upload(ss *session, c protocol.Command) {
+	offer, ok := s.offerFor(ss, c)
+	if !ok {
+		return
+	}
+	slot, err := s.opts.Files.Offer(offer)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.failUpload(ss, err)
+		return
+	}
+	s.log.Info("Upload slot given", "client", ss.addr, "name", offer.Name, "size", offer.Size)
+	s.sendTo(ss, &protocol.Event{Type: protocol.TypeUpload, Time: now(),
+		File: &protocol.FileInfo{Name: offer.Name, Size: offer.Size, SHA256: offer.SHA256},
+		URL:  slot.URL, Expires: protocol.Stamp(slot.Expires)})
+}
+
+// offerFor checks under s.mu that ss may upload c's file where it asks,
+// and returns the offer to make, or tells ss why not.
+func (s *Server) offerFor(ss *session, c protocol.Command) (files.Offer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fail := func(code, format string, args ...any) (files.Offer, bool) {
+		s.fail(ss, code, format, args...)
+		return files.Offer{}, false
+	}
+	switch {
+	case s.opts.Files == nil:
+		return fail(protocol.CodeFilesOff, "file sharing is off on this server")
+	case s.opts.UploadsBy == UploadsRegistered && ss.account == "":
+		return fail(protocol.CodeUploadDenied, "only registered users may upload files here; /register or /login first")
+	}
+	o := files.Offer{Name: c.File.Name, Size: c.File.Size, SHA256: c.File.SHA256, From: ss.nick, Owner: ss,
+		Quota: "address " + ss.ip}
+	if ss.account != "" {
+		o.Quota = "account " + ss.account
+	}
+	if c.Nick != "" {
+		to := s.nicks[protocol.Fold(c.Nick)]
+		if to == nil {
+			return fail(protocol.CodeNoSuchNick, "no one is called %s", c.Nick)
+		}
+		o.To = to.nick
+		return o, true
+	}
+	r, ev := s.joinedRoom(ss, c.Room)
+	if ev != nil {
+		s.sendTo(ss, ev)
+		return files.Offer{}, false
+	}
+	o.Room = r.name
+	return o, true
+}
+
+// failUpload tells ss why the file service refused its offer. s.mu must
+// be held.
+func (s *Server) failUpload(ss *session, err error) {
+	var large *files.TooLargeError
+	var quota *files.QuotaError
+	switch {
+	case errors.As(err, &large):
+		s.fail(ss, protocol.CodeFileTooLarge, "file too large: this server takes files of up to %s", protocol.FormatBytes(large.Max))
+	case errors.As(err, &quota):
+		s.fail(ss, protocol.CodeFileQuota, "upload quota used up: enough of it frees at %s (in %v)",
+			protocol.Stamp(quota.RetryAt), time.Until(quota.RetryAt).Round(time.Second))
+	default:
+		s.fail(ss, protocol.CodeBadFile, "%v", err)
+	}
+}
+
+// PostFile posts a completed upload: to its room, stored and numbered
+// like a message, or to its recipient and its sender. The file service
+// calls it (see files.New) before it answers the upload; an error says
+// why the file was not posted, and the service then drops it. The sender
+// must still be connected, and in the room.
+func (s *Server) PostFile(u files.Upload) error {
+	ss, _ := u.Offer.Owner.(*session)
+	info := &protocol.FileInfo{Name: u.File.Name, Size: u.File.Size, MIME: u.File.MIME, SHA256: u.File.SHA256, URL: u.File.URL}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return errors.New("the server is shutting down")
+	}
+	if _, connected := s.sessions[ss]; ss == nil || !connected {
+		s.mu.Unlock()
+		return errors.New("the chat connection that asked for this upload has closed")
+	}
+	if u.Offer.To != "" {
+		to := s.nicks[protocol.Fold(u.Offer.To)]
+		if to == nil {
+			s.mu.Unlock()
+			return fmt.Errorf("%s is no longer connected", u.Offer.To)
+		}
+		ev := &protocol.Event{Type: protocol.TypeFile, Time: now(), From: ss.nick, To: to.nick, File: info}
+		s.sendTo(to, ev)
+		if to != ss {
+			s.sendTo(ss, ev)
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	r, ev := s.joinedRoom(ss, u.Offer.Room)
+	if ev != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("%s is no longer in #%s", ss.nick, u.Offer.Room)
+	}
+	a := accepted{from: ss, at: time.Now(), file: &u.File,
+		ev: &protocol.Event{Type: protocol.TypeFile, Time: now(), Room: r.name, From: ss.nick, File: info}}
+	// Counted under s.mu while not closing, so that Serve, which sets
+	// closing under s.mu before it waits, waits for this hand-over.
+	s.posting.Add(1)
+	s.mu.Unlock()
+	defer s.posting.Done()
+	s.metrics.received.Inc()
+	s.commits <- a
+	return nil
+}
+
+// storedFile is what the history keeps of a file event.
+func storedFile(f *files.File) *history.File {
+	return &history.File{Name: f.Name, Size: f.Size, MIME: f.MIME, SHA256: f.SHA256, Token: f.Token}
+}
+
+// fileInfo is how a stored file is shown: its link, or expired once the
+// file service no longer serves it.
+func (s *Server) fileInfo(f *history.File) *protocol.FileInfo {
+	info := &protocol.FileInfo{Name: f.Name, Size: f.Size, MIME: f.MIME, SHA256: f.SHA256}
+	if s.opts.Files != nil && s.opts.Files.Live(f.Token) {
+		info.URL = s.opts.Files.URL(f.Token)
+	} else {
+		info.Expired = true
+	}
+	return info
+}
+
+// serveFiles serves the file service's HTTP side on FilesListener until
+// stopFiles.
+func (s *Server) serveFiles() *http.Server {
+	hs := &http.Server{
+		Handler:           s.opts.Files.Handler(),
+		ReadHeaderTimeout: s.opts.HandshakeTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.log.Info("File sharing on " + s.opts.FilesListener.Addr().String())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := hs.Serve(s.opts.FilesListener); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("Serving files stopped", "err", err)
+		}
+	}()
+	return hs
+}
+
+// stopFiles stops serving files: transfers in progress get up to
+// ShutdownTimeout to end, then their connections are closed.
+func (s *Server) stopFiles(hs *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		hs.Close()
+	}
+}
