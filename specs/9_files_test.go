@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -124,6 +126,22 @@ func (c *testClient) linkIn(re *regexp.Regexp) string {
 	m := re.FindStringSubmatch(l)
 	Expect(m).NotTo(BeNil(), "got %q, want %v", l, re)
 	return m[1]
+}
+
+// fullDisk is a file on a disk with room for room bytes more.
+type fullDisk struct {
+	*os.File
+	room int
+}
+
+func (f *fullDisk) Write(b []byte) (int, error) {
+	if len(b) > f.room {
+		n, _ := f.File.Write(b[:f.room])
+		f.room = 0
+		return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+	}
+	f.room -= len(b)
+	return f.File.Write(b)
 }
 
 // skipToPrefix reads c's lines up to one that starts with prefix.
@@ -317,6 +335,112 @@ var _ = DescribeTableSubtree("Sharing files", func(tr Transport) {
 			Expect(status).To(Equal(http.StatusCreated))
 			link := alice.linkIn(sharedLine("", alice.Nick, "r.txt"))
 			Expect(body(fs.get(link, ""))).To(Equal(string(content)))
+		})
+
+		It("refuses an upload link past its time, and one already used", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			var ahead atomic.Int64 // how far the file service's clock is ahead
+			fs := startFileServer(nw, chat.Options{}, files.Config{UploadTTL: time.Minute,
+				Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
+			alice := connectAll(fs.runningServer, nw, 1)[0]
+			url := alice.offer("late.txt 1")
+			ahead.Store(int64(time.Minute + time.Second))
+			status, _ := fs.put(url, []byte("x"))
+			Expect(status).To(Equal(http.StatusGone))
+		})
+
+		It("refuses an upload the disk can't take, keeping nothing and posting nothing", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			full := func(name string, flag int, perm os.FileMode) (files.WriteFile, error) {
+				f, err := os.OpenFile(name, flag, perm)
+				if err != nil {
+					return nil, err
+				}
+				return &fullDisk{File: f, room: 3}, nil
+			}
+			fs := startFileServer(nw, chat.Options{}, files.Config{OpenFile: full})
+			cs := connectAll(fs.runningServer, nw, 2)
+			alice, bob := cs[0], cs[1]
+			status, _ := fs.put(alice.offer("big.txt 10"), []byte("0123456789"))
+			Expect(status).To(Equal(http.StatusInsufficientStorage))
+			Expect(fs.tempFiles()).To(BeEmpty())
+			alice.Send("after the disk filled\n")
+			bob.ExpectLines(alice.Says("after the disk filled"))
+		})
+
+		It("ends an upload that stalls, keeping what came for it to be resumed, and the chat goes on meanwhile", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			fs := startFileServer(nw, chat.Options{}, files.Config{StallTimeout: 200 * time.Millisecond})
+			cs := connectAll(fs.runningServer, nw, 2)
+			alice, bob := cs[0], cs[1]
+			content := []byte("0123456789")
+			url := alice.offer(fmt.Sprintf("slow.txt %d", len(content)))
+			pr, pw := io.Pipe()
+			DeferCleanup(pw.Close)
+			req, err := http.NewRequest(http.MethodPut, url, pr)
+			Expect(err).NotTo(HaveOccurred())
+			req.ContentLength = int64(len(content))
+			answered := make(chan int, 1)
+			go func() {
+				defer GinkgoRecover()
+				resp, err := fs.HTTP.Do(req)
+				if err != nil {
+					answered <- 0
+					return
+				}
+				resp.Body.Close()
+				answered <- resp.StatusCode
+			}()
+			_, err = pw.Write(content[:4])
+			Expect(err).NotTo(HaveOccurred())
+			alice.Send("while it stalls\n")
+			bob.ExpectLines(alice.Says("while it stalls"))
+			Eventually(answered).Should(Receive(Equal(http.StatusRequestTimeout)))
+			pw.Close()
+
+			rest, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(content[4:]))
+			Expect(err).NotTo(HaveOccurred())
+			rest.Header.Set("Content-Range", fmt.Sprintf("bytes 4-9/%d", len(content)))
+			status, _ := fs.do(rest)
+			Expect(status).To(Equal(http.StatusCreated))
+			Expect(body(fs.get(bob.linkIn(sharedLine("", alice.Nick, "slow.txt")), ""))).To(Equal(string(content)))
+		})
+
+		It("caps the uploads in progress from one address", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			fs := startFileServer(nw, chat.Options{}, files.Config{MaxUploadsPerIP: 1})
+			alice := connectAll(fs.runningServer, nw, 1)[0]
+			first, second := alice.offer("a.txt 10"), alice.offer("b.txt 10")
+			pr, pw := io.Pipe()
+			req, err := http.NewRequest(http.MethodPut, first, pr)
+			Expect(err).NotTo(HaveOccurred())
+			req.ContentLength = 10
+			done := make(chan struct{})
+			go func() {
+				defer GinkgoRecover()
+				defer close(done)
+				if resp, err := fs.HTTP.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			_, err = pw.Write([]byte("01234"))
+			Expect(err).NotTo(HaveOccurred())
+			// The first is in progress once the server has some of it.
+			Eventually(func() string {
+				head, _ := http.NewRequest(http.MethodHead, first, nil)
+				resp, err := fs.HTTP.Do(head)
+				if err != nil {
+					return ""
+				}
+				resp.Body.Close()
+				return resp.Header.Get("Upload-Offset")
+			}).Should(Equal("5"))
+			req2, err := http.NewRequest(http.MethodPut, second, bytes.NewReader([]byte("0123456789")))
+			Expect(err).NotTo(HaveOccurred())
+			resp, err := fs.HTTP.Do(req2)
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			Expect(resp.StatusCode).To(Equal(http.StatusTooManyRequests))
+			Expect(resp.Header.Get("Retry-After")).NotTo(BeEmpty())
+			pw.Write([]byte("56789"))
+			pw.Close()
+			Eventually(done).Should(BeClosed())
 		})
 
 		It("tells a sender past its upload quota when enough of it frees", SpecTimeout(specTimeout), func(ctx SpecContext) {
