@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -81,6 +84,38 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		Eventually(client).Should(gexec.Exit(1))
 		Expect(client.Out).To(gbytes.Say(`\*\*\* server shutting down\n`))
 		Expect(client.Err).To(gbytes.Say("^Connection closed by server\n"))
+	})
+
+	It("files: an nc user pastes the curl line /upload gives, the room sees the link, and curl downloads a Range of it", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
+		server, addr := startServerIn(GinkgoT().TempDir(), "-files-addr", "127.0.0.1:0")
+		Eventually(server.Err).Should(gbytes.Say(`INFO File sharing on 127\.0\.0\.1:\d+\n`))
+		dial := func() *testClient {
+			GinkgoHelper()
+			conn, err := net.Dial("tcp", addr)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func() { _ = conn.Close() })
+			return newTestClient(conn)
+		}
+		alice, bob := dial(), dial()
+		alice.Send("/upload notes.txt 11\n")
+		l, err := alice.NextLine()
+		Expect(err).NotTo(HaveOccurred())
+		m := regexp.MustCompile(`: (curl -T 'notes\.txt' http://127\.0\.0\.1:\d+/u/\S+)$`).FindStringSubmatch(l)
+		Expect(m).NotTo(BeNil(), "got %q", l)
+
+		dir := GinkgoT().TempDir()
+		Expect(os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hello world"), 0o600)).To(Succeed())
+		paste := exec.Command("sh", "-c", m[1]+" --silent --fail")
+		paste.Dir = dir
+		out, err := paste.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "%s", out)
+		link := strings.TrimSpace(string(out))
+		Expect(link).To(MatchRegexp(`^http://127\.0\.0\.1:\d+/f/\S+$`))
+		bob.ExpectLines(alice.Nick + " shared notes.txt (11 B, sha256 b94d27b9…): " + link)
+
+		out, err = exec.Command("curl", "--silent", "--fail", "--range", "6-", link).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "%s", out)
+		Expect(string(out)).To(Equal("world"))
 	})
 
 	It("client: leaves with exit 0 when stdin ends (Ctrl-D or a finished pipe)", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
