@@ -51,6 +51,7 @@
 //	commit.go            the commit loop: store, then deliver
 //	deliver.go           encode once, fan out to a room
 //	announce.go          joins, parts, renames and quits: here at once, to the cluster in the next batch
+//	commands_files.go    /upload, posting a shared file, serving the file service's HTTP side
 //	queue.go             a session's bounded outbound queue
 //	flusher.go           a session's writer: coalesced writes, slow clients
 //	room.go              rooms and their numbering
