@@ -165,7 +165,7 @@ func (s *Service) copyBody(w http.ResponseWriter, r *http.Request, sl *slot, f W
 	body := http.MaxBytesReader(w, r.Body, want)
 	rc := http.NewResponseController(w)
 	defer rc.SetReadDeadline(time.Time{})
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 256<<10)
 	var got int64
 	for {
 		wait := min(s.cfg.StallTimeout, sl.expires.Sub(s.cfg.Now()))
