@@ -262,6 +262,32 @@ var _ = DescribeTableSubtree("Sharing files", func(tr Transport) {
 		})
 	})
 
+	Context("when a shared file is past its retention", func() {
+		It("removes it: its link answers 410 Gone, and its message in history says it expired", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			var ahead atomic.Int64 // how far the file service's clock is ahead
+			fs := startFileServer(nw, chat.Options{}, files.Config{Retain: time.Hour,
+				Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
+			alice := connectAll(fs.runningServer, nw, 1)[0]
+			status, _ := fs.put(alice.offer("old.txt 3"), []byte("old"))
+			Expect(status).To(Equal(http.StatusCreated))
+			link := alice.linkIn(sharedLine("", alice.Nick, "old.txt"))
+
+			ahead.Store(int64(time.Hour + time.Second))
+			Expect(fs.Files.Sweep()).To(Succeed())
+			Expect(fs.get(link, "").StatusCode).To(Equal(http.StatusGone))
+			var blobs int
+			filepath.WalkDir(filepath.Join(fs.Dir, "blobs"), func(_ string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					blobs++
+				}
+				return nil
+			})
+			Expect(blobs).To(BeZero(), "the file is gone from the disk")
+			alice.Send("/history\n")
+			alice.ExpectLines("[history 1] " + alice.Nick + " shared old.txt (3 B, sha256 " + sha([]byte("old"))[:8] + "…): expired")
+		})
+	})
+
 	Context("when a client shares a file with one person", func() {
 		It("posts it to the recipient and the sender only, and keeps it out of the room's history", SpecTimeout(specTimeout), func(ctx SpecContext) {
 			fs := startFileServer(nw, chat.Options{}, files.Config{})
