@@ -104,7 +104,8 @@ func (s *Server) failUpload(ss *session, err error) {
 // like a message, or to its recipient and its sender. The file service
 // calls it (see files.New) before it answers the upload; an error says
 // why the file was not posted, and the service then drops it. The sender
-// must still be connected, and in the room.
+// must still be connected (or have reconnected, with its nickname and
+// its account or address), and in the room.
 func (s *Server) PostFile(u files.Upload) error {
 	ss, _ := u.Offer.Owner.(*session)
 	info := &protocol.FileInfo{Name: u.File.Name, Size: u.File.Size, MIME: u.File.MIME, SHA256: u.File.SHA256, URL: u.File.URL}
@@ -114,8 +115,11 @@ func (s *Server) PostFile(u files.Upload) error {
 		return errors.New("the server is shutting down")
 	}
 	if _, connected := s.sessions[ss]; ss == nil || !connected {
-		s.mu.Unlock()
-		return errors.New("the chat connection that asked for this upload has closed")
+		// Its client may have reconnected, and taken its nickname back.
+		if ss = s.successor(ss, u.Offer.From); ss == nil {
+			s.mu.Unlock()
+			return errors.New("the chat connection that asked for this upload has closed")
+		}
 	}
 	if u.Offer.To != "" {
 		to := s.nicks[protocol.Fold(u.Offer.To)]
@@ -146,6 +150,20 @@ func (s *Server) PostFile(u files.Upload) error {
 	s.metrics.received.Inc()
 	s.commits <- a
 	return nil
+}
+
+// successor returns the session that is gone's client reconnected as: the
+// one called nick now, logged in to the same account, or, for a guest,
+// connected from the same address. s.mu must be held.
+func (s *Server) successor(gone *session, nick string) *session {
+	if gone == nil {
+		return nil
+	}
+	ss := s.nicks[protocol.Fold(nick)]
+	if ss == nil || ss.account != gone.account || gone.account == "" && ss.ip != gone.ip {
+		return nil
+	}
+	return ss
 }
 
 // storedFile is what the history keeps of a file event.

@@ -17,8 +17,10 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
 
 	"github.com/natter-chat/natter/chat"
+	"github.com/natter-chat/natter/chat/cli/clientcmd"
 	"github.com/natter-chat/natter/chat/files"
 )
 
@@ -300,6 +302,36 @@ var _ = DescribeTableSubtree("Sharing files", func(tr Transport) {
 			Expect(body(fs.get(link, ""))).To(Equal("psst!!"))
 			carol.Send("/history\n")
 			carol.ExpectLines("*** start of #lobby history reached (0 messages)")
+		})
+	})
+
+	Context("with natter's own client", func() {
+		It("sends a file with /send, showing its progress and checking its hash, and gets the file of a message with /get into a directory", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			fs := startFileServer(nw, chat.Options{}, files.Config{})
+			dir := GinkgoT().TempDir()
+			content := bytes.Repeat([]byte("natter "), 150_000) // 1.05 MB
+			Expect(os.WriteFile(filepath.Join(dir, "big.bin"), content, 0o600)).To(Succeed())
+			alice := runCommand(clientcmd.Run, nw, "-addr", fs.Addr, "-nick", "alice")
+			Eventually(alice.stdout).Should(gbytes.Say(`\*\*\* guest-\d+ is now alice\n`))
+			bob := runCommand(clientcmd.Run, nw, "-addr", fs.Addr, "-nick", "bob")
+			Eventually(bob.stdout).Should(gbytes.Say(`\*\*\* guest-\d+ is now bob\n`))
+
+			alice.Type("/send " + filepath.Join(dir, "big.bin") + "\n")
+			// Piped, the progress is a line at each quarter.
+			Eventually(alice.stdout).Should(gbytes.Say(`\*\*\* sending big\.bin \[##\.+\] 2\d% .* of 1\.1 MB, .*/s, .* left\n`))
+			Eventually(alice.stdout).Should(gbytes.Say(`\*\*\* sent big\.bin \(1\.1 MB\)\n`))
+			Eventually(bob.stdout).Should(gbytes.Say(`alice shared big\.bin \(1\.1 MB, sha256 ` + sha(content)[:8] + `…\): http://\S+/f/\S+\n`))
+
+			into := GinkgoT().TempDir()
+			Eventually(bob.stdout).Should(gbytes.Say(`\*\*\* to download it: /get (\d+) \[DIR\]\n`))
+			seq := regexp.MustCompile(`to download it: /get (\d+) `).FindStringSubmatch(string(bob.stdout.Contents()))[1]
+			bob.Type("/get " + seq + " " + into + "\n")
+			Eventually(bob.stdout).Should(gbytes.Say(`\*\*\* got big\.bin \(1\.1 MB, sha256 checked\): ` + regexp.QuoteMeta(filepath.Join(into, "big.bin")) + `\n`))
+			got, err := os.ReadFile(filepath.Join(into, "big.bin"))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got).To(Equal(content))
+			bob.Type("/get " + seq + " " + into + "\n")
+			Eventually(bob.stdout).Should(gbytes.Say(regexp.QuoteMeta(filepath.Join(into, "big-1.bin")) + `\n`), "never over a file already there")
 		})
 	})
 

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -70,6 +71,10 @@ type Client struct {
 	history string          // the id of the history the server numbers messages in, from its welcome
 	rooms   map[string]string
 	seen    map[string]*seenSeqs // by protocol.Fold(room)
+	// files are the files shared in each room (by protocol.Fold(room)),
+	// by message number, for /get: the latest filesPerRoom of each.
+	files map[string]map[uint64]*protocol.FileInfo
+	xfer  *transfers // Run's file transfers
 
 	// Color, if set before Run, makes Run colour its output with ANSI
 	// escapes: for a terminal, not for a pipe.
@@ -77,6 +82,13 @@ type Client struct {
 	// Reconnect is how many times Run tries to reconnect, with backoff,
 	// after losing the connection; zero means it gives up at once.
 	Reconnect int
+	// Terminal, if set before Run, makes the progress of /send and /get a
+	// bar redrawn in place, for a terminal, rather than a line at each
+	// quarter.
+	Terminal bool
+	// HTTP, if set before Run, is the client /send and /get use; nil
+	// means one that dials through the Client's Dialer.
+	HTTP *http.Client
 }
 
 // Dial connects to the chat server at addr through d and switches the
@@ -88,7 +100,8 @@ type Client struct {
 // tries the next one first, so a client of a node that died resumes on
 // another.
 func Dial(ctx context.Context, d Dialer, addr, nick string) (*Client, error) {
-	c := &Client{dialer: d, rooms: make(map[string]string), seen: make(map[string]*seenSeqs)}
+	c := &Client{dialer: d, rooms: make(map[string]string), seen: make(map[string]*seenSeqs),
+		files: make(map[string]map[uint64]*protocol.FileInfo)}
 	for a := range strings.SplitSeq(addr, ",") {
 		c.addrs = append(c.addrs, strings.TrimSpace(a))
 	}

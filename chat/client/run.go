@@ -64,6 +64,8 @@ const (
 // in's next line or EOF, without sending.
 func (c *Client) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	out = &syncWriter{w: out}
+	c.xfer = newTransfers(c)
+	defer c.xfer.close() // before out is left: transfers write to it
 	input := make(chan string)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -121,7 +123,12 @@ func (c *Client) serve(ctx context.Context, input <-chan string, out io.Writer) 
 		select {
 		case ev := <-events:
 			c.track(&ev)
+			c.sawFile(&ev)
 			c.handle(out, &ev)
+		case o := <-c.xfer.ready:
+			c.xfer.pending = append(c.xfer.pending, o)
+			c.command(protocol.Command{Name: protocol.CmdUpload, Nick: o.to,
+				File: protocol.FileOffer{Name: o.name, Size: o.size, SHA256: o.sha}})
 		case text, ok := <-input:
 			if !ok {
 				input = nil
@@ -129,6 +136,9 @@ func (c *Client) serve(ctx context.Context, input <-chan string, out io.Writer) 
 				t := time.NewTimer(drainTimeout)
 				defer t.Stop()
 				drain = t.C
+				continue
+			}
+			if c.local(out, text) {
 				continue
 			}
 			if err := c.Send(text); err != nil {
@@ -151,7 +161,7 @@ func (c *Client) serve(ctx context.Context, input <-chan string, out io.Writer) 
 // messages the server says this client missed.
 func (c *Client) handle(out io.Writer, ev *protocol.Event) {
 	switch ev.Type {
-	case protocol.TypeMessage, protocol.TypeAction:
+	case protocol.TypeMessage, protocol.TypeAction, protocol.TypeFile:
 		if ev.Seq > 0 && !c.seenIn(ev.Room).first(ev.Seq) {
 			return
 		}
@@ -171,6 +181,9 @@ func (c *Client) handle(out io.Writer, ev *protocol.Event) {
 		}
 	}
 	c.print(out, ev)
+	if ev.Type == protocol.TypeFile {
+		c.getHint(out, ev)
+	}
 }
 
 // reconnect tries c.Reconnect times to connect again, then restores the

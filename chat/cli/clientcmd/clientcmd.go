@@ -82,6 +82,7 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 	}
 	fmt.Fprintln(env.Stdout, "Connected to server")
 	c.Reconnect = *reconnect
+	c.Terminal = isTerminal(env.Stdout)
 	switch *color {
 	case "always":
 		c.Color = true
