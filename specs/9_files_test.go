@@ -331,7 +331,7 @@ var _ = DescribeTableSubtree("Sharing files", func(tr Transport) {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(got).To(Equal(content))
 			bob.Type("/get " + seq + " " + into + "\n")
-			Eventually(bob.stdout).Should(gbytes.Say(regexp.QuoteMeta(filepath.Join(into, "big-1.bin")) + `\n`), "never over a file already there")
+			Eventually(bob.stdout).Should(gbytes.Say(regexp.QuoteMeta(filepath.Join(into, "big-1.bin"))+`\n`), "never over a file already there")
 		})
 	})
 
