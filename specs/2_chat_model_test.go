@@ -55,7 +55,7 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			DeferCleanup(func() { _ = conn.Close() })
 			c := &testClient{conn: conn, lines: newLineReader(conn)}
 			Expect(c.ReadLine()).To(Equal("*** Welcome, guest-1! You are in #lobby. Type a line to chat; " +
-				"commands: /nick /register /login /join /part /rooms /who /topic /msg /me /quit /help /history /resume /format. " +
+				"commands: /nick /register /login /join /part /rooms /who /topic /msg /me /upload /quit /help /history /resume /format. " +
 				"Limits: lines of 4096 bytes, nicknames of 24 characters, room names of 32 characters, " +
 				"10 rooms per client, 1000 members per room."))
 		})
@@ -356,7 +356,7 @@ var _ = DescribeTableSubtree("The chat model", func(tr Transport) {
 			for _, l := range protocol.HelpLines() {
 				want = append(want, "*** "+l)
 			}
-			Expect(want).To(HaveLen(16))
+			Expect(want).To(HaveLen(17))
 			alice.ExpectLines(want...)
 		})
 	})
