@@ -205,8 +205,10 @@ func (s *Server) start(conn net.Conn, ip string) {
 // addressOf returns what names addr's host for the per-address limits: an
 // IPv4 address, or an IPv6 address's first IPv6Prefix bits as a prefix
 // ("2001:db8::/64").
-func (s *Server) addressOf(addr net.Addr) string {
-	host := hostOf(addr)
+func (s *Server) addressOf(addr net.Addr) string { return s.addressOfHost(hostOf(addr)) }
+
+// addressOfHost is addressOf of a host's IP address.
+func (s *Server) addressOfHost(host string) string {
 	a, err := netip.ParseAddr(host)
 	if err != nil || !a.Is6() || a.Is4In6() || s.opts.IPv6Prefix >= 128 {
 		if err == nil {

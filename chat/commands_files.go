@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/natter-chat/natter/chat/files"
@@ -72,7 +74,7 @@ func (s *Server) offerFor(ss *session, c protocol.Command) (files.Offer, bool) {
 		if to == nil {
 			return fail(protocol.CodeNoSuchNick, "no one is called %s", c.Nick)
 		}
-		o.To = to.nick
+		o.To, o.Recipient = to.nick, to
 		return o, true
 	}
 	r, ev := s.joinedRoom(ss, c.Room)
@@ -92,6 +94,8 @@ func (s *Server) failUpload(ss *session, err error) {
 	switch {
 	case errors.As(err, &large):
 		s.fail(ss, protocol.CodeFileTooLarge, "file too large: this server takes files of up to %s", protocol.FormatBytes(large.Max))
+	case errors.Is(err, files.ErrTooManyUploads):
+		s.fail(ss, protocol.CodeFileQuota, "%v", err)
 	case errors.As(err, &quota):
 		s.fail(ss, protocol.CodeFileQuota, "upload quota used up: enough of it frees at %s (in %v)",
 			protocol.Stamp(quota.RetryAt), time.Until(quota.RetryAt).Round(time.Second))
@@ -100,33 +104,64 @@ func (s *Server) failUpload(ss *session, err error) {
 	}
 }
 
+// CheckPost reports whether the upload offered by o could be posted now:
+// the file service calls it (files.Config.Check) once the bytes are in,
+// before it stores the file, so that an upload that would not be posted
+// evicts no one's file to make room.
+func (s *Server) CheckPost(o files.Offer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _, _, err := s.postTargetLocked(o)
+	return err
+}
+
+// postTargetLocked returns who posts o's file, and where: to whom, or in
+// which room. s.mu must be held.
+func (s *Server) postTargetLocked(o files.Offer) (from, to *session, r *room, err error) {
+	from, _ = o.Owner.(*session)
+	switch _, connected := s.sessions[from]; {
+	case s.closing:
+		return nil, nil, nil, fmt.Errorf("%w: the server is shutting down", files.ErrClosed)
+	case from == nil:
+		return nil, nil, nil, errors.New("the upload has no sender")
+	case !connected:
+		// Its client may have reconnected, and taken its nickname back.
+		if from = s.successor(from, o.From); from == nil {
+			return nil, nil, nil, errors.New("the chat connection that asked for this upload has closed")
+		}
+	}
+	if o.To != "" {
+		// The very session the offer named: whoever took its nickname
+		// since must not get the link.
+		to, _ = o.Recipient.(*session)
+		if _, connected := s.sessions[to]; to == nil || !connected || to.nick != o.To {
+			return nil, nil, nil, fmt.Errorf("%s is no longer connected", o.To)
+		}
+		return from, to, nil, nil
+	}
+	r, ev := s.joinedRoom(from, o.Room)
+	if ev != nil {
+		return nil, nil, nil, fmt.Errorf("%s is no longer in #%s", from.nick, o.Room)
+	}
+	return from, nil, r, nil
+}
+
 // PostFile posts a completed upload: to its room, stored and numbered
 // like a message, or to its recipient and its sender. The file service
-// calls it (see files.New) before it answers the upload; an error says
-// why the file was not posted, and the service then drops it. The sender
-// must still be connected (or have reconnected, with its nickname and
-// its account or address), and in the room.
+// calls it (see files.New) once the file is stored; an error says why the
+// file was not posted, and the service then drops it. The sender must
+// still be connected (or have reconnected, with its nickname and its
+// account or address), and in the room; the recipient of a private file
+// must be the very client the offer named.
 func (s *Server) PostFile(u files.Upload) error {
-	ss, _ := u.Offer.Owner.(*session)
 	info := &protocol.FileInfo{Name: u.File.Name, Size: u.File.Size, MIME: u.File.MIME, SHA256: u.File.SHA256, URL: u.File.URL}
 	s.mu.Lock()
-	if s.closing {
+	ss, to, r, err := s.postTargetLocked(u.Offer)
+	if err != nil {
 		s.mu.Unlock()
-		return errors.New("the server is shutting down")
+		return err
 	}
-	if _, connected := s.sessions[ss]; ss == nil || !connected {
-		// Its client may have reconnected, and taken its nickname back.
-		if ss = s.successor(ss, u.Offer.From); ss == nil {
-			s.mu.Unlock()
-			return errors.New("the chat connection that asked for this upload has closed")
-		}
-	}
-	if u.Offer.To != "" {
-		to := s.nicks[protocol.Fold(u.Offer.To)]
-		if to == nil {
-			s.mu.Unlock()
-			return fmt.Errorf("%s is no longer connected", u.Offer.To)
-		}
+	if to != nil {
 		ev := &protocol.Event{Type: protocol.TypeFile, Time: now(), From: ss.nick, To: to.nick, File: info}
 		s.sendTo(to, ev)
 		if to != ss {
@@ -134,11 +169,6 @@ func (s *Server) PostFile(u files.Upload) error {
 		}
 		s.mu.Unlock()
 		return nil
-	}
-	r, ev := s.joinedRoom(ss, u.Offer.Room)
-	if ev != nil {
-		s.mu.Unlock()
-		return fmt.Errorf("%s is no longer in #%s", ss.nick, u.Offer.Room)
 	}
 	a := accepted{from: ss, at: time.Now(), file: &u.File,
 		ev: &protocol.Event{Type: protocol.TypeFile, Time: now(), Room: r.name, From: ss.nick, File: info}}
@@ -183,19 +213,35 @@ func (s *Server) fileInfo(f *history.File) *protocol.FileInfo {
 	return info
 }
 
+// filesIdleTimeout is how long the file listener keeps an idle
+// keep-alive connection.
+const filesIdleTimeout = time.Minute
+
 // serveFiles serves the file service's HTTP side on FilesListener until
-// stopFiles.
+// stopFiles. Its connections count against MaxClientsPerIP on their own
+// (a connection past it is closed when accepted), and a request's address
+// is what the chat's per-address limits count (an IPv6 network as one),
+// so that the file service's per-address cap counts the same.
 func (s *Server) serveFiles() *http.Server {
+	files := s.opts.Files.Handler()
 	hs := &http.Server{
-		Handler:           s.opts.Files.Handler(),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err == nil {
+				r.RemoteAddr = net.JoinHostPort(s.addressOfHost(host), "0")
+			}
+			files.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: s.opts.HandshakeTimeout,
+		IdleTimeout:       filesIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.log.Info("File sharing on " + s.opts.FilesListener.Addr().String())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := hs.Serve(s.opts.FilesListener); !errors.Is(err, http.ErrServerClosed) {
+		ln := &perAddressListener{Listener: s.opts.FilesListener, s: s, open: make(map[string]int)}
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("Serving files stopped", "err", err)
 		}
 	}()
@@ -210,4 +256,54 @@ func (s *Server) stopFiles(hs *http.Server) {
 	if err := hs.Shutdown(ctx); err != nil {
 		hs.Close()
 	}
+}
+
+// perAddressListener closes, as it accepts them, the connections from an
+// address that has MaxClientsPerIP open already.
+type perAddressListener struct {
+	net.Listener
+	s    *Server
+	mu   sync.Mutex
+	open map[string]int // connections open, by address
+}
+
+// Accept returns the next connection its address may open.
+func (l *perAddressListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		addr := l.s.addressOf(conn.RemoteAddr())
+		l.mu.Lock()
+		ok := l.open[addr] < l.s.opts.MaxClientsPerIP
+		if ok {
+			l.open[addr]++
+		}
+		l.mu.Unlock()
+		if ok {
+			return &countedConn{Conn: conn, done: func() { l.closed(addr) }}, nil
+		}
+		conn.Close()
+	}
+}
+
+func (l *perAddressListener) closed(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[addr]--; l.open[addr] <= 0 {
+		delete(l.open, addr)
+	}
+}
+
+// countedConn calls done once, when it is first closed.
+type countedConn struct {
+	net.Conn
+	once sync.Once
+	done func()
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.done)
+	return c.Conn.Close()
 }

@@ -24,7 +24,7 @@ type delivery struct {
 // newDelivery returns the delivery of ev.
 func newDelivery(ev *protocol.Event) delivery {
 	d := delivery{ev: ev}
-	if ev.Type == protocol.TypeMessage || ev.Type == protocol.TypeAction {
+	if ev.Type == protocol.TypeMessage || ev.Type == protocol.TypeAction || ev.Type == protocol.TypeFile && ev.Room != "" {
 		// Other events with a number (a resumed event's is the last
 		// message replayed) are not messages to fetch again.
 		d.seq = ev.Seq

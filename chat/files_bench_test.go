@@ -48,7 +48,8 @@ func fileTransfer(b *testing.B) {
 	}
 	var srv *chat.Server
 	svc, err := files.New(files.Config{Dir: b.TempDir(), BaseURL: "http://" + fl.Addr().String(),
-		MaxFileBytes: 2 * fileBytes, QuotaBytes: 4 * fileBytes, MaxBytes: 4 * fileBytes},
+		MaxFileBytes: 2 * fileBytes, QuotaBytes: 4 * fileBytes, MaxBytes: 4 * fileBytes,
+		Check: func(o files.Offer) error { return srv.CheckPost(o) }},
 		func(u files.Upload) error { return srv.PostFile(u) })
 	if err != nil {
 		b.Fatal(err)

@@ -45,6 +45,7 @@ func startFileServer(nw Network, opts chat.Options, cfg files.Config) *fileServe
 	}
 	cfg.BaseURL = "http://" + fl.Addr().String()
 	var srv atomic.Pointer[runningServer]
+	cfg.Check = func(o files.Offer) error { return srv.Load().CheckPost(o) }
 	svc, err := files.New(cfg, func(u files.Upload) error { return srv.Load().PostFile(u) })
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(svc.Close) // after the server stops
@@ -526,6 +527,29 @@ var _ = DescribeTableSubtree("Sharing files", func(tr Transport) {
 			guest := connectAll(fs.runningServer, nw, 1)[0]
 			guest.Send("/upload a.txt 1\n")
 			guest.ExpectLines("*** error: only registered users may upload files here; /register or /login first")
+		})
+
+		It("gives a private file to no one if its recipient left, though someone else took the name", SpecTimeout(specTimeout), func(ctx SpecContext) {
+			fs := startFileServer(nw, chat.Options{}, files.Config{})
+			cs := connectAll(fs.runningServer, nw, 3)
+			alice, bob, mallory := cs[0], cs[1], cs[2]
+			bob.Send("/nick bob\n")
+			bob.skipTo("*** " + bob.Nick + " is now bob")
+			bob.Nick = "bob"
+			url := alice.offer("@bob secret.txt 6")
+			name := bob.Nick
+			bob.Send("/quit\n")
+			bob.ExpectDisconnected()
+			mallory.skipTo("*** " + name + " quit")
+			mallory.Send("/nick " + name + "\n")
+			mallory.skipTo("*** " + mallory.Nick + " is now " + name)
+			status, answer := fs.put(url, []byte("psst!!"))
+			Expect(status).To(Equal(http.StatusConflict))
+			Expect(answer).To(ContainSubstring(name + " is no longer connected"))
+			mallory.Send("/who\n")
+			l, err := mallory.NextLine()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(l).To(HavePrefix("*** in #lobby"), "mallory got nothing before her answer")
 		})
 
 		It("posts nothing once the uploader has left, and says why", SpecTimeout(specTimeout), func(ctx SpecContext) {

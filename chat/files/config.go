@@ -75,6 +75,11 @@ type Config struct {
 	// Now is the clock of slot expiry, quota and retention; nil means
 	// time.Now.
 	Now func() time.Time
+	// Check, if set, is called once an upload's bytes are all in, before
+	// the file is stored: an error refuses the upload (409, with its
+	// text), before storing it could evict anything. The chat server
+	// checks there that the sender may still post where the offer said.
+	Check func(Offer) error
 	// OpenFile opens the temporary files uploads are written to, with
 	// os.OpenFile's arguments; nil means os.OpenFile. Tests use it to make
 	// writes fail.

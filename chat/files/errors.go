@@ -15,6 +15,9 @@ var (
 	ErrBadHash = errors.New("bad SHA-256: it must be 64 hexadecimal digits")
 	// ErrBadSize is a size below 1 byte: empty files are not shared.
 	ErrBadSize = errors.New("bad file size: it must be at least 1 byte")
+	// ErrTooManyUploads refuses an offer while MaxOpenSlots of the same
+	// uploader's slots are still open.
+	ErrTooManyUploads = errors.New("too many uploads waiting: finish one, or let it expire, first")
 	// ErrClosed is returned by a Service that was closed.
 	ErrClosed = errors.New("file sharing is closed")
 )

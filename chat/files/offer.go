@@ -30,7 +30,8 @@ type slot struct {
 	offer   Offer
 	expires time.Time
 	tmp     string  // the temporary file's path
-	charge  *charge // its quota charge, nil once refunded
+	charge  *charge // its quota charge, nil once refunded or ended
+	stored  bool    // its file was stored: a failure after that refunds nothing
 	state   slotState
 	ended   time.Time // when it left slotOpen
 	busy    bool
@@ -39,6 +40,18 @@ type slot struct {
 	hash   hash.Hash    // of the bytes received
 	head   []byte       // the first 512 bytes, for sniffing
 }
+
+// MaxOpenSlots is how many open slots one uploader (Offer.Quota) may have
+// at once, and MinCharge the least an offer takes from a quota (at most a
+// 64th of the quota), so that a quota can't be spent on countless tiny
+// slots.
+const (
+	MaxOpenSlots = 8
+	MinCharge    = 4 << 10
+)
+
+// minCharge is the least an offer takes from a quota.
+func (s *Service) minCharge() int64 { return min(MinCharge, s.cfg.QuotaBytes/64) }
 
 // charge is bytes charged to a quota at a time.
 type charge struct {
@@ -84,11 +97,22 @@ func (s *Service) Offer(o Offer) (Slot, error) {
 	if s.closed {
 		return Slot{}, ErrClosed
 	}
-	if at, ok := s.quotaLocked(o.Quota, o.Size, now); !ok {
+	defer s.removeDoomedLocked()
+	cost := max(o.Size, s.minCharge())
+	if at, ok := s.quotaLocked(o.Quota, cost, now); !ok {
 		return Slot{}, &QuotaError{RetryAt: at}
 	}
+	open := 0
+	for _, c := range s.quota[o.Quota] {
+		if c.slot != nil && c.slot.state == slotOpen {
+			open++
+		}
+	}
+	if open >= MaxOpenSlots {
+		return Slot{}, ErrTooManyUploads
+	}
 	sl.expires = now.Add(s.cfg.UploadTTL)
-	sl.charge = &charge{at: now, bytes: o.Size, slot: sl}
+	sl.charge = &charge{at: now, bytes: cost, slot: sl}
 	s.quota[o.Quota] = append(s.quota[o.Quota], sl.charge)
 	s.slots[token] = sl
 	return Slot{Token: token, URL: s.cfg.BaseURL + "/u/" + token, Expires: sl.expires}, nil
@@ -100,7 +124,9 @@ func (s *Service) Offer(o Offer) (Slot, error) {
 // window. s.mu must be held.
 func (s *Service) quotaLocked(key string, size int64, now time.Time) (time.Time, bool) {
 	for _, c := range slices.Clone(s.quota[key]) {
-		s.expireLocked(c.slot, now)
+		if c.slot != nil {
+			s.expireLocked(c.slot, now)
+		}
 	}
 	s.pruneQuotaLocked(key, now)
 	var used int64
@@ -127,7 +153,7 @@ func (s *Service) pruneQuotaLocked(key string, now time.Time) {
 	for _, c := range cs {
 		if now.Before(c.at.Add(s.cfg.QuotaPeriod)) {
 			kept = append(kept, c)
-		} else {
+		} else if c.slot != nil {
 			c.slot.charge = nil
 		}
 	}
@@ -139,9 +165,15 @@ func (s *Service) pruneQuotaLocked(key string, now time.Time) {
 	}
 }
 
-// refundLocked takes sl's charge back.
+// refundLocked takes back what sl's charge holds beyond the bytes that
+// came for it: those cost the uploader all the same.
 func (s *Service) refundLocked(sl *slot) {
 	if sl.charge == nil {
+		return
+	}
+	if got := sl.offset.Load(); got > 0 {
+		sl.charge.bytes = min(sl.charge.bytes, max(got, s.minCharge()))
+		sl.charge.slot, sl.charge = nil, nil
 		return
 	}
 	key := sl.offer.Quota
@@ -175,16 +207,41 @@ func (s *Service) endLocked(sl *slot, state slotState, now time.Time) {
 	}
 	sl.state, sl.ended = state, now
 	if state != slotDone {
-		os.Remove(sl.tmp)
-		s.refundLocked(sl)
+		// Removed once the lock is let go (removeDoomedLocked): unlinking
+		// a large file can take a while.
+		s.doomed = append(s.doomed, sl.tmp)
+		if !sl.stored { // once stored, it may have evicted others' files
+			s.refundLocked(sl)
+		}
 	}
 	sl.hash, sl.head = nil, nil
+	sl.offer.Owner, sl.offer.Recipient = nil, nil // hold no chat session
+	if sl.charge != nil {
+		sl.charge.slot, sl.charge = nil, nil
+	}
+}
+
+// removeDoomedLocked arranges for the temporary files of ended slots to be
+// removed when s.mu is let go: it must be deferred before the deferred
+// Unlock, or called after it.
+func (s *Service) removeDoomedLocked() {
+	doomed := s.doomed
+	s.doomed = nil
+	if len(doomed) == 0 {
+		return
+	}
+	s.mu.Unlock()
+	for _, p := range doomed {
+		os.Remove(p)
+	}
+	s.mu.Lock()
 }
 
 // end is endLocked with the lock.
 func (s *Service) end(sl *slot, state slotState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.removeDoomedLocked()
 	s.endLocked(sl, state, s.cfg.Now())
 }
 
@@ -215,6 +272,7 @@ func (s *Service) lookupSlotLocked(token string) (*slot, int, string) {
 func (s *Service) claim(token string) (*slot, int, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.removeDoomedLocked()
 	sl, code, msg := s.lookupSlotLocked(token)
 	if sl == nil {
 		return nil, code, msg
@@ -230,6 +288,7 @@ func (s *Service) claim(token string) (*slot, int, string) {
 func (s *Service) release(sl *slot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.removeDoomedLocked()
 	sl.busy = false
 	s.expireLocked(sl, s.cfg.Now())
 }

@@ -112,16 +112,21 @@ func TestQuota(t *testing.T) {
 		e.clock.Advance(DefaultUploadTTL)
 		e.offer(Offer{Name: "c", Size: 100})
 
-		// A completed upload keeps its charge, a failed one refunds it.
+		// A completed upload keeps its charge, and a failed one the bytes
+		// it received: only what never came is refunded.
 		e.clock.Advance(DefaultUploadTTL)
 		e.upload("d", bytes.Repeat([]byte("d"), 60))
 		if _, err := e.s.Offer(Offer{Name: "e", Size: 50, Quota: "ann"}); !errors.As(err, &qe) {
 			t.Fatalf("Offer after an upload: %v, want a QuotaError", err)
 		}
 		sl := e.offer(Offer{Name: "e", Size: 40, SHA256: sum([]byte("x"))})
-		resp, body := e.do("PUT", sl.URL, bytes.NewReader(bytes.Repeat([]byte("e"), 40)))
-		wantStatus(t, resp, body, http.StatusUnprocessableEntity)
-		e.offer(Offer{Name: "f", Size: 40})
+		resp, body := e.do("PUT", sl.URL, bytes.NewReader(bytes.Repeat([]byte("e"), 30)))
+		wantStatus(t, resp, body, http.StatusBadRequest) // short: 30 of 40 came
+		e.clock.Advance(DefaultUploadTTL)                // and it expires
+		e.offer(Offer{Name: "f", Size: 10})
+		if _, err := e.s.Offer(Offer{Name: "f", Size: 1, Quota: "ann"}); !errors.As(err, &qe) {
+			t.Fatalf("Offer past 60 uploaded, 30 received and 10 offered: %v, want a QuotaError", err)
+		}
 
 		// Charges leave the window after QuotaPeriod.
 		e.clock.Advance(DefaultQuotaPeriod)

@@ -32,6 +32,7 @@ func (s *Service) Sweep() error {
 		return ErrClosed
 	}
 	s.sweepSlotsLocked(now)
+	s.removeDoomedLocked()
 	s.mu.Unlock()
 	if s.cfg.Retain >= 0 {
 		if err := s.store.expire(now.Add(-s.cfg.Retain), now); err != nil {

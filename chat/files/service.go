@@ -19,7 +19,11 @@ type Offer struct {
 	From   string // the sender's nickname, for the post
 	Room   string // the room, or "" for a private file
 	To     string // the recipient's nickname for a private file
-	Owner  any    // opaque to the service: handed back in Upload
+	// Owner and Recipient are opaque to the service (the chat server's
+	// sessions of the sender and the recipient): handed back in Upload,
+	// and let go of once the slot ends.
+	Owner     any
+	Recipient any
 }
 
 // Slot is a one-time upload URL.
@@ -58,6 +62,7 @@ type Service struct {
 	slots  map[string]*slot     // by slot token, including ended ones for a while
 	quota  map[string][]*charge // by Offer.Quota, oldest first
 	perIP  map[string]int       // upload requests in progress by host
+	doomed []string             // temporary files to remove once mu is let go
 
 	stop      chan struct{}
 	done      chan struct{}

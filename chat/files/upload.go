@@ -47,6 +47,7 @@ func (s *Service) handlePut(w http.ResponseWriter, r *http.Request) {
 func (s *Service) handleHeadUpload(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	sl, code, msg := s.lookupSlotLocked(r.PathValue("token"))
+	s.removeDoomedLocked()
 	s.mu.Unlock()
 	if sl == nil {
 		fail(w, code, msg)
@@ -212,9 +213,21 @@ func (s *Service) complete(w http.ResponseWriter, sl *slot) {
 		return
 	}
 	o := sl.offer
+	if s.cfg.Check != nil {
+		if err := s.cfg.Check(o); err != nil {
+			s.end(sl, slotFailed)
+			fail(w, http.StatusConflict, err.Error())
+			return
+		}
+	}
 	rec := record{Hash: sum, Name: o.Name, Size: o.Size, MIME: http.DetectContentType(sl.head),
 		Created: now, Private: o.Room == ""}
 	token, err := s.store.add(sl.tmp, rec)
+	if err == nil {
+		s.mu.Lock()
+		sl.stored = true
+		s.mu.Unlock()
+	}
 	if err != nil {
 		s.end(sl, slotFailed)
 		if s.isClosed() {
@@ -229,7 +242,11 @@ func (s *Service) complete(w http.ResponseWriter, sl *slot) {
 	if err := s.post(Upload{Offer: o, File: file}); err != nil {
 		s.store.drop(token)
 		s.end(sl, slotFailed)
-		fail(w, http.StatusConflict, err.Error())
+		code := http.StatusConflict
+		if errors.Is(err, ErrClosed) {
+			code = http.StatusServiceUnavailable
+		}
+		fail(w, code, err.Error())
 		return
 	}
 	s.end(sl, slotDone)

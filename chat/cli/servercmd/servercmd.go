@@ -242,6 +242,7 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 			defer os.RemoveAll(dir)
 			fcfg.Dir = dir
 		}
+		fcfg.Check = func(o files.Offer) error { return srv.CheckPost(o) }
 		svc, err := files.New(fcfg, func(u files.Upload) error { return srv.PostFile(u) })
 		if err != nil {
 			logger.Error(fmt.Sprintf("Cannot open the file store in %s: %v", fcfg.Dir, err))
