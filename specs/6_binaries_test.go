@@ -86,7 +86,7 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 		Expect(client.Err).To(gbytes.Say("^Connection closed by server\n"))
 	})
 
-	It("files: an nc user pastes the curl line /upload gives, the room sees the link, and curl downloads a Range of it", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
+	It("files: an nc user pastes the curl line /upload gives (whatever brackets or braces the name has), the room sees the link, and curl downloads a Range of it", Label("loopback"), SpecTimeout(specTimeout), func(ctx SpecContext) {
 		server, addr := startServerIn(GinkgoT().TempDir(), "-files-addr", "127.0.0.1:0")
 		Eventually(server.Err).Should(gbytes.Say(`INFO File sharing on 127\.0\.0\.1:\d+\n`))
 		dial := func() *testClient {
@@ -97,21 +97,21 @@ var _ = Describe("The server and client binaries, run as a user runs them (loopb
 			return newTestClient(conn)
 		}
 		alice, bob := dial(), dial()
-		alice.Send("/upload notes.txt 11\n")
+		alice.Send("/upload notes{1}[2].txt 11\n")
 		l, err := alice.NextLine()
 		Expect(err).NotTo(HaveOccurred())
-		m := regexp.MustCompile(`: (curl -T 'notes\.txt' http://127\.0\.0\.1:\d+/u/\S+)$`).FindStringSubmatch(l)
+		m := regexp.MustCompile(`: (curl -g -T 'notes\{1\}\[2\]\.txt' http://127\.0\.0\.1:\d+/u/\S+)$`).FindStringSubmatch(l)
 		Expect(m).NotTo(BeNil(), "got %q", l)
 
 		dir := GinkgoT().TempDir()
-		Expect(os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hello world"), 0o600)).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(dir, "notes{1}[2].txt"), []byte("hello world"), 0o600)).To(Succeed())
 		paste := exec.Command("sh", "-c", m[1]+" --silent --fail")
 		paste.Dir = dir
 		out, err := paste.CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), "%s", out)
 		link := strings.TrimSpace(string(out))
 		Expect(link).To(MatchRegexp(`^http://127\.0\.0\.1:\d+/f/\S+$`))
-		bob.ExpectLines(alice.Nick + " shared notes.txt (11 B, sha256 b94d27b9…): " + link)
+		bob.ExpectLines(alice.Nick + " shared notes{1}[2].txt (11 B, sha256 b94d27b9…): " + link)
 
 		out, err = exec.Command("curl", "--silent", "--fail", "--range", "6-", link).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), "%s", out)

@@ -57,7 +57,7 @@ func startFileServer(nw Network, opts chat.Options, cfg files.Config) *fileServe
 }
 
 // uploadLine is the text answer to /upload.
-var uploadLine = regexp.MustCompile(`^\*\*\* upload (.+) \((.+)\) before (\S+): curl -T '(.*)' (http://\S+/u/\S+)$`)
+var uploadLine = regexp.MustCompile(`^\*\*\* upload (.+) \((.+)\) before (\S+): curl -g -T '(.*)' (http://\S+/u/\S+)$`)
 
 // offer sends /upload ARGS as c and returns the upload URL it is given.
 func (c *testClient) offer(args string) string {

@@ -206,7 +206,8 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 		if e.File != nil {
 			name, size = e.File.Name, e.File.Size
 		}
-		sys("upload %s (%s) before %s: curl -T %s %s", name, FormatBytes(size), e.Expires, shellQuote(name), e.URL)
+		// -g: curl would otherwise expand [] and {} in the file's name.
+		sys("upload %s (%s) before %s: curl -g -T %s %s", name, FormatBytes(size), e.Expires, shellQuote(name), e.URL)
 	case TypeWelcome:
 		l := e.Limits
 		if l == nil {

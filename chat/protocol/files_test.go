@@ -60,7 +60,7 @@ func TestAppendTextOfFiles(t *testing.T) {
 		{Event{Type: TypeFile, From: "bob", To: "alice", File: f}, "[pm to alice] bob shared report.pdf (1.2 MB, sha256 3f2a0000…): http://h/f/TOKEN\n"},
 		{Event{Type: TypeFile, Room: "lobby", Seq: 9, History: true, From: "alice", File: &FileInfo{Name: "a", Size: 999, SHA256: hash, Expired: true}}, "[history 9] alice shared a (999 B, sha256 3f2a0000…): expired\n"},
 		{Event{Type: TypeUpload, File: &FileInfo{Name: "it's.txt", Size: 2048}, URL: "http://h/u/SLOT", Expires: "2026-12-03T10:00:00Z"},
-			"*** upload it's.txt (2.0 kB) before 2026-12-03T10:00:00Z: curl -T 'it'\\''s.txt' http://h/u/SLOT\n"},
+			"*** upload it's.txt (2.0 kB) before 2026-12-03T10:00:00Z: curl -g -T 'it'\\''s.txt' http://h/u/SLOT\n"},
 	} {
 		if got := string(tt.ev.AppendText(nil, v)); got != tt.want {
 			t.Errorf("AppendText(%+v) =\n %q; want\n %q", tt.ev, got, tt.want)
