@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -59,4 +61,41 @@ func TestOneUploaderHasAtMostMaxOpenSlots(t *testing.T) {
 			t.Fatalf("another uploader's offer: %v", err)
 		}
 	})
+}
+
+// A blob a crash left without its record (renamed into place, record not
+// committed) is removed when the store opens again; recorded ones stay.
+func TestABlobLeftByACrashIsRemovedOnOpening(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStore(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(st.tmpDir(), "x.part")
+	if err := os.WriteFile(tmp, []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hash := sum([]byte("kept"))
+	if _, err := st.add(tmp, record{Hash: hash, Name: "kept", Size: 4, Created: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	orphan := st.blobPath(sum([]byte("orphan")))
+	if err := os.MkdirAll(filepath.Dir(orphan), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(orphan, []byte("orphan"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st.close()
+	st, err = openStore(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the orphan is still there: %v", err)
+	}
+	if _, err := os.Stat(st.blobPath(hash)); err != nil {
+		t.Errorf("the recorded blob is gone: %v", err)
+	}
 }

@@ -117,6 +117,10 @@ func openStore(dir string, max int64) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("files: reading %s: %w", path, err)
 	}
+	if err := st.removeOrphans(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("files: removing blobs left by a crash: %w", err)
+	}
 	return st, nil
 }
 
@@ -244,21 +248,57 @@ func (st *store) add(tmp string, rec record) (string, error) {
 // directory so that the rename survives a crash.
 func placeBlob(tmp, path string) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("files: storing the blob: %w", err)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("files: storing the blob: %w", err)
+		}
+		// The new directory's entry must survive a crash too.
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return fmt.Errorf("files: storing the blob: %w", err)
+		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("files: storing the blob: %w", err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("files: storing the blob: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("files: storing the blob: %w", err)
 	}
 	return nil
+}
+
+// syncDir syncs a directory, so that the entries made in it survive a
+// crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// removeOrphans removes the blob files no record refers to: a crash
+// between a blob's rename into place and the commit of its record leaves
+// one, which the budget does not count. It runs when the store opens.
+func (st *store) removeOrphans() error {
+	known := make(map[string]bool)
+	if err := st.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlobs).ForEach(func(k, _ []byte) error {
+			known[string(k)] = true
+			return nil
+		})
+	}); err != nil {
+		return err
+	}
+	return filepath.WalkDir(filepath.Join(st.dir, "blobs"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !known[d.Name()] {
+			return os.Remove(path)
+		}
+		return nil
+	})
 }
 
 // removeBlobs removes the files of the blobs whose last token went, except
