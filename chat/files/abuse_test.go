@@ -76,7 +76,7 @@ func TestABlobLeftByACrashIsRemovedOnOpening(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash := sum([]byte("kept"))
-	if _, err := st.add(tmp, record{Hash: hash, Name: "kept", Size: 4, Created: epoch}); err != nil {
+	if _, err := st.Add(tmp, Record{Hash: hash, Name: "kept", Size: 4, Created: epoch}); err != nil {
 		t.Fatal(err)
 	}
 	orphan := st.blobPath(sum([]byte("orphan")))
@@ -86,12 +86,12 @@ func TestABlobLeftByACrashIsRemovedOnOpening(t *testing.T) {
 	if err := os.WriteFile(orphan, []byte("orphan"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st.close()
+	st.Close()
 	st, err = openStore(dir, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.close()
+	defer st.Close()
 	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the orphan is still there: %v", err)
 	}

@@ -75,6 +75,11 @@ type Config struct {
 	// Now is the clock of slot expiry, quota and retention; nil means
 	// time.Now.
 	Now func() time.Time
+	// Store, if set, is where files are kept (see Store); nil means
+	// blobs as files under Dir, records in Dir/files.db, within MaxBytes.
+	// A Store given here is closed by Service.Close.
+	Store Store
+
 	// Check, if set, is called once an upload's bytes are all in, before
 	// the file is stored: an error refuses the upload (409, with its
 	// text), before storing it could evict anything. The chat server

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -15,27 +14,27 @@ const maxAge = 24 * 60 * 60
 
 // file returns the record of a download token that serves its file, or the
 // status and sentence to answer.
-func (s *Service) file(token string) (record, int, string) {
+func (s *Service) file(token string) (Record, int, string) {
 	if s.isClosed() {
-		return record{}, http.StatusServiceUnavailable, "File sharing is closed."
+		return Record{}, http.StatusServiceUnavailable, "File sharing is closed."
 	}
-	rec, ok, gone, err := s.store.lookup(token)
+	rec, ok, gone, err := s.store.Lookup(token)
 	switch {
 	case err != nil:
 		if s.isClosed() {
-			return record{}, http.StatusServiceUnavailable, "File sharing is closed."
+			return Record{}, http.StatusServiceUnavailable, "File sharing is closed."
 		}
-		return record{}, http.StatusInternalServerError, "The file can't be read now; try again later."
+		return Record{}, http.StatusInternalServerError, "The file can't be read now; try again later."
 	case gone || ok && s.aged(rec, s.cfg.Now()):
-		return record{}, http.StatusGone, "This file has expired or was removed."
+		return Record{}, http.StatusGone, "This file has expired or was removed."
 	case !ok:
-		return record{}, http.StatusNotFound, "There is no such file."
+		return Record{}, http.StatusNotFound, "There is no such file."
 	}
 	return rec, http.StatusOK, ""
 }
 
 // aged reports whether rec is past Retain at now.
-func (s *Service) aged(rec record, now time.Time) bool {
+func (s *Service) aged(rec Record, now time.Time) bool {
 	return s.cfg.Retain >= 0 && !now.Before(rec.Created.Add(s.cfg.Retain))
 }
 
@@ -46,7 +45,7 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 		fail(w, code, msg)
 		return
 	}
-	f, err := os.Open(s.store.blobPath(rec.Hash))
+	f, err := s.store.Open(rec.Hash)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Evicted or expired between the lookup and now.
 		fail(w, http.StatusGone, "This file has expired or was removed.")
@@ -68,7 +67,7 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 // maxAge is the seconds until rec expires, at most maxAge.
-func (s *Service) maxAge(rec record) int64 {
+func (s *Service) maxAge(rec Record) int64 {
 	if s.cfg.Retain < 0 {
 		return maxAge
 	}

@@ -49,7 +49,7 @@ func TestDedup(t *testing.T) {
 		if b := e.files("blobs"); len(b) != 1 {
 			t.Fatalf("blobs: %v, want one", b)
 		}
-		if got := e.s.store.usage(); got != int64(len(data)) {
+		if got := e.s.store.(*store).usage(); got != int64(len(data)) {
 			t.Errorf("usage %d, want %d", got, len(data))
 		}
 		resp, _ := e.do("GET", f2.URL, nil)
@@ -80,7 +80,7 @@ func TestDedup(t *testing.T) {
 		if b := e.files("blobs"); len(b) != 0 {
 			t.Fatalf("blobs: %v, want none", b)
 		}
-		if got := e.s.store.usage(); got != 0 {
+		if got := e.s.store.(*store).usage(); got != 0 {
 			t.Errorf("usage %d", got)
 		}
 	})
@@ -138,7 +138,7 @@ func TestEviction(t *testing.T) {
 		}
 		a, b, c := up("a", 'a'), up("b", 'b'), up("c", 'c')
 		b2 := up("b again", 'b') // shares b's blob: it needs no room
-		if got := e.s.store.usage(); got != 90 {
+		if got := e.s.store.(*store).usage(); got != 90 {
 			t.Fatalf("usage %d, want 90", got)
 		}
 		d := up("d", 'd')
@@ -148,7 +148,7 @@ func TestEviction(t *testing.T) {
 		// c goes next.
 		f := up("e", 'e')
 		e.wantStatuses(map[File]int{b: 410, c: 410, b2: 200, d: 200, f: 200})
-		if got := e.s.store.usage(); got != 90 {
+		if got := e.s.store.(*store).usage(); got != 90 {
 			t.Errorf("usage %d, want 90", got)
 		}
 		if n := len(e.files("blobs")); n != 3 {

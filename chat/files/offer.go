@@ -90,7 +90,7 @@ func (s *Service) Offer(o Offer) (Slot, error) {
 	}
 	token := rand.Text()
 	sl := &slot{token: token, offer: o,
-		tmp: filepath.Join(s.store.tmpDir(), rand.Text()+".part")}
+		tmp: filepath.Join(s.tmp, rand.Text()+".part")}
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

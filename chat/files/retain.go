@@ -35,9 +35,9 @@ func (s *Service) Sweep() error {
 	s.removeDoomedLocked()
 	s.mu.Unlock()
 	if s.cfg.Retain >= 0 {
-		if err := s.store.expire(now.Add(-s.cfg.Retain), now); err != nil {
+		if err := s.store.Expire(now.Add(-s.cfg.Retain), now); err != nil {
 			return err
 		}
 	}
-	return s.store.pruneGone(now.Add(-tombstoneTTL))
+	return s.store.PruneGone(now.Add(-tombstoneTTL))
 }

@@ -54,7 +54,8 @@ type Upload struct {
 type Service struct {
 	cfg   Config
 	post  func(Upload) error
-	store *store
+	store Store
+	tmp   string // Dir/tmp: uploads in progress
 	mux   *http.ServeMux
 
 	mu     sync.Mutex
@@ -83,18 +84,28 @@ func New(cfg Config, post func(Upload) error) (*Service, error) {
 	if post == nil {
 		return nil, errors.New("files: New needs a post function")
 	}
-	st, err := openStore(cfg.Dir, cfg.MaxBytes)
-	if err != nil {
-		return nil, err
+	st := cfg.Store
+	if st == nil {
+		local, err := openStore(cfg.Dir, cfg.MaxBytes)
+		if err != nil {
+			return nil, err
+		}
+		st = local
 	}
-	if err := emptyDir(st.tmpDir()); err != nil {
-		st.close()
+	tmp := filepath.Join(cfg.Dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	if err := emptyDir(tmp); err != nil {
+		st.Close()
 		return nil, err
 	}
 	s := &Service{
 		cfg:   cfg,
 		post:  post,
 		store: st,
+		tmp:   tmp,
 		slots: make(map[string]*slot),
 		quota: make(map[string][]*charge),
 		perIP: make(map[string]int),
@@ -130,7 +141,7 @@ func (s *Service) Handler() http.Handler { return s.mux }
 // not older than Retain and not evicted. It answers from memory and never
 // waits for the disk, so a caller may hold a lock of its own.
 func (s *Service) Live(token string) bool {
-	created, ok := s.store.alive(token)
+	created, ok := s.store.Alive(token)
 	return ok && (s.cfg.Retain < 0 || s.cfg.Now().Before(created.Add(s.cfg.Retain)))
 }
 
@@ -148,7 +159,7 @@ func (s *Service) Close() error {
 		s.mu.Unlock()
 		close(s.stop)
 		<-s.done
-		if err := s.store.close(); err != nil {
+		if err := s.store.Close(); err != nil {
 			s.closeErr = fmt.Errorf("files: closing the database: %w", err)
 		}
 	})

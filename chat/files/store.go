@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -35,8 +36,8 @@ var (
 // evicted.
 var errNoRoom = errors.New("the file does not fit in the disk budget")
 
-// record is the metadata of one download token.
-type record struct {
+// Record is the metadata of one download token.
+type Record struct {
 	Hash    string    `json:"hash"`
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
@@ -94,7 +95,7 @@ func openStore(dir string, max int64) (*store, error) {
 			}
 		}
 		err := tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-			var rec record
+			var rec Record
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return err
 			}
@@ -124,11 +125,11 @@ func openStore(dir string, max int64) (*store, error) {
 	return st, nil
 }
 
-func (st *store) close() error { return st.db.Close() }
+func (st *store) Close() error { return st.db.Close() }
 
 // alive reports whether token is stored, and when it was made, from
 // memory.
-func (st *store) alive(token string) (time.Time, bool) {
+func (st *store) Alive(token string) (time.Time, bool) {
 	st.liveMu.RLock()
 	defer st.liveMu.RUnlock()
 	t, ok := st.live[token]
@@ -153,6 +154,9 @@ func (st *store) forget(tokens []string) {
 
 func (st *store) tmpDir() string { return filepath.Join(st.dir, "tmp") }
 
+// Open opens the blob of hash.
+func (st *store) Open(hash string) (io.ReadSeekCloser, error) { return os.Open(st.blobPath(hash)) }
+
 // blobPath is where the blob of a hash is stored.
 func (st *store) blobPath(hash string) string {
 	return filepath.Join(st.dir, "blobs", hash[:2], hash)
@@ -168,7 +172,7 @@ func keyTime(k []byte) int64 { return int64(binary.BigEndian.Uint64(k[:8])) }
 // token, and returns the token. If the blob is already stored, tmp is removed
 // and the blob is shared. To stay within the budget, the oldest uploads are
 // evicted first (they then answer 410).
-func (st *store) add(tmp string, rec record) (string, error) {
+func (st *store) Add(tmp string, rec Record) (string, error) {
 	token := rand.Text()
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -323,7 +327,7 @@ func removeTx(tx *bolt.Tx, token string, tombstone bool, now time.Time, removed 
 		return "", 0, nil
 	}
 	*removed = append(*removed, token)
-	var rec record
+	var rec Record
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return "", 0, err
 	}
@@ -364,7 +368,7 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 }
 
 // drop removes token without a tombstone: its upload never happened.
-func (st *store) drop(token string) error {
+func (st *store) Drop(token string) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var h string
@@ -388,7 +392,7 @@ func (st *store) drop(token string) error {
 
 // lookup returns token's record; if there is none, gone says whether the
 // token was removed (by retention or eviction) rather than unknown.
-func (st *store) lookup(token string) (rec record, ok, gone bool, err error) {
+func (st *store) Lookup(token string) (rec Record, ok, gone bool, err error) {
 	err = st.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketTokens).Get([]byte(token)); v != nil {
 			ok = true
@@ -398,7 +402,7 @@ func (st *store) lookup(token string) (rec record, ok, gone bool, err error) {
 		return nil
 	})
 	if err != nil {
-		return record{}, false, false, fmt.Errorf("files: reading metadata: %w", err)
+		return Record{}, false, false, fmt.Errorf("files: reading metadata: %w", err)
 	}
 	return rec, ok, gone, nil
 }
@@ -408,7 +412,7 @@ const sweepBatch = 256
 
 // expire removes the tokens created at or before cutoff, leaving tombstones dated
 // now, and the blobs left without a token.
-func (st *store) expire(cutoff, now time.Time) error {
+func (st *store) Expire(cutoff, now time.Time) error {
 	for {
 		st.mu.Lock()
 		var freed, removed []string
@@ -450,7 +454,7 @@ func (st *store) expire(cutoff, now time.Time) error {
 }
 
 // pruneGone forgets the tombstones of tokens removed at or before cutoff.
-func (st *store) pruneGone(cutoff time.Time) error {
+func (st *store) PruneGone(cutoff time.Time) error {
 	for {
 		var n int
 		err := st.db.Update(func(tx *bolt.Tx) error {

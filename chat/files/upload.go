@@ -220,9 +220,9 @@ func (s *Service) complete(w http.ResponseWriter, sl *slot) {
 			return
 		}
 	}
-	rec := record{Hash: sum, Name: o.Name, Size: o.Size, MIME: http.DetectContentType(sl.head),
+	rec := Record{Hash: sum, Name: o.Name, Size: o.Size, MIME: http.DetectContentType(sl.head),
 		Created: now, Private: o.Room == ""}
-	token, err := s.store.add(sl.tmp, rec)
+	token, err := s.store.Add(sl.tmp, rec)
 	if err == nil {
 		s.mu.Lock()
 		sl.stored = true
@@ -240,7 +240,7 @@ func (s *Service) complete(w http.ResponseWriter, sl *slot) {
 	file := File{Name: o.Name, Size: o.Size, MIME: rec.MIME, SHA256: sum, Token: token,
 		URL: s.cfg.BaseURL + "/f/" + token}
 	if err := s.post(Upload{Offer: o, File: file}); err != nil {
-		s.store.drop(token)
+		s.store.Drop(token)
 		s.end(sl, slotFailed)
 		code := http.StatusConflict
 		if errors.Is(err, ErrClosed) {

@@ -306,8 +306,8 @@ func TestUploadPostFails(t *testing.T) {
 			t.Errorf("blobs: %v", b)
 		}
 		e.wantTmpEmpty()
-		if e.s.store.usage() != 0 {
-			t.Errorf("usage %d", e.s.store.usage())
+		if e.s.store.(*store).usage() != 0 {
+			t.Errorf("usage %d", e.s.store.(*store).usage())
 		}
 	})
 }
@@ -338,7 +338,7 @@ func TestUploadStall(t *testing.T) {
 		if f.SHA256 != sum(data) {
 			t.Errorf("SHA256 %s, want %s", f.SHA256, sum(data))
 		}
-		stored, err := os.ReadFile(e.s.store.blobPath(f.SHA256))
+		stored, err := os.ReadFile(e.s.store.(*store).blobPath(f.SHA256))
 		if err != nil || !bytes.Equal(stored, data) {
 			t.Errorf("blob: %v, equal %v", err, bytes.Equal(stored, data))
 		}
