@@ -5,12 +5,16 @@ package chat
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"math/rand/v2"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/natter-chat/natter/chat/files"
 	"github.com/natter-chat/natter/chat/history"
 	"github.com/natter-chat/natter/chat/line"
 	"github.com/natter-chat/natter/chat/protocol"
@@ -82,14 +86,22 @@ type Cluster interface {
 // "utf8", "control" (a control character but tab, as a client's line),
 // "from" (not a nickname or a guest's name within MaxNickLength; a
 // rename's Text neither), "room" (not a room name within
-// MaxRoomNameLength) or "rooms" (an event's rooms: more than
+// MaxRoomNameLength), "rooms" (an event's rooms: more than
 // MaxRoomsPerClient, a name that is not a room's, or not starting with
-// Room).
+// Room) or "file" (a shared file whose name, size, hash, type or token a
+// file service would not have made, or a file on another kind).
 func StreamCheck(opts Options) func(history.Message) string {
 	opts = opts.withDefaults()
 	return func(m history.Message) string {
 		switch m.Kind {
+		case protocol.TypeFile:
+			if m.Text != "" || !validFile(m.File) {
+				return "file"
+			}
 		case protocol.TypeMessage, protocol.TypeAction, protocol.TypeJoin, protocol.TypePart, protocol.TypeQuit:
+			if m.File != nil {
+				return "file"
+			}
 		case protocol.TypeNick:
 			if !validSender(m.Text, opts.MaxNickLength) {
 				return "from"
@@ -113,6 +125,19 @@ func StreamCheck(opts Options) func(history.Message) string {
 		}
 		return ""
 	}
+}
+
+// fileToken matches the download tokens chat/files makes (crypto/rand.Text).
+var fileToken = regexp.MustCompile(`^[A-Z2-7]{26}$`)
+
+// validFile reports whether f is what a file service would post.
+func validFile(f *history.File) bool {
+	if f == nil || f.Size <= 0 || files.CheckName(f.Name) != nil || !fileToken.MatchString(f.Token) ||
+		len(f.MIME) > 255 || line.HasControl([]byte(f.MIME)) || !utf8.ValidString(f.MIME) {
+		return false
+	}
+	b, err := hex.DecodeString(f.SHA256)
+	return err == nil && len(b) == sha256.Size && f.SHA256 == strings.ToLower(f.SHA256)
 }
 
 // validRooms reports whether m names the rooms its kind does: none but

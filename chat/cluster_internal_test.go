@@ -7,6 +7,11 @@ import (
 	"github.com/natter-chat/natter/chat/history"
 )
 
+func okFile() *history.File {
+	return &history.File{Name: "a b.txt", Size: 3, MIME: "text/plain; charset=utf-8",
+		SHA256: strings.Repeat("ab", 32), Token: "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+}
+
 // TestStreamCheck checks that a cluster node takes from the stream what a
 // client could have sent, and nothing else.
 func TestStreamCheck(t *testing.T) {
@@ -37,6 +42,15 @@ func TestStreamCheck(t *testing.T) {
 		{"from a fake guest", func(m *history.Message) { m.From = "guest-x" }, "from"},
 		{"in a bad room", func(m *history.Message) { m.Room = "a.b" }, "room"},
 		{"in a long room", func(m *history.Message) { m.Room = "lobbyy" }, "room"},
+		{"a file", func(m *history.Message) { m.Kind, m.Text, m.File = "file", "", okFile() }, ""},
+		{"a file with text", func(m *history.Message) { m.Kind, m.File = "file", okFile() }, "file"},
+		{"a file without a file", func(m *history.Message) { m.Kind, m.Text = "file", "" }, "file"},
+		{"a file with a path", func(m *history.Message) { m.Kind, m.Text, m.File = "file", "", okFile(); m.File.Name = "../x" }, "file"},
+		{"a file with a bad hash", func(m *history.Message) { m.Kind, m.Text, m.File = "file", "", okFile(); m.File.SHA256 = "x" }, "file"},
+		{"a file with a bad token", func(m *history.Message) { m.Kind, m.Text, m.File = "file", "", okFile(); m.File.Token = "a/b" }, "file"},
+		{"a file of no size", func(m *history.Message) { m.Kind, m.Text, m.File = "file", "", okFile(); m.File.Size = 0 }, "file"},
+		{"a file with a forged type", func(m *history.Message) { m.Kind, m.Text, m.File = "file", "", okFile(); m.File.MIME = "text/html\x1b" }, "file"},
+		{"a message with a file", func(m *history.Message) { m.File = okFile() }, "file"},
 	} {
 		m := ok
 		tc.change(&m)

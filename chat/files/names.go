@@ -12,7 +12,11 @@ import (
 // "..", or if it has a '/', a '\\', a control character (NUL included) or a
 // bidirectional text control (which can make "gpj.exe" show as "exe.jpg").
 // A leading '.' is allowed: ".bashrc" is a name people share.
-func validateName(name string) error {
+func validateName(name string) error { return CheckName(name) }
+
+// CheckName returns an error wrapping ErrBadName if name can't be a shared
+// file's name (see Service.Offer), or nil.
+func CheckName(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("%w: it is empty", ErrBadName)
