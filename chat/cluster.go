@@ -289,6 +289,11 @@ func (s *Server) deliverStored(m history.Message) {
 	if m.IsChat() {
 		ev := s.historyEvent(m)
 		ev.History = false
+		if m.File != nil {
+			// Just posted: live, though this node's view of the cluster's
+			// files may not have caught up with it yet.
+			ev.File = s.fileInfo(m.File, true)
+		}
 		s.deliverNumbered(ev)
 	} else {
 		s.deliverStoredEvent(m)

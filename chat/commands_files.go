@@ -202,10 +202,10 @@ func storedFile(f *files.File) *history.File {
 }
 
 // fileInfo is how a stored file is shown: its link, or expired once the
-// file service no longer serves it.
-func (s *Server) fileInfo(f *history.File) *protocol.FileInfo {
+// file service no longer serves it (unless it was just posted: live).
+func (s *Server) fileInfo(f *history.File, live bool) *protocol.FileInfo {
 	info := &protocol.FileInfo{Name: f.Name, Size: f.Size, MIME: f.MIME, SHA256: f.SHA256}
-	if s.opts.Files != nil && s.opts.Files.Live(f.Token) {
+	if s.opts.Files != nil && (live || s.opts.Files.Live(f.Token)) {
 		info.URL = s.opts.Files.URL(f.Token)
 	} else {
 		info.Expired = true

@@ -17,7 +17,7 @@ func (s *Server) historyEvent(m history.Message) *protocol.Event {
 		Room: m.Room, From: m.From, Text: m.Text,
 	}
 	if m.File != nil {
-		ev.File = s.fileInfo(m.File)
+		ev.File = s.fileInfo(m.File, false)
 	}
 	return ev
 }
