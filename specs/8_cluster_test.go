@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"github.com/natter-chat/natter/chat"
 	"github.com/natter-chat/natter/chat/cli/clientcmd"
 	"github.com/natter-chat/natter/chat/cluster"
+	"github.com/natter-chat/natter/chat/files"
 	"github.com/natter-chat/natter/chat/protocol"
 	"github.com/natter-chat/natter/netfake/link"
 )
@@ -185,6 +187,25 @@ func startNodeThrough(nw Network, ns *natsServer, opts chat.Options, cfg cluster
 	DeferCleanup(l.Close) // after the node's cleanups
 	srv, _, node := joinNode(nw, "nats://"+l.Addr().String(), nats.SetCustomDialer(natsDialer{nw}), opts, cfg)
 	return srv, node, l
+}
+
+// startFileNode starts a cluster node on ns that shares files, kept in the
+// cluster (cluster.Node.Files), its HTTP side on its own listener of nw.
+func startFileNode(nw Network, ns *natsServer) *fileServer {
+	GinkgoHelper()
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	opts := chat.Options{HistoryOnJoin: -1}
+	node, err := cluster.Join(ctx, nc, cluster.Config{Timeout: time.Second, PresenceTTL: presenceTTL, Check: chat.StreamCheck(opts)})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(node.Close)
+	store, err := node.Files(ctx, 1<<30)
+	Expect(err).NotTo(HaveOccurred())
+	opts.Cluster, opts.Accounts = node, node.Accounts()
+	return startFileServer(nw, opts, files.Config{Store: store})
 }
 
 // natsDialer dials NATS over a spec's network.
@@ -833,6 +854,20 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 			}
 			Expect(l).To(Equal(bob.Says("after")), "only another try at the line before alice's")
 		}
+	})
+
+	It("shares files across nodes: a file uploaded through one node is posted to the room's members on every node, and every node serves it", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		fa, fb := startFileNode(nw, ns), startFileNode(nw, ns)
+		alice, bob := named(nw, fa.runningServer, "alice"), named(nw, fb.runningServer, "bob")
+		content := []byte("across the cluster")
+		status, _ := fa.put(alice.offer(fmt.Sprintf("notes.txt %d", len(content))), content)
+		Expect(status).To(Equal(http.StatusCreated))
+		link := bob.linkIn(sharedLine("", "alice", "notes.txt"))
+		Expect(link).To(HavePrefix(fb.BaseURL+"/f/"), "each node links to its own file listener")
+		Expect(body(fb.get(link, ""))).To(Equal(string(content)))
+		Expect(body(fb.get(link, "bytes=7-"))).To(Equal("the cluster"))
+		aliceLink := alice.linkIn(sharedLine("", "alice", "notes.txt"))
+		Expect(body(fa.get(aliceLink, ""))).To(Equal(string(content)))
 	})
 
 	It("lets a client resume on another node without a gap or a duplicate", SpecTimeout(specTimeout), func(ctx SpecContext) {

@@ -121,10 +121,13 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 	}
 	opts.Logger = logger
 
+	var node *cluster.Node
 	if *natsURL != "" {
 		ccfg.MaxMessages, ccfg.MaxAge = retention.MaxMessages, retention.MaxAge
 		ccfg.Check = chat.StreamCheck(opts)
-		nc, node, err := joinCluster(ctx, logger, natsFlags{*natsURL, *natsCreds, *natsCA, *natsCert, *natsKey}, ccfg)
+		var nc *nats.Conn
+		var err error
+		nc, node, err = joinCluster(ctx, logger, natsFlags{*natsURL, *natsCreds, *natsCA, *natsCert, *natsKey}, ccfg)
 		if err != nil {
 			return cli.ExitFailure
 		}
@@ -212,10 +215,6 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 	}
 	var srv *chat.Server
 	if *filesAddr != "" {
-		if opts.Cluster != nil {
-			logger.Error("File sharing (-files-addr) is not available on a cluster node (-nats) yet")
-			return cli.ExitUsage
-		}
 		if opts.UploadsBy != chat.UploadsAnyone && opts.UploadsBy != chat.UploadsRegistered {
 			logger.Error(fmt.Sprintf("-uploads-by: %q is neither anyone nor registered", opts.UploadsBy))
 			return cli.ExitUsage
@@ -233,6 +232,16 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 			fcfg.BaseURL = scheme + "://" + fl.Addr().String()
 		}
 		fcfg.Dir = filepath.Join(*dataDir, "files")
+		where := fcfg.Dir
+		if node != nil {
+			// The cluster keeps the files; uploads in progress stay here.
+			store, err := node.Files(ctx, fcfg.MaxBytes)
+			if err != nil {
+				logger.Error(fmt.Sprintf("Cannot open the cluster's file store: %v", err))
+				return cli.ExitFailure
+			}
+			fcfg.Store, where = store, "the cluster (JetStream object store natter_"+ccfg.Name+"_blobs)"
+		}
 		if *memory {
 			dir, err := os.MkdirTemp("", "natter-files-")
 			if err != nil {
@@ -250,7 +259,7 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 		}
 		defer svc.Close()
 		opts.Files, opts.FilesListener = svc, fl
-		logger.Info("Shared files are stored in " + fcfg.Dir + " and linked as " + fcfg.BaseURL)
+		logger.Info("Shared files are stored in " + where + " and linked as " + fcfg.BaseURL)
 	}
 	srv = chat.NewServer(ln, opts)
 	if *adminAddr != "" {
