@@ -304,7 +304,8 @@ type Options struct {
 	// nil turns file sharing off, and /upload says so. The server serves
 	// its HTTP side (uploads and downloads) on FilesListener, and closes
 	// that listener on shutdown; the caller closes Files after Serve
-	// returns. File sharing is not available on a cluster node yet.
+	// returns. On a cluster node, Files keeps its files in the cluster
+	// (its Store is chat/cluster's Node.Files).
 	Files         *files.Service
 	FilesListener net.Listener
 	// UploadsBy is who may upload: UploadsAnyone (the default, "") or
