@@ -409,7 +409,9 @@ func (n *Node) reapDead() bool {
 		held[c.holder] = true
 	}
 	for t := range n.p.dead {
-		if !held[t] {
+		// One of this node's own stays dead: it must claim nothing under
+		// it again (claimAgain waits for the next token).
+		if !held[t] && !n.p.tokens[t] {
 			delete(n.p.dead, t)
 		}
 	}
