@@ -236,7 +236,7 @@ func joinNode(nw Network, url string, how nats.Option, opts chat.Options, cfg cl
 	return startServer(nw, opts), nc, node
 }
 
-// asking returns a function that sends c the command and returns the next
+// asking returns a function that sends c the line (a command or chat) and returns the next
 // line it gets back, presence announcements aside, for Eventually.
 func asking(c *testClient, command string) func() string {
 	return func() string {
@@ -510,12 +510,7 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		watcher.skipTo("*** alice is now " + alice.Nick)
 		// One alice in the cluster: b's; c's client speaks under its guest name.
 		Eventually(asking(bob, "/who")).WithTimeout(3 * presenceTTL).Should(Equal("*** in #lobby (4): alice, bob, " + alice.Nick + ", watcher"))
-		Eventually(func() string {
-			alice.Send("still me\n")
-			l, err := alice.NextLine()
-			Expect(err).NotTo(HaveOccurred())
-			return l
-		}).WithTimeout(3 * presenceTTL).Should(Equal(alice.Says("still me")))
+		Eventually(asking(alice, "still me")).WithTimeout(3 * presenceTTL).Should(Equal(alice.Says("still me")))
 		bob.skipTo(alice.Says("still me"))
 	})
 
@@ -531,12 +526,7 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		l.Heal()
 		alice.skipTo("*** the cluster is back: messages can be sent again")
 		Eventually(asking(bob, "/who")).WithTimeout(3 * presenceTTL).Should(Equal("*** in #lobby (2): alice, bob"))
-		Eventually(func() string {
-			alice.Send("back\n")
-			l, err := alice.NextLine()
-			Expect(err).NotTo(HaveOccurred())
-			return l
-		}).WithTimeout(3 * presenceTTL).Should(Equal(alice.Says("back")))
+		Eventually(asking(alice, "back")).WithTimeout(3 * presenceTTL).Should(Equal(alice.Says("back")))
 		bob.skipTo(alice.Says("back"))
 		bob.Send("welcome back\n")
 		alice.skipTo(bob.Says("welcome back"))
@@ -547,19 +537,9 @@ var _ = DescribeTableSubtree("A cluster of natter servers", func(tr Transport) {
 		ns.Stall()
 		DeferCleanup(ns.Resume)
 		refused := "*** error: this node can't confirm your nickname with the cluster right now; line not sent"
-		Eventually(func() string {
-			alice.Send("still alice?\n")
-			l, err := alice.NextLine()
-			Expect(err).NotTo(HaveOccurred())
-			return l
-		}).WithTimeout(2 * presenceTTL).Should(Equal(refused))
+		Eventually(asking(alice, "still alice?")).WithTimeout(2 * presenceTTL).Should(Equal(refused))
 		ns.Resume()
-		Eventually(func() string {
-			alice.Send("back\n")
-			l, err := alice.NextLine()
-			Expect(err).NotTo(HaveOccurred())
-			return l
-		}).WithTimeout(3 * presenceTTL).Should(Equal(alice.Says("back")))
+		Eventually(asking(alice, "back")).WithTimeout(3 * presenceTTL).Should(Equal(alice.Says("back")))
 	})
 
 	It("lists a room's members and the rooms across every node", SpecTimeout(specTimeout), func(ctx SpecContext) {

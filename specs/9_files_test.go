@@ -161,11 +161,13 @@ func (c *testClient) skipToPrefix(prefix string) {
 }
 
 // tempFiles lists the store's temporary files: uploads not yet complete.
-func (fs *fileServer) tempFiles() []string {
-	GinkgoHelper()
+func (fs *fileServer) tempFiles() []string { return fs.filesUnder("tmp") }
+
+// filesUnder lists the files under the store's directory sub.
+func (fs *fileServer) filesUnder(sub string) []string {
 	var names []string
-	filepath.WalkDir(fs.Dir, func(path string, d os.DirEntry, err error) error {
-		if rel, _ := filepath.Rel(fs.Dir, path); err == nil && !d.IsDir() && strings.HasPrefix(rel, "tmp"+string(filepath.Separator)) {
+	filepath.WalkDir(filepath.Join(fs.Dir, sub), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
 			names = append(names, path)
 		}
 		return nil
@@ -232,14 +234,7 @@ var _ = DescribeTableSubtree("Sharing files", func(tr Transport) {
 				links = append(links, alice.linkIn(sharedLine("", alice.Nick, name)))
 			}
 			Expect(links[0]).NotTo(Equal(links[1]), "each post has its own link")
-			var blobs int
-			filepath.WalkDir(filepath.Join(fs.Dir, "blobs"), func(_ string, d os.DirEntry, err error) error {
-				if err == nil && !d.IsDir() {
-					blobs++
-				}
-				return nil
-			})
-			Expect(blobs).To(Equal(1))
+			Expect(fs.filesUnder("blobs")).To(HaveLen(1))
 			for _, link := range links {
 				Expect(body(fs.get(link, ""))).To(Equal("same bytes"))
 			}
@@ -278,14 +273,7 @@ var _ = DescribeTableSubtree("Sharing files", func(tr Transport) {
 			ahead.Store(int64(time.Hour + time.Second))
 			Expect(fs.Files.Sweep()).To(Succeed())
 			Expect(fs.get(link, "").StatusCode).To(Equal(http.StatusGone))
-			var blobs int
-			filepath.WalkDir(filepath.Join(fs.Dir, "blobs"), func(_ string, d os.DirEntry, err error) error {
-				if err == nil && !d.IsDir() {
-					blobs++
-				}
-				return nil
-			})
-			Expect(blobs).To(BeZero(), "the file is gone from the disk")
+			Expect(fs.filesUnder("blobs")).To(BeEmpty(), "the file is gone from the disk")
 			alice.Send("/history\n")
 			alice.ExpectLines("[history 1] " + alice.Nick + " shared old.txt (3 B, sha256 " + sha([]byte("old"))[:8] + "…): expired")
 		})

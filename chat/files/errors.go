@@ -2,8 +2,9 @@ package files
 
 import (
 	"errors"
-	"fmt"
 	"time"
+
+	"github.com/natter-chat/natter/chat/protocol"
 )
 
 // Errors of Offer, worded to be shown to the chat user. ErrBadName is
@@ -29,7 +30,7 @@ type TooLargeError struct {
 
 // Error implements error.
 func (e *TooLargeError) Error() string {
-	return "the file is too large: the most is " + formatBytes(e.Max)
+	return "the file is too large: the most is " + protocol.FormatBytes(e.Max)
 }
 
 // QuotaError refuses an offer that would take the uploader past the quota.
@@ -42,21 +43,4 @@ type QuotaError struct {
 // Error implements error.
 func (e *QuotaError) Error() string {
 	return "upload quota used up: try again after " + e.RetryAt.UTC().Format("2006-01-02 15:04 MST")
-}
-
-// formatBytes writes n in the largest binary unit that divides it, or in
-// bytes.
-func formatBytes(n int64) string {
-	for _, u := range []struct {
-		shift uint
-		name  string
-	}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return fmt.Sprintf("%d %s", n>>u.shift, u.name)
-		}
-	}
-	if n == 1 {
-		return "1 byte"
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

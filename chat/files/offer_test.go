@@ -43,7 +43,7 @@ func TestOfferTooLarge(t *testing.T) {
 			}
 		})
 	}
-	if got := (&TooLargeError{Max: 100 << 20}).Error(); got != "the file is too large: the most is 100 MiB" {
+	if got := (&TooLargeError{Max: 100 << 20}).Error(); got != "the file is too large: the most is 104.9 MB" {
 		t.Errorf("Error() = %q", got)
 	}
 }
