@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the name of the database file in a data directory.
@@ -33,20 +29,8 @@ var _ Store = (*BoltStore)(nil)
 // has the store open, it fails after waiting a second for it, rather than
 // wait for as long as that process runs.
 func OpenBolt(dir string, r Retention) (*BoltStore, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("history: %w", err)
-	}
-	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, id, err := openBoltFile(dir)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("history: %s is in use by another process", path)
-		}
-		return nil, fmt.Errorf("history: opening %s: %w", path, err)
-	}
-	id, err := boltID(db)
-	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	return &BoltStore{db: db, retention: r, id: id}, nil

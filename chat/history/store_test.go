@@ -18,6 +18,16 @@ func stores(t *testing.T, r Retention, test func(t *testing.T, open func() Store
 			return s
 		})
 	})
+	t.Run("log", func(t *testing.T) {
+		dir := t.TempDir()
+		test(t, func() Store {
+			s, err := OpenLog(dir, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
 	t.Run("memory", func(t *testing.T) {
 		s := NewMemory(r)
 		test(t, func() Store { return s })

@@ -1,0 +1,367 @@
+package history
+
+// This file is a LogStore's opening: migrating an earlier version's data,
+// reading the checkpoint, replaying the segments into the index, cutting
+// off a torn last record.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// logBucket holds a LogStore's records in history.db: formatKey, once the
+// log holds the messages, and for each room (by lowercased name) the
+// checkpoint of its numbering, 16 bytes: its newest number and its oldest
+// kept, big-endian. Its name has a "/", so it can't be a room's.
+var (
+	logBucket = []byte("natter/log")
+	formatKey = []byte("/format")
+)
+
+// openBoltFile opens (creating if needed) dir/history.db and returns it
+// with the history's id.
+func openBoltFile(dir string) (*bolt.DB, string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("history: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, "", fmt.Errorf("history: %s is in use by another process", path)
+		}
+		return nil, "", fmt.Errorf("history: opening %s: %w", path, err)
+	}
+	id, err := boltID(db)
+	if err != nil {
+		db.Close()
+		return nil, "", err
+	}
+	return db, id, nil
+}
+
+// open builds the index from history.db's checkpoint and the segments,
+// first migrating the messages of an earlier version's history.db.
+func (s *LogStore) open(now time.Time) error {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	migrated := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(logBucket)
+		migrated = b != nil && b.Get(formatKey) != nil
+		return nil
+	})
+	if err == nil && !migrated {
+		err = s.migrate()
+	}
+	if err != nil {
+		return err
+	}
+	floors := map[*logRoom]uint64{}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(logBucket).ForEach(func(k, v []byte) error {
+			if len(v) != 16 {
+				return nil // formatKey
+			}
+			r := s.room(string(k))
+			r.newest = binary.BigEndian.Uint64(v)
+			r.durable = r.newest
+			floors[r] = binary.BigEndian.Uint64(v[8:])
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("history: reading the checkpoint: %w", err)
+	}
+	names, err := segmentNames(s.dir)
+	if err != nil {
+		return err
+	}
+	for i, name := range names {
+		if err := s.replay(name, i == len(names)-1, floors); err != nil {
+			return err
+		}
+	}
+	if len(s.segs) == 0 {
+		seg, err := createSegment(s.dir, 1)
+		if err != nil {
+			return err
+		}
+		s.segs = append(s.segs, seg)
+	}
+	for _, r := range s.rooms {
+		if keep := s.retention.MaxMessages; keep > 0 {
+			for len(r.entries) > 0 && r.entries[0].seq+uint64(keep) <= r.durable {
+				s.dropOldestLocked(r)
+			}
+		}
+	}
+	if s.retention.MaxAge > 0 {
+		cutoff := now.Add(-s.retention.MaxAge).UnixNano()
+		for _, r := range s.rooms {
+			for len(r.entries) > 0 && r.entries[0].at < cutoff {
+				s.dropOldestLocked(r)
+			}
+		}
+	}
+	return nil
+}
+
+// segmentNames returns the segment files in dir, oldest first.
+func segmentNames(dir string) ([]string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	slices.Sort(names) // fixed-width hex numbers
+	return names, nil
+}
+
+func segmentPath(dir string, num uint32) string {
+	return filepath.Join(dir, fmt.Sprintf("%08x.seg", num))
+}
+
+// createSegment creates segment num in dir, and makes its name durable.
+func createSegment(dir string, num uint32) (*segment, error) {
+	f, err := os.OpenFile(segmentPath(dir, num), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &segment{num: num, f: f}, nil
+}
+
+// syncDir makes the names in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	return nil
+}
+
+// replay reads the segment at path into the index, leaving out the
+// messages numbered below their room's floor, the checkpoint's oldest kept. A record that is cut
+// short or fails its checksum ends the log: in the last segment it is what
+// a crash left of a write no one saw, and is cut off; in any other it is
+// damage, and opening fails.
+func (s *LogStore) replay(path string, last bool, floors map[*logRoom]uint64) error {
+	var num uint32
+	if _, err := fmt.Sscanf(filepath.Base(path), "%08x.seg", &num); err != nil {
+		return fmt.Errorf("history: %s is not a segment's name", path)
+	}
+	if n := len(s.segs); n > 0 && s.segs[n-1].num+1 != num {
+		return fmt.Errorf("history: segment %s does not follow %s: %w", path, s.segs[n-1].f.Name(), ErrCorrupt)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	seg := &segment{num: num, f: f}
+	s.segs = append(s.segs, seg)
+	var head struct {
+		Room string    `json:"room"`
+		Seq  uint64    `json:"seq"`
+		Time time.Time `json:"time"`
+	}
+	off := 0
+	for off < len(data) {
+		payload, n, err := readRecord(data[off:])
+		if err != nil {
+			if !last || wholeRecordAfter(data[off+1:]) {
+				return fmt.Errorf("history: %s at %d: %w", path, off, corruptError{err})
+			}
+			if err := f.Truncate(int64(off)); err != nil {
+				return fmt.Errorf("history: cutting off a torn record: %w", err)
+			}
+			if err := fdatasync(f); err != nil {
+				return fmt.Errorf("history: cutting off a torn record: %w", err)
+			}
+			s.repairs = append(s.repairs, fmt.Sprintf("cut off %d bytes of an incomplete record at the end of %s, left by a crash", len(data)-off, path))
+			break
+		}
+		head.Room, head.Seq = "", 0
+		if err := json.Unmarshal(payload, &head); err != nil || head.Room == "" || head.Seq == 0 {
+			return fmt.Errorf("history: %s at %d: %w", path, off, corruptError{fmt.Errorf("not a message: %v", err)})
+		}
+		r := s.room(head.Room)
+		switch {
+		case head.Seq < floors[r]:
+			// Trimmed before the checkpoint, in a segment that was not
+			// empty enough to go.
+		case len(r.entries) > 0 && head.Seq != r.entries[len(r.entries)-1].seq+1:
+			return fmt.Errorf("history: %s at %d: #%s %d where %d was due: %w", path, off, head.Room, head.Seq, r.entries[len(r.entries)-1].seq+1, ErrCorrupt)
+		default:
+			r.entries = append(r.entries, logEntry{seq: head.Seq, at: head.Time.UnixNano(), seg: num, off: uint32(off), size: uint32(n)})
+			seg.live++
+		}
+		r.newest = max(r.newest, head.Seq)
+		r.durable = r.newest
+		off += n
+	}
+	seg.size = int64(off)
+	seg.synced = seg.size
+	return nil
+}
+
+// wholeRecordAfter reports whether a whole record starts anywhere in b:
+// then what came before it was damaged, not torn, as a crash tears only
+// the end of the log.
+func wholeRecordAfter(b []byte) bool {
+	for i := range b {
+		if _, _, err := readRecord(b[i:]); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// migrate moves the messages of an earlier version's history.db, which
+// kept them in a bucket per room, into the log. Until it is done, and only
+// then, history.db says the log is the record (formatKey): a migration a
+// crash cut short starts again from the start.
+func (s *LogStore) migrate() error {
+	names, err := segmentNames(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range names { // left by a migration cut short
+		if err := os.Remove(name); err != nil {
+			return fmt.Errorf("history: %w", err)
+		}
+	}
+	var rooms [][]byte
+	marks := map[string][2]uint64{}
+	seg, err := createSegment(s.dir, 1)
+	if err != nil {
+		return err
+	}
+	defer seg.f.Close()
+	moved, skipped := 0, 0
+	var buf []byte
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if seg.size > 0 && seg.size+int64(len(buf)) > s.segmentBytes {
+			if err := fdatasync(seg.f); err != nil {
+				return err
+			}
+			seg.f.Close()
+			if seg, err = createSegment(s.dir, seg.num+1); err != nil {
+				return err
+			}
+		}
+		if _, err := seg.f.WriteAt(buf, seg.size); err != nil {
+			return err
+		}
+		seg.size += int64(len(buf))
+		buf = buf[:0]
+		return nil
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if !isRoomBucket(name) {
+				return nil
+			}
+			rooms = append(rooms, bytes.Clone(name))
+			newest, oldest := b.Sequence(), b.Sequence()+1
+			err := b.ForEach(func(k, v []byte) error {
+				if v == nil || len(k) != 8 {
+					return nil
+				}
+				if _, err := decode(v); err != nil {
+					skipped++ // BoltStore's Trim skipped these too; no one could read them
+					return nil
+				}
+				oldest = min(oldest, binary.BigEndian.Uint64(k))
+				var err error
+				if buf, err = appendRawRecord(buf, v); err != nil {
+					return err
+				}
+				moved++
+				if len(buf) >= 1<<20 {
+					return flush()
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if newest > 0 {
+				marks[strings.ToLower(string(name))] = [2]uint64{newest, oldest}
+			}
+			return nil
+		})
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err == nil {
+		err = fdatasync(seg.f)
+	}
+	if err == nil {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			if err := putCheckpoint(tx, marks); err != nil {
+				return err
+			}
+			for _, name := range rooms {
+				if err := tx.DeleteBucket(name); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(logBucket).Put(formatKey, []byte{1})
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("history: moving the messages of %s into the log: %w", FileName, err)
+	}
+	if moved > 0 || len(rooms) > 0 {
+		msg := fmt.Sprintf("moved %d messages of %d rooms from %s into the log", moved, len(rooms), FileName)
+		if skipped > 0 {
+			msg += fmt.Sprintf(", leaving out %d records that could not be read", skipped)
+		}
+		s.repairs = append(s.repairs, msg)
+	}
+	return nil
+}
+
+// putCheckpoint records each room's newest number and oldest kept in tx.
+func putCheckpoint(tx *bolt.Tx, marks map[string][2]uint64) error {
+	b, err := tx.CreateBucketIfNotExists(logBucket)
+	if err != nil {
+		return err
+	}
+	for k, m := range marks {
+		v := make([]byte, 16) // bolt holds on to it until the commit
+		binary.BigEndian.PutUint64(v, m[0])
+		binary.BigEndian.PutUint64(v[8:], m[1])
+		if err := b.Put([]byte(k), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+package history
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func openLog(t testing.TB, dir string, r Retention) *LogStore {
+	t.Helper()
+	s, err := OpenLog(dir, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func texts(msgs []Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = fmt.Sprint(m.Seq, ":", m.Text)
+	}
+	return out
+}
+
+// A written batch is read by no one until it is committed; a commit makes
+// durable every batch written before it, and later Commits of those have
+// nothing to wait for.
+func TestLogWrittenIsInvisibleUntilCommitted(t *testing.T) {
+	s := openLog(t, t.TempDir(), Retention{})
+	defer s.Close()
+	t1, err := s.Write([]Message{{Room: "lobby", Kind: "message", Text: "one"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err := s.Write([]Message{{Room: "lobby", Kind: "message", Text: "two"}, {Room: "games", Kind: "message", Text: "three"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t2 <= t1 {
+		t.Fatalf("tickets %d then %d; want them to grow", t1, t2)
+	}
+	if msgs, _ := s.After("lobby", 0, 10); len(msgs) != 0 {
+		t.Fatalf("read %v before any commit", texts(msgs))
+	}
+	if _, newest, _ := s.Bounds("lobby"); newest != 0 {
+		t.Fatalf("Bounds' newest = %d before any commit; want 0", newest)
+	}
+	if err := s.Commit(t1); err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(must(s.After("lobby", 0, 10))); fmt.Sprint(got) != "[1:one 2:two]" {
+		t.Fatalf("after committing the first: lobby %v; want both, as one sync carried both", got)
+	}
+	if err := s.Commit(t2); err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(must(s.Before("games", 0, 10))); fmt.Sprint(got) != "[1:three]" {
+		t.Fatalf("games %v", got)
+	}
+}
+
+func must(msgs []Message, err error) []Message {
+	if err != nil {
+		panic(err)
+	}
+	return msgs
+}
+
+// When a sync fails, every batch not yet durable is undone: each of their
+// Commits says so, nothing of them is read, and their numbers are given
+// out again.
+func TestLogFailedSyncUndoesWhatWasNotDurable(t *testing.T) {
+	dir := t.TempDir()
+	s := openLog(t, dir, Retention{})
+	defer s.Close()
+	if err := s.Append([]Message{{Room: "lobby", Kind: "message", Text: "kept"}}); err != nil {
+		t.Fatal(err)
+	}
+	t2, _ := s.Write([]Message{{Room: "lobby", Kind: "message", Text: "lost"}})
+	t3, _ := s.Write([]Message{{Room: "lobby", Kind: "message", Text: "lost too"}})
+	s.sync = func(*os.File) error { return errors.New("input/output error") }
+	if err := s.Commit(t2); err == nil {
+		t.Fatal("Commit succeeded with the sync failing")
+	}
+	if err := s.Commit(t3); err == nil {
+		t.Fatal("Commit of the later batch succeeded")
+	}
+	if _, newest, _ := s.Bounds("lobby"); newest != 1 {
+		t.Fatalf("newest = %d after the failure; want 1", newest)
+	}
+	s.sync = fdatasync
+	msgs := []Message{{Room: "lobby", Kind: "message", Text: "next"}}
+	if err := s.Append(msgs); err != nil {
+		t.Fatal(err)
+	}
+	if msgs[0].Seq != 2 {
+		t.Fatalf("the next message is numbered %d; want 2, the undone numbers given out again", msgs[0].Seq)
+	}
+	s.Close()
+	s = openLog(t, dir, Retention{})
+	if got := texts(must(s.After("lobby", 0, 10))); fmt.Sprint(got) != "[1:kept 2:next]" {
+		t.Fatalf("reopened: %v", got)
+	}
+}
+
+// If the undone records can't even be cut off, the store takes no more
+// writes, as the next would follow them, and says why.
+func TestLogRefusesWritesWhenItCannotCutBack(t *testing.T) {
+	s := openLog(t, t.TempDir(), Retention{})
+	defer s.Close()
+	t1, _ := s.Write([]Message{{Room: "lobby", Kind: "message", Text: "lost"}})
+	f := s.segs[0].f
+	s.segs[0].f, _ = os.Open(f.Name()) // read-only: Truncate fails
+	f.Close()
+	s.sync = func(*os.File) error { return errors.New("input/output error") }
+	if err := s.Commit(t1); err == nil {
+		t.Fatal("Commit succeeded")
+	}
+	s.sync = fdatasync
+	err := s.Append([]Message{{Room: "lobby", Kind: "message", Text: "next"}})
+	if err == nil || !strings.Contains(err.Error(), "until the server restarts") {
+		t.Fatalf("Append after = %v; want a refusal that says why", err)
+	}
+}
+
+// A crash can stop a write anywhere in its last record: whatever the
+// cut, the store opens with every record before it, cuts the torn one off,
+// says so, and numbers on from the last whole one.
+func TestLogCutAtEveryByteOfItsLastRecord(t *testing.T) {
+	dir := t.TempDir()
+	s := openLog(t, dir, Retention{})
+	for i := 1; i <= 3; i++ {
+		if err := s.Append([]Message{{Room: "lobby", Kind: "message", From: "alice", Text: fmt.Sprint("line ", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	path := segmentPath(filepath.Join(dir, LogDir), 1)
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(whole)
+	for _, e := range s.rooms["lobby"].entries[:2] {
+		last = int(e.off + e.size) // where the third record starts, in the end
+	}
+	db, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cut := last; cut < len(whole); cut++ {
+		t.Run(fmt.Sprint("at ", cut), func(t *testing.T) {
+			dir := t.TempDir()
+			os.Mkdir(filepath.Join(dir, LogDir), 0o700)
+			os.WriteFile(filepath.Join(dir, FileName), db, 0o600)
+			os.WriteFile(segmentPath(filepath.Join(dir, LogDir), 1), whole[:cut], 0o600)
+			s := openLog(t, dir, Retention{})
+			defer s.Close()
+			if got := texts(must(s.After("lobby", 0, 10))); fmt.Sprint(got) != "[1:line 1 2:line 2]" {
+				t.Fatalf("kept %v", got)
+			}
+			if cut > last && (len(s.Repairs()) != 1 || !strings.Contains(s.Repairs()[0], "cut off")) {
+				t.Fatalf("Repairs = %q; want the cut said", s.Repairs())
+			}
+			msgs := []Message{{Room: "lobby", Kind: "message", Text: "after"}}
+			if err := s.Append(msgs); err != nil || msgs[0].Seq != 3 {
+				t.Fatalf("next Append = %v, #%d; want #3", err, msgs[0].Seq)
+			}
+		})
+	}
+}
+
+// A record damaged in the middle of the log is not what a crash leaves:
+// the store refuses to open, rather than drop what follows.
+func TestLogRefusesDamageBeforeTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	s := openLog(t, dir, Retention{})
+	s.segmentBytes = 1 // a segment for each batch
+	for i := 1; i <= 3; i++ {
+		if err := s.Append([]Message{{Room: "lobby", Kind: "message", Text: fmt.Sprint("line ", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	path := segmentPath(filepath.Join(dir, LogDir), 2)
+	b, _ := os.ReadFile(path)
+	b[len(b)-2] ^= 0xff
+	os.WriteFile(path, b, 0o600)
+	_, err := OpenLog(dir, Retention{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("OpenLog = %v; want ErrCorrupt naming %s", err, path)
+	}
+}
+
+// Age retention frees whole segments, and the numbering of a room whose
+// messages all went survives a restart.
+func TestLogTrimDeletesEmptiedSegmentsAndKeepsNumbering(t *testing.T) {
+	dir := t.TempDir()
+	r := Retention{MaxAge: time.Hour}
+	s := openLog(t, dir, r)
+	s.segmentBytes = 200
+	now := time.Now()
+	appendN(t, s, "lobby", 5, now.Add(-2*time.Hour))
+	appendN(t, s, "games", 5, now.Add(-2*time.Hour))
+	appendN(t, s, "lobby", 1, now.Add(-2*time.Hour))
+	appendN(t, s, "attic", 1, now)
+	before, _ := segmentNames(s.dir)
+	if n, err := s.Trim(now, 100); n != 11 || err != nil {
+		t.Fatalf("Trim = %d, %v; want 11", n, err)
+	}
+	after, _ := segmentNames(s.dir)
+	if len(after) != 1 || len(before) < 3 {
+		t.Fatalf("segments %d before, %d after; want several, then the last alone", len(before), len(after))
+	}
+	s.Close()
+	s = openLog(t, dir, r)
+	defer s.Close()
+	if oldest, newest, _ := s.Bounds("lobby"); oldest != 7 || newest != 6 {
+		t.Fatalf("lobby's Bounds = %d, %d; want 7, 6", oldest, newest)
+	}
+	msgs := []Message{{Room: "games", Kind: "message", Time: now}}
+	if err := s.Append(msgs); err != nil || msgs[0].Seq != 6 {
+		t.Fatalf("games' next = %v, #%d; want #6", err, msgs[0].Seq)
+	}
+	if got := texts(must(s.After("attic", 0, 10))); fmt.Sprint(got) != "[1:m0]" {
+		t.Fatalf("attic kept %v", got)
+	}
+}
+
+// A data directory of an earlier version, with the messages in
+// history.db's buckets, is moved into the log once, numbering and all.
+func TestLogMovesAnEarlierVersionsMessages(t *testing.T) {
+	dir := t.TempDir()
+	old, err := OpenBolt(dir, Retention{MaxMessages: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, old, "lobby", 3, time.Now()) // keeps 2 and 3
+	appendN(t, old, "games", 1, time.Now())
+	id := old.ID()
+	old.Close()
+
+	s := openLog(t, dir, Retention{})
+	if got := texts(must(s.After("lobby", 0, 10))); fmt.Sprint(got) != "[2:m1 3:m2]" {
+		t.Fatalf("lobby %v", got)
+	}
+	if len(s.Repairs()) != 1 || !strings.Contains(s.Repairs()[0], "moved 3 messages of 2 rooms") {
+		t.Fatalf("Repairs = %q", s.Repairs())
+	}
+	if s.ID() != id {
+		t.Fatalf("id %s; want the old store's %s", s.ID(), id)
+	}
+	s.Close()
+	s = openLog(t, dir, Retention{})
+	defer s.Close()
+	if len(s.Repairs()) != 0 {
+		t.Fatalf("Repairs on the second opening = %q; want none", s.Repairs())
+	}
+	msgs := []Message{{Room: "lobby", Kind: "message"}}
+	if err := s.Append(msgs); err != nil || msgs[0].Seq != 4 {
+		t.Fatalf("lobby's next = %v, #%d; want #4", err, msgs[0].Seq)
+	}
+	if got := texts(must(s.After("games", 0, 10))); fmt.Sprint(got) != "[1:m0]" {
+		t.Fatalf("games %v", got)
+	}
+}
+
+// Nor is damage followed by a whole record, even in the last segment.
+func TestLogRefusesDamageFollowedByARecord(t *testing.T) {
+	dir := t.TempDir()
+	s := openLog(t, dir, Retention{})
+	appendN(t, s, "lobby", 3, time.Now())
+	s.Close()
+	path := segmentPath(filepath.Join(dir, LogDir), 1)
+	b, _ := os.ReadFile(path)
+	b[recordHeader+2] ^= 0xff // the first record's payload
+	os.WriteFile(path, b, 0o600)
+	if _, err := OpenLog(dir, Retention{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("OpenLog = %v; want ErrCorrupt", err)
+	}
+}
