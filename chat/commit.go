@@ -33,21 +33,55 @@ func (a accepted) done() {
 	}
 }
 
-// commitLoop stores accepted messages and then delivers them: commit before
+// pipelineDepth bounds the batches written and waiting to be durable and
+// delivered: while the store syncs one, the commit loop goes on writing the
+// next ones, up to this many, and one sync carries them all.
+const pipelineDepth = 4
+
+// written is a batch on its way through the pipeline: numbered and written
+// by commitLoop, made durable and delivered by deliverLoop.
+type written struct {
+	batch  []accepted
+	msgs   []history.Message
+	ticket history.Ticket
+	err    error // the Write's
+	start  time.Time
+}
+
+// commitLoop numbers and writes accepted messages, and hands them to
+// deliverLoop, which delivers them once they are durable: commit before
 // broadcast, so that whatever any client has seen is in the history. It
-// takes whatever has queued up while the previous transaction was on disk
-// and stores it in one transaction (group commit), so under load many
-// messages share one disk sync, and when idle a message waits for no one.
-// Messages are delivered in the order they were accepted, which is the
-// order of their numbers.
+// takes whatever has queued up while it was busy and writes it as one
+// batch (group commit), so under load many messages share one disk sync,
+// and when idle a message waits for no one. With a store that can overlap
+// its writes and syncs (history.Pipeliner), the next batches are written
+// while the last one syncs. Messages are delivered in the order they were
+// accepted, which is the order of their numbers.
 //
 // Every TrimInterval it also applies the store's age limit, one small
-// transaction at a time between commits, so trimming a large backlog never
+// transaction at a time between batches, so trimming a large backlog never
 // holds up live messages for long. It returns when s.commits is closed and
-// drained.
+// drained, and deliverLoop has delivered everything.
 func (s *Server) commitLoop() {
-	batch := make([]accepted, 0, s.opts.CommitBatch)
-	msgs := make([]history.Message, 0, s.opts.CommitBatch)
+	store := history.Pipeline(s.opts.History)
+	free := make(chan *written, pipelineDepth)
+	for range pipelineDepth {
+		free <- &written{
+			batch: make([]accepted, 0, s.opts.CommitBatch),
+			msgs:  make([]history.Message, 0, s.opts.CommitBatch),
+		}
+	}
+	pipe := make(chan *written, pipelineDepth)
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		s.deliverLoop(store, pipe, free)
+	}()
+	defer func() {
+		close(pipe)
+		<-delivered
+	}()
+
 	tick := time.NewTicker(s.opts.TrimInterval)
 	defer tick.Stop()
 	trimming := false
@@ -77,17 +111,20 @@ func (s *Server) commitLoop() {
 				continue
 			}
 		}
+		w := <-free
+		batch := w.batch[:0]
 		if !ok {
 			// Room events of the last departures still go out.
-			if batch = s.takeOutbox(batch[:0]); len(batch) > 0 {
-				s.commit(batch, msgs[:0])
+			if batch = s.takeOutbox(batch); len(batch) > 0 {
+				w.batch = batch
+				s.write(store, w)
+				pipe <- w
 			}
 			return
 		}
 		// Whatever a reader sent comes after the events queued before it
 		// sent it: a client's rename or join goes ahead of the lines it
 		// sent after it. So the outbox is looked at after each receive.
-		batch = batch[:0]
 		if s.outboxed.Load() {
 			batch = s.takeOutbox(batch)
 		}
@@ -95,10 +132,11 @@ func (s *Server) commitLoop() {
 			batch = append(batch, first)
 		}
 		if len(batch) == 0 {
+			free <- w
 			continue // taken by the batch before
 		}
 	fill:
-		for len(batch) < cap(batch) {
+		for len(batch) < s.opts.CommitBatch {
 			select {
 			case a, ok := <-s.commits:
 				if !ok {
@@ -112,20 +150,19 @@ func (s *Server) commitLoop() {
 				break fill
 			}
 		}
-		s.commit(batch, msgs[:0])
-		clear(batch) // let delivered events go
+		w.batch = batch
+		s.write(store, w)
+		pipe <- w
 		if trimming {
 			trimming = s.trimStep(&warned)
 		}
 	}
 }
 
-// commit stores batch in one transaction, then delivers it, or refuses it
-// if it could not be stored. In a cluster the messages come back through
-// deliverStored, on every node, to be delivered; until then their senders
-// wait for them (awaitDelivery).
-func (s *Server) commit(batch []accepted, msgs []history.Message) {
-	for _, a := range batch {
+// write numbers and writes w's batch, noting in w how it went.
+func (s *Server) write(store history.Pipeliner, w *written) {
+	msgs := w.msgs[:0]
+	for _, a := range w.batch {
 		t, _ := time.Parse(protocol.TimeLayout, a.ev.Time)
 		if a.from == nil {
 			msgs = append(msgs, eventMessage(a, t))
@@ -137,11 +174,34 @@ func (s *Server) commit(batch []accepted, msgs []history.Message) {
 		}
 		msgs = append(msgs, m)
 	}
-	start := time.Now()
-	err := s.opts.History.Append(msgs)
-	s.metrics.commitSeconds.Observe(time.Since(start).Seconds())
-	s.metrics.commitBatch.Observe(float64(len(msgs)))
+	w.msgs = msgs
+	w.start = time.Now()
+	w.ticket, w.err = store.Write(msgs)
+}
 
+// deliverLoop takes the batches commitLoop wrote, in order, waits for each
+// to be durable, and delivers it (or refuses it), handing its buffers back
+// on free. It returns when pipe is closed and drained.
+func (s *Server) deliverLoop(store history.Pipeliner, pipe <-chan *written, free chan<- *written) {
+	for w := range pipe {
+		err := w.err
+		if err == nil {
+			err = store.Commit(w.ticket)
+		}
+		s.metrics.commitSeconds.Observe(time.Since(w.start).Seconds())
+		s.metrics.commitBatch.Observe(float64(len(w.msgs)))
+		s.settle(w.batch, w.msgs, err)
+		clear(w.batch) // let delivered events go
+		clear(w.msgs)
+		free <- w
+	}
+}
+
+// settle delivers a batch that was stored, or refuses it if it could not
+// be (err). In a cluster the messages come back through deliverStored, on
+// every node, to be delivered; until then their senders wait for them
+// (awaitDelivery).
+func (s *Server) settle(batch []accepted, msgs []history.Message, err error) {
 	if err != nil {
 		s.log.Error("Storing messages failed; refusing them", "count", len(batch), "err", err)
 	}

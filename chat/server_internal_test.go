@@ -243,7 +243,10 @@ func TestCommitDeliversToTheRoomAsItIsThen(t *testing.T) {
 	}
 	queued(b) // b's join
 	a.inflight.Add(1)
-	s.commit([]accepted{*msg}, nil)
+	w := &written{batch: []accepted{*msg}}
+	store := history.Pipeline(s.opts.History)
+	s.write(store, w)
+	s.settle(w.batch, w.msgs, store.Commit(w.ticket))
 	a.inflight.Wait() // the commit let a's next command go
 	if got, want := queued(b), a.nick+": m\n"; got != want {
 		t.Fatalf("b, in the new #X, was sent %q; want %q, live, once", got, want)

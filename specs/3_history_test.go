@@ -261,7 +261,7 @@ var _ = DescribeTableSubtree("Message history", func(tr Transport) {
 		dir := GinkgoT().TempDir()
 		nw = tr.New(false)
 
-		store, err := history.OpenBolt(dir, history.Retention{})
+		store, err := history.OpenLog(dir, history.Retention{})
 		Expect(err).NotTo(HaveOccurred())
 		first := startServer(nw, chat.Options{History: store})
 		alice := connectAll(first, nw, 1)[0]
@@ -269,7 +269,7 @@ var _ = DescribeTableSubtree("Message history", func(tr Transport) {
 		Expect(first.Stop()).To(Succeed())
 		Expect(store.Close()).To(Succeed())
 
-		store, err = history.OpenBolt(dir, history.Retention{})
+		store, err = history.OpenLog(dir, history.Retention{})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(store.Close)
 		second := startServer(nw, chat.Options{History: store})

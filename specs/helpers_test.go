@@ -303,10 +303,11 @@ func (f *failingStore) Append(msgs []history.Message) error {
 	return f.Store.Append(msgs)
 }
 
-// openStore opens a bolt history store in dir and registers closing it.
-func openStore(dir string, r history.Retention) *history.BoltStore {
+// openStore opens the server's history store (the log) in dir and
+// registers closing it.
+func openStore(dir string, r history.Retention) *history.LogStore {
 	GinkgoHelper()
-	s, err := history.OpenBolt(dir, r)
+	s, err := history.OpenLog(dir, r)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(s.Close)
 	return s

@@ -151,15 +151,18 @@ func Run(ctx context.Context, args []string, env cli.Env) int {
 			logger.Info("History is kept in memory only")
 		}
 	default:
-		store, err := history.OpenBolt(*dataDir, retention)
+		store, err := history.OpenLog(*dataDir, retention)
 		if err != nil {
 			logger.Error(fmt.Sprintf("Cannot open the history in %s: %v", *dataDir, err))
 			return cli.ExitFailure
 		}
 		defer store.Close()
+		for _, r := range store.Repairs() {
+			logger.Warn("Opening the history " + r)
+		}
 		opts.History = store
 		opts.Accounts = accounts.NewBolt(store.DB())
-		logger.Info("History is stored in " + filepath.Join(*dataDir, history.FileName))
+		logger.Info("History is stored in " + filepath.Join(*dataDir, history.LogDir))
 	}
 
 	listen := env.Listen
