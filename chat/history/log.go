@@ -16,9 +16,12 @@ import (
 // LogStore's segments.
 const LogDir = "log"
 
-// DefaultSegmentBytes is the size past which a LogStore starts a new
-// segment file. Retention frees disk a whole segment at a time.
-const DefaultSegmentBytes = 64 << 20
+// DefaultSegmentBytes is the size of a LogStore's segment files. A segment
+// is filled with zeros when it is made, before it is needed, so that a
+// sync after a write into it flushes the data alone, not the file's size
+// and its blocks' allocation too (here, 0.16 ms for a small write instead
+// of 0.23). Retention frees disk a whole segment at a time.
+const DefaultSegmentBytes = 16 << 20
 
 // maxKeptBuffer bounds the encoding buffer a LogStore keeps between
 // writes: a batch of large messages gets one of its own, let go after.
@@ -70,6 +73,12 @@ type LogStore struct {
 	// bytes it could not cut off, which the next write would follow.
 	broken error
 	closed bool
+	// preparing says a spare segment, the next, is being made (or is
+	// made) ahead of time while the last fills up; spare hands it over,
+	// or nil if making it failed.
+	preparing bool
+	spare     chan *segment
+	prepared  sync.WaitGroup
 }
 
 var (
@@ -134,6 +143,7 @@ func OpenLog(dir string, r Retention) (*LogStore, error) {
 		retention:    r,
 		segmentBytes: DefaultSegmentBytes,
 		sync:         fdatasync,
+		spare:        make(chan *segment, 1),
 		rooms:        make(map[string]*logRoom),
 	}
 	if err := s.open(time.Now()); err != nil {
@@ -260,22 +270,60 @@ func (s *LogStore) writeLocked(msgs []Message, buf []byte, offs []uint32, marks 
 	}
 	seg.size += int64(len(buf))
 	seg.live += len(msgs)
+	if seg.size > s.segmentBytes/2 {
+		s.prepareLocked()
+	}
 	s.next++
 	s.pending = append(s.pending, pendingWrite{ticket: s.next, seg: seg, end: seg.size, marks: marks})
 	return nil
 }
 
-// rotateLocked starts a new segment and returns it. The one before stays
-// open for reading, and for Commit to sync what it has not. s.mu must be
-// held for writing.
+// rotateLocked starts a new segment and returns it: the spare, if it is
+// ready. The one before is synced first, so that no segment but the last
+// can end in a torn record; a sync that fails undoes what it held, as
+// Commit's would. The old segment stays open for reading. s.mu must be held
+// for writing.
 func (s *LogStore) rotateLocked() (*segment, error) {
 	last := s.segs[len(s.segs)-1]
-	seg, err := createSegment(s.dir, last.num+1)
-	if err != nil {
-		return nil, err
+	if last.synced < last.size {
+		if err := s.sync(last.f); err != nil {
+			s.undoLocked(err)
+			return nil, err
+		}
+		last.synced = last.size
+	}
+	var seg *segment
+	if s.preparing {
+		seg = <-s.spare // soon: it was started half a segment ago
+		s.preparing = false
+	}
+	if seg == nil {
+		var err error
+		if seg, err = createSegment(s.dir, last.num+1, s.segmentBytes); err != nil {
+			return nil, err
+		}
 	}
 	s.segs = append(s.segs, seg)
 	return seg, nil
+}
+
+// prepareLocked starts making the spare segment, unless it is being made
+// or made. s.mu must be held for writing.
+func (s *LogStore) prepareLocked() {
+	if s.preparing {
+		return
+	}
+	s.preparing = true
+	num := s.segs[len(s.segs)-1].num + 1
+	s.prepared.Add(1)
+	go func() {
+		defer s.prepared.Done()
+		seg, err := createSegment(s.dir, num, s.segmentBytes)
+		if err != nil {
+			seg = nil // the rotation tries again, and fails its write if it can't
+		}
+		s.spare <- seg
+	}()
 }
 
 // Commit implements Pipeliner. It syncs every segment with bytes not yet
@@ -378,7 +426,7 @@ func (s *LogStore) undoLocked(err error) {
 	}
 	for _, seg := range s.segs {
 		if seg.size > seg.synced {
-			if terr := seg.f.Truncate(seg.synced); terr != nil && s.broken == nil {
+			if terr := zero(seg.f, seg.synced, seg.size); terr != nil && s.broken == nil {
 				// Left there, the undone records could be read
 				// back after a restart, numbered as the next ones
 				// will be. Opening again replays them as if kept.
@@ -593,16 +641,21 @@ func (s *LogStore) checkpointLocked() map[string][2]uint64 {
 	return marks
 }
 
-// Close implements Store. A Commit waiting on its sync finishes first.
+// Close implements Store. A Commit waiting on its sync, and the making of
+// a spare segment, finish first.
 func (s *LogStore) Close() error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	s.mu.Unlock()
+	s.prepared.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	err := s.closeFiles()
 	return errors.Join(err, s.db.Close())
 }
@@ -611,6 +664,12 @@ func (s *LogStore) closeFiles() error {
 	var errs []error
 	for _, seg := range s.segs {
 		errs = append(errs, seg.f.Close())
+	}
+	if s.preparing {
+		if seg := <-s.spare; seg != nil {
+			// Left empty: opening takes it as the last segment.
+			errs = append(errs, seg.f.Close())
+		}
 	}
 	return errors.Join(errs...)
 }

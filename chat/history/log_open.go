@@ -95,7 +95,7 @@ func (s *LogStore) open(now time.Time) error {
 		}
 	}
 	if len(s.segs) == 0 {
-		seg, err := createSegment(s.dir, 1)
+		seg, err := createSegment(s.dir, 1, s.segmentBytes)
 		if err != nil {
 			return err
 		}
@@ -133,17 +133,38 @@ func segmentPath(dir string, num uint32) string {
 	return filepath.Join(dir, fmt.Sprintf("%08x.seg", num))
 }
 
-// createSegment creates segment num in dir, and makes its name durable.
-func createSegment(dir string, num uint32) (*segment, error) {
+// createSegment creates segment num in dir, size bytes of zeros, and
+// makes it and its name durable. The zeros are where records will go: a
+// record's length is never 0, so they read as the end of the log.
+func createSegment(dir string, num uint32, size int64) (*segment, error) {
 	f, err := os.OpenFile(segmentPath(dir, num), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	err = zero(f, 0, size)
+	if err == nil {
+		err = fdatasync(f)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
 		f.Close()
-		return nil, err
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("history: making a segment: %w", err)
 	}
 	return &segment{num: num, f: f}, nil
+}
+
+// zero writes zeros over f's bytes from from to to.
+func zero(f *os.File, from, to int64) error {
+	zeros := make([]byte, min(to-from, 1<<20))
+	for off := from; off < to; off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // syncDir makes the names in dir durable.
@@ -191,16 +212,20 @@ func (s *LogStore) replay(path string, last bool, floors map[*logRoom]uint64) er
 	for off < len(data) {
 		payload, n, err := readRecord(data[off:])
 		if err != nil {
+			end := len(bytes.TrimRight(data[off:], "\x00")) // what is left but zeros
+			if end == 0 {
+				break // the end of what was written
+			}
 			if !last || wholeRecordAfter(data[off+1:]) {
 				return fmt.Errorf("history: %s at %d: %w", path, off, corruptError{err})
 			}
-			if err := f.Truncate(int64(off)); err != nil {
+			if err := zero(f, int64(off), int64(off+end)); err != nil {
 				return fmt.Errorf("history: cutting off a torn record: %w", err)
 			}
 			if err := fdatasync(f); err != nil {
 				return fmt.Errorf("history: cutting off a torn record: %w", err)
 			}
-			s.repairs = append(s.repairs, fmt.Sprintf("cut off %d bytes of an incomplete record at the end of %s, left by a crash", len(data)-off, path))
+			s.repairs = append(s.repairs, fmt.Sprintf("cut off %d bytes of an incomplete record at the end of %s, left by a crash", end, path))
 			break
 		}
 		head.Room, head.Seq = "", 0
@@ -255,11 +280,11 @@ func (s *LogStore) migrate() error {
 	}
 	var rooms [][]byte
 	marks := map[string][2]uint64{}
-	seg, err := createSegment(s.dir, 1)
+	seg, err := createSegment(s.dir, 1, s.segmentBytes)
 	if err != nil {
 		return err
 	}
-	defer seg.f.Close()
+	defer func() { seg.f.Close() }()
 	moved, skipped := 0, 0
 	var buf []byte
 	flush := func() error {
@@ -271,7 +296,7 @@ func (s *LogStore) migrate() error {
 				return err
 			}
 			seg.f.Close()
-			if seg, err = createSegment(s.dir, seg.num+1); err != nil {
+			if seg, err = createSegment(s.dir, seg.num+1, s.segmentBytes); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -145,33 +146,54 @@ func TestLogCutAtEveryByteOfItsLastRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := len(whole)
-	for _, e := range s.rooms["lobby"].entries[:2] {
-		last = int(e.off + e.size) // where the third record starts, in the end
-	}
+	es := s.rooms["lobby"].entries
+	last, end := int(es[2].off), int(es[2].off+es[2].size) // the third record's
+	whole = whole[:end]
 	db, err := os.ReadFile(filepath.Join(dir, FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for cut := last; cut < len(whole); cut++ {
-		t.Run(fmt.Sprint("at ", cut), func(t *testing.T) {
+	for cut := last; cut < end; cut++ {
+		// The segment's zeros past the cut, where they were, or a
+		// segment cut short itself.
+		for _, tail := range []int{0, 4096} {
+			t.Run(fmt.Sprint("at ", cut, " with ", tail, " zeros after"), func(t *testing.T) {
+				// Cut in its length's leading zeros, nothing of it is left to cut off.
+				torn := len(bytes.TrimRight(whole[last:cut], "\x00")) > 0
+				cutAt(t, db, append(whole[:cut:cut], make([]byte, tail)...), torn)
+			})
+		}
+	}
+}
+
+// cutAt opens a store of the history.db db and the segment seg, cut in its
+// third record, and checks that it has the first two, says it cut if torn,
+// and numbers on.
+func cutAt(t *testing.T, db, seg []byte, torn bool) {
+	{
+		{
 			dir := t.TempDir()
 			os.Mkdir(filepath.Join(dir, LogDir), 0o700)
 			os.WriteFile(filepath.Join(dir, FileName), db, 0o600)
-			os.WriteFile(segmentPath(filepath.Join(dir, LogDir), 1), whole[:cut], 0o600)
+			os.WriteFile(segmentPath(filepath.Join(dir, LogDir), 1), seg, 0o600)
 			s := openLog(t, dir, Retention{})
 			defer s.Close()
 			if got := texts(must(s.After("lobby", 0, 10))); fmt.Sprint(got) != "[1:line 1 2:line 2]" {
 				t.Fatalf("kept %v", got)
 			}
-			if cut > last && (len(s.Repairs()) != 1 || !strings.Contains(s.Repairs()[0], "cut off")) {
+			if torn && (len(s.Repairs()) != 1 || !strings.Contains(s.Repairs()[0], "cut off")) {
 				t.Fatalf("Repairs = %q; want the cut said", s.Repairs())
 			}
 			msgs := []Message{{Room: "lobby", Kind: "message", Text: "after"}}
 			if err := s.Append(msgs); err != nil || msgs[0].Seq != 3 {
 				t.Fatalf("next Append = %v, #%d; want #3", err, msgs[0].Seq)
 			}
-		})
+			s.Close()
+			s = openLog(t, dir, Retention{})
+			if got := texts(must(s.After("lobby", 0, 10))); fmt.Sprint(got) != "[1:line 1 2:line 2 3:after]" || len(s.Repairs()) != 0 {
+				t.Fatalf("reopened: %v, repairs %q", got, s.Repairs())
+			}
+		}
 	}
 }
 
@@ -214,8 +236,9 @@ func TestLogTrimDeletesEmptiedSegmentsAndKeepsNumbering(t *testing.T) {
 		t.Fatalf("Trim = %d, %v; want 11", n, err)
 	}
 	after, _ := segmentNames(s.dir)
-	if len(after) != 1 || len(before) < 3 {
-		t.Fatalf("segments %d before, %d after; want several, then the last alone", len(before), len(after))
+	// The files are the segments and the spare made ahead.
+	if len(after) != 2 || len(before) < 4 {
+		t.Fatalf("segment files %d before, %d after; want several, then the last and the spare", len(before), len(after))
 	}
 	s.Close()
 	s = openLog(t, dir, r)

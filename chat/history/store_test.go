@@ -172,7 +172,7 @@ func TestBoltRefusesASecondOpener(t *testing.T) {
 // machine's disk, ns/op per message: the bolt store (one transaction per
 // batch), the log store (one write and one fdatasync per batch), and, as
 // the physical floor, a raw write and fdatasync of the same bytes to a
-// file of its own.
+// file of its own, appended or over zeros.
 func BenchmarkAppend(b *testing.B) {
 	line := "a chat line of a typical length, say sixty bytes or so"
 	batchOf := func(n int, now time.Time) []Message {
@@ -199,27 +199,44 @@ func BenchmarkAppend(b *testing.B) {
 			defer s.Close()
 			benchAppend(b, s, batch, batchOf)
 		})
-		b.Run(fmt.Sprintf("write+fdatasync/batch=%d", batch), func(b *testing.B) {
-			f, err := os.Create(filepath.Join(b.TempDir(), "raw"))
-			if err != nil {
-				b.Fatal(err)
+		// The floor, both ways: appending to a file, and writing over
+		// zeros written before, as the log does.
+		for _, zeroed := range []bool{false, true} {
+			name := "write+fdatasync"
+			if zeroed {
+				name += "-over-zeros"
 			}
-			defer f.Close()
-			var buf []byte
-			for _, m := range batchOf(batch, time.Now()) {
-				m.Seq = 1
-				buf, _ = appendRecord(buf, &m)
-			}
-			b.SetBytes(int64(len(buf) / batch))
-			for i := 0; i < b.N; i += batch {
-				if _, err := f.Write(buf); err != nil {
+			b.Run(fmt.Sprintf("%s/batch=%d", name, batch), func(b *testing.B) {
+				f, err := os.Create(filepath.Join(b.TempDir(), "raw"))
+				if err != nil {
 					b.Fatal(err)
 				}
-				if err := fdatasync(f); err != nil {
-					b.Fatal(err)
+				defer f.Close()
+				var buf []byte
+				for _, m := range batchOf(batch, time.Now()) {
+					m.Seq = 1
+					buf, _ = appendRecord(buf, &m)
 				}
-			}
-		})
+				if zeroed {
+					if err := zero(f, 0, int64(len(buf))*int64(b.N/batch+1)); err != nil {
+						b.Fatal(err)
+					}
+					fdatasync(f)
+				}
+				b.SetBytes(int64(len(buf) / batch))
+				b.ResetTimer()
+				var off int64
+				for i := 0; i < b.N; i += batch {
+					if _, err := f.WriteAt(buf, off); err != nil {
+						b.Fatal(err)
+					}
+					off += int64(len(buf))
+					if err := fdatasync(f); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 
