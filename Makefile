@@ -26,11 +26,14 @@ vet:
 ## fuzz: each fuzz target for FUZZTIME (default 100000 inputs; a count, because
 ## a duration can fail spuriously at its deadline in Go 1.26: golang/go#75804)
 FUZZTIME ?= 100000x
+# Each of FuzzLogOpen's inputs opens a store on disk, two syncs: fewer.
+LOGFUZZTIME ?= 10000x
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -parallel 1 ./chat/line
 	go test -run '^$$' -fuzz '^FuzzParseText$$' -fuzztime $(FUZZTIME) -parallel 1 ./chat/protocol
 	go test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) -parallel 1 ./chat/protocol
 	go test -run '^$$' -fuzz '^FuzzAppendText$$' -fuzztime $(FUZZTIME) -parallel 1 ./chat/protocol
+	go test -run '^$$' -fuzz '^FuzzLogOpen$$' -fuzztime $(LOGFUZZTIME) -parallel 1 ./chat/history
 
 ## lint: staticcheck
 lint:

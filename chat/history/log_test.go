@@ -307,3 +307,55 @@ func TestLogRefusesDamageFollowedByARecord(t *testing.T) {
 		t.Fatalf("OpenLog = %v; want ErrCorrupt", err)
 	}
 }
+
+// FuzzLogOpen opens a log whose last segment is three whole records
+// followed by whatever the fuzzer writes, cut wherever it says. Opening
+// never fails but for damage (ErrCorrupt) and never loses a whole record
+// before the cut; what it keeps, it keeps across the next opening.
+func FuzzLogOpen(f *testing.F) {
+	dir := f.TempDir()
+	s := openLog(f, dir, Retention{})
+	appendN(f, s, "lobby", 3, time.Unix(1700000000, 0))
+	es := s.rooms["lobby"].entries
+	whole := int(es[2].off + es[2].size)
+	s.Close()
+	seg, _ := os.ReadFile(segmentPath(filepath.Join(dir, LogDir), 1))
+	seg = seg[:whole]
+	db, _ := os.ReadFile(filepath.Join(dir, FileName))
+	record, _ := appendRecord(nil, &Message{Room: "lobby", Seq: 4, Kind: "message", Text: "four"})
+	f.Add([]byte{}, uint(0))
+	f.Add(record, uint(len(record)))
+	f.Add(record, uint(len(record)-1))
+	f.Add(record[:5], uint(5))
+	f.Add(append(make([]byte, 100), record...), uint(100+len(record)))
+	f.Fuzz(func(t *testing.T, tail []byte, cut uint) {
+		data := append(seg[:whole:whole], tail...)
+		data = data[:whole+int(cut%uint(len(tail)+1))]
+		dir := t.TempDir()
+		os.Mkdir(filepath.Join(dir, LogDir), 0o700)
+		os.WriteFile(filepath.Join(dir, FileName), db, 0o600)
+		os.WriteFile(segmentPath(filepath.Join(dir, LogDir), 1), data, 0o600)
+		s, err := OpenLog(dir, Retention{})
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("OpenLog = %v; want it to open, or ErrCorrupt", err)
+			}
+			return
+		}
+		kept := must(s.After("lobby", 0, 100))
+		if len(kept) < 3 {
+			t.Fatalf("kept %v; want at least the 3 whole records", texts(kept))
+		}
+		for i, m := range kept {
+			if m.Seq != uint64(i+1) {
+				t.Fatalf("kept %v: numbers with a gap", texts(kept))
+			}
+		}
+		s.Close()
+		s = openLog(t, dir, Retention{})
+		defer s.Close()
+		if again := must(s.After("lobby", 0, 100)); len(again) != len(kept) || len(s.Repairs()) != 0 {
+			t.Fatalf("second opening kept %d (repairs %q); the first, %d", len(again), s.Repairs(), len(kept))
+		}
+	})
+}
