@@ -139,8 +139,10 @@
 //     goes on to the next line. The reader's next command, if any, waits until this
 //     message has been delivered (session.inflight).
 //  3. The commit loop takes every message waiting, up to
-//     [Options.CommitBatch], and stores them in one transaction: one disk
-//     sync for the batch, each message numbered in its room (commit.go).
+//     [Options.CommitBatch], numbers each in its room and writes them as
+//     one batch; the deliver loop waits for the batch to be durable (one
+//     disk sync, which the batches written meanwhile share) and hands it
+//     on (commit.go).
 //  4. Under Server.mu, each message's room is looked up by name as it is
 //     now, and the message is encoded once per form it is needed in and
 //     queued for every member (deliver.go). Receivers are woken once per

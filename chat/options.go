@@ -71,8 +71,8 @@ const (
 	// DefaultMaxHistoryPage bounds the messages sent for one /history or
 	// /resume.
 	DefaultMaxHistoryPage = 100
-	// DefaultCommitBatch bounds how many messages are stored in one
-	// transaction (one disk sync).
+	// DefaultCommitBatch bounds how many messages are written to the
+	// history as one batch (one write; one disk sync at most).
 	DefaultCommitBatch = 256
 	// DefaultTrimInterval is how often messages past the history store's
 	// age limit are removed.
@@ -242,8 +242,8 @@ type Options struct {
 	// is queued like any other message; for the same reason a page ends
 	// early once it would take more than half of OutboundBytes.
 	MaxHistoryPage int
-	// CommitBatch bounds the messages stored in one transaction. Zero
-	// means DefaultCommitBatch.
+	// CommitBatch bounds the messages written to the history as one
+	// batch. Zero means DefaultCommitBatch.
 	CommitBatch int
 	// TrimInterval is how often the store's age limit is applied. Zero
 	// means DefaultTrimInterval.
