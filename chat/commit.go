@@ -5,6 +5,7 @@ package chat
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/natter-chat/natter/chat/files"
@@ -39,17 +40,17 @@ func (a accepted) done() {
 const pipelineDepth = 4
 
 // written is a batch on its way through the pipeline: numbered and written
-// by commitLoop, made durable and delivered by deliverLoop.
+// by commitLoop, made durable by syncLoop and delivered by deliverLoop.
 type written struct {
 	batch  []accepted
 	msgs   []history.Message
 	ticket history.Ticket
-	err    error // the Write's
+	err    error // the Write's, or the Commit's
 	start  time.Time
 }
 
-// commitLoop numbers and writes accepted messages, and hands them to
-// deliverLoop, which delivers them once they are durable: commit before
+// commitLoop numbers and writes accepted messages, and hands them on to be
+// synced (syncLoop) and then delivered (deliverLoop): commit before
 // broadcast, so that whatever any client has seen is in the history. It
 // takes whatever has queued up while it was busy and writes it as one
 // batch (group commit), so under load many messages share one disk sync,
@@ -61,7 +62,7 @@ type written struct {
 // Every TrimInterval it also applies the store's age limit, one small
 // transaction at a time between batches, so trimming a large backlog never
 // holds up live messages for long. It returns when s.commits is closed and
-// drained, and deliverLoop has delivered everything.
+// drained, and the stages after it have delivered everything.
 func (s *Server) commitLoop() {
 	store := history.Pipeline(s.opts.History)
 	free := make(chan *written, pipelineDepth)
@@ -71,15 +72,24 @@ func (s *Server) commitLoop() {
 			msgs:  make([]history.Message, 0, s.opts.CommitBatch),
 		}
 	}
+	// Written batches go to be synced, then delivered: each stage its own
+	// goroutine, so that a batch syncs while the one before it is being
+	// delivered. A store with nothing to sync (it was durable on Write)
+	// has no sync stage.
 	pipe := make(chan *written, pipelineDepth)
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		s.deliverLoop(store, pipe, free)
-	}()
+	toDeliver := pipe
+	var stages sync.WaitGroup
+	if _, ok := s.opts.History.(history.Pipeliner); ok {
+		toDeliver = make(chan *written, pipelineDepth)
+		stages.Go(func() {
+			defer close(toDeliver)
+			syncLoop(store, pipe, toDeliver)
+		})
+	}
+	stages.Go(func() { s.deliverLoop(toDeliver, free) })
 	defer func() {
 		close(pipe)
-		<-delivered
+		stages.Wait()
 	}()
 
 	tick := time.NewTicker(s.opts.TrimInterval)
@@ -179,15 +189,25 @@ func (s *Server) write(store history.Pipeliner, w *written) {
 	w.ticket, w.err = store.Write(msgs)
 }
 
-// deliverLoop takes the batches commitLoop wrote, in order, waits for each
-// to be durable, and delivers it (or refuses it), handing its buffers back
-// on free. It returns when pipe is closed and drained.
-func (s *Server) deliverLoop(store history.Pipeliner, pipe <-chan *written, free chan<- *written) {
+// syncLoop takes the batches commitLoop wrote, in order, waits for each to
+// be durable, and passes it on. One sync makes every batch written before
+// it durable, so the batches behind the first pass through at once. It
+// returns when written is closed and drained.
+func syncLoop(store history.Pipeliner, written <-chan *written, synced chan<- *written) {
+	for w := range written {
+		if w.err == nil {
+			w.err = store.Commit(w.ticket)
+		}
+		synced <- w
+	}
+}
+
+// deliverLoop takes the batches that were stored, or failed to be, in
+// order, and delivers each (or refuses it), handing its buffers back on
+// free. It returns when pipe is closed and drained.
+func (s *Server) deliverLoop(pipe <-chan *written, free chan<- *written) {
 	for w := range pipe {
 		err := w.err
-		if err == nil {
-			err = store.Commit(w.ticket)
-		}
 		s.metrics.commitSeconds.Observe(time.Since(w.start).Seconds())
 		s.metrics.commitBatch.Observe(float64(len(w.msgs)))
 		s.settle(w.batch, w.msgs, err)
