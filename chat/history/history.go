@@ -2,8 +2,10 @@
 // room, so that clients can page back through a room and pick up where they
 // left off.
 //
-// A [Store] appends messages in batches: one call is one transaction, and
-// the bolt store makes it durable (fdatasync) before Append returns. Each
+// A [Store] appends messages in batches: one call is one transaction, made
+// durable (fdatasync) before Append returns. The [LogStore], the server's,
+// is also a [Pipeliner]: a batch can be written while the one before it is
+// being synced, and no one reads a message before it is durable. Each
 // message gets its room's next sequence number; numbers start at 1, grow by
 // one, and are never reused, so a gap in what a client received is visible
 // and can be filled from the store. (A MemoryStore bounded in bytes that
