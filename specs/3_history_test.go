@@ -1,7 +1,10 @@
 package specs_test
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -20,7 +23,7 @@ var _ = DescribeTableSubtree("Message history", func(tr Transport) {
 		srv *runningServer
 	)
 
-	// serve starts a server whose history is a bolt store on disk.
+	// serve starts a server whose history is the log store on disk.
 	serve := func(opts chat.Options) {
 		GinkgoHelper()
 		nw = tr.New(false)
@@ -255,6 +258,45 @@ var _ = DescribeTableSubtree("Message history", func(tr Transport) {
 		store.failing.Store(false)
 		alice.Send("disk cleaned up\n")
 		bob.ExpectLines(alice.Says("disk cleaned up")) // and not the refused line
+	})
+
+	It("starts after a crash tore the log's last record: cuts it off, says so, and numbers on without a gap", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		nw = tr.New(false)
+		store, err := history.OpenLog(dir, history.Retention{})
+		Expect(err).NotTo(HaveOccurred())
+		first := startServer(nw, chat.Options{History: store})
+		alice := connectAll(first, nw, 1)[0]
+		say(alice, 2)
+		Expect(first.Stop()).To(Succeed())
+		Expect(store.Close()).To(Succeed())
+
+		// What a crash in the middle of writing a third message leaves:
+		// its record's start, never synced, so never delivered.
+		segment := filepath.Join(dir, history.LogDir, "00000001.seg")
+		data, err := os.ReadFile(segment)
+		Expect(err).NotTo(HaveOccurred())
+		end := len(bytes.TrimRight(data, "\x00"))
+		f, err := os.OpenFile(segment, os.O_WRONLY, 0)
+		Expect(err).NotTo(HaveOccurred())
+		torn := []byte("\x00\x00\x00\x60\x12\x34\x56\x78{\"room\":\"lobby\",\"seq\":3,\"te")
+		_, err = f.WriteAt(torn, int64(end))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(f.Close()).To(Succeed())
+
+		store, err = history.OpenLog(dir, history.Retention{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(store.Close)
+		Expect(store.Repairs()).To(ConsistOf(ContainSubstring(fmt.Sprintf("cut off %d bytes of an incomplete record at the end of %s", len(torn), segment))))
+		second := startServer(nw, chat.Options{History: store})
+		bob := connectAll(second, nw, 1)[0]
+		for i := 1; i <= 2; i++ {
+			bob.ExpectExactly(fmt.Sprintf("[history %d] %s: line %d", i, alice.Nick, i))
+		}
+		bob.SwitchToJSON()
+		bob.Command(map[string]any{"type": "say", "text": "after the crash"})
+		ev := bob.ExpectEvent(protocol.Event{Type: protocol.TypeMessage, Room: "lobby", From: bob.Nick, Text: "after the crash"})
+		Expect(ev.Seq).To(BeEquivalentTo(3))
 	})
 
 	It("keeps the history and the numbering across a restart on the same data directory", SpecTimeout(specTimeout), func(ctx SpecContext) {
