@@ -291,11 +291,11 @@ func (t *table) markdown(note string) string {
 	if note != "" {
 		notes = append(notes, note)
 	}
-	rounds := "one round"
 	if len(t.rounds) > 1 {
-		rounds = fmt.Sprintf("medians of %d rounds", len(t.rounds))
+		notes = append(notes, fmt.Sprintf("medians of %d rounds; (×a–b) is the range of the rounds' ratios to nats-server in the same round", len(t.rounds)))
+	} else {
+		notes = append(notes, "one round; (×a) is the ratio to nats-server")
 	}
-	notes = append(notes, rounds+"; (×a–b) is the range of the rounds' ratios to nats-server in the same round")
 	if t.lost+t.dups == 0 {
 		notes = append(notes, "no run lost or duplicated a message")
 	} else {
