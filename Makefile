@@ -6,7 +6,7 @@ REPORT      := report.json
 SPECS_DOC   := specs/SPECS.md
 GINKGO_FLAGS := -r --race --randomize-all --timeout=15m --poll-progress-after=60s
 
-.PHONY: test test-netfake test-loopback vet lint fuzz bench cover run cert specs-doc check-specs-doc clean
+.PHONY: test test-netfake test-loopback vet lint fuzz bench bench-readme cover run cert specs-doc check-specs-doc clean
 
 ## test: vet, run every spec and test over both transports with -race, and regenerate the spec report
 test: vet
@@ -44,9 +44,18 @@ cover:
 	$(GINKGO) -r --race --cover --coverpkg=./chat/...,./netfake/... --output-dir=. --coverprofile=coverage.out
 	go tool cover -func=coverage.out | tail -1
 
-## bench: load scenarios against a fresh server, history on and off, then the Go benchmarks
+## bench: load scenarios against fresh servers (natter with history on disk,
+## natter -memory, nats-server), one table of them written also to BENCH_OUT,
+## then the Go benchmarks; its knobs (N, REPS, ...) are listed in cmd/loadgen/bench.sh
+BENCH_OUT ?= $(or $(TMPDIR),/tmp)/natter-bench-table.md
 bench:
-	bash cmd/loadgen/bench.sh
+	BENCH_OUT='$(BENCH_OUT)' bash cmd/loadgen/bench.sh
+
+## bench-readme: put the table of the last make bench (BENCH_OUT) into README.md
+## between its <!-- bench-table:start --> and <!-- bench-table:end --> lines
+BENCH_README ?= README.md
+bench-readme:
+	go run ./cmd/loadgen/benchtable -splice '$(BENCH_README)' -table '$(BENCH_OUT)'
 
 ## check-specs-doc: fail if the committed spec report differs from the one just generated
 check-specs-doc:

@@ -13,6 +13,10 @@
 //	         server's memory per connection
 //	connect  n clients connect as fast as they can, then leave
 //
+// With -proto nats the fanout, slow, chatter and idle scenarios drive a
+// nats-server instead: every client subscribes to one subject and
+// publishes to it, so everyone receives everything, as in natter's lobby.
+//
 // Attack scenarios measure an unrelated probe client's echo (a line every
 // 250ms) for -duration with the server quiet, then for -duration while n
 // attackers do their worst, and report both medians and their ratio:
@@ -26,7 +30,9 @@
 // Every message carries its number and its send time; each receiver
 // records the latency of every message and counts losses and duplicates.
 // With -server-pid the report adds the server's CPU time and RSS (from
-// /proc). Client sockets are spread over -sources loopback addresses
+// /proc). With -json FILE the report is also appended to FILE as one JSON
+// object a line, for programs (make bench builds its table from them).
+// Client sockets are spread over -sources loopback addresses
 // (127.0.0.1, 127.0.0.2, ...), and the process raises its open-file limit.
 // The server should run with its per-address and rate limits opened up, for
 // example: go run ./cmd/server -rate 0 -connect-rate 0 -max-clients-per-ip 100000.
@@ -77,6 +83,8 @@ type config struct {
 	proto     string
 	tlsAddr   string
 	rooms     int
+	jsonOut   string
+	round     int
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -96,7 +104,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&c.sources, "sources", 8, "loopback source addresses to spread sockets over")
 	fs.IntVar(&c.serverPID, "server-pid", 0, "server `pid`, to report its CPU time and memory from /proc")
 	fs.StringVar(&c.label, "label", "", "a label for the report line")
-	fs.StringVar(&c.proto, "proto", "natter", "natter, or nats to drive a nats-server with the same scenario (fanout and slow only)")
+	fs.StringVar(&c.proto, "proto", "natter", "natter, or nats to drive a nats-server with the same scenario (fanout, slow, chatter and idle)")
+	fs.StringVar(&c.jsonOut, "json", "", "also append the report to `file` as one JSON object a line")
+	fs.IntVar(&c.round, "round", 0, "a round number for the JSON report, to tell repeated runs apart")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -139,7 +149,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			r.idleRSSDelta = r.idleRSS - before.rss
 		}
 	}
+	slices.Sort(r.latencies)
 	r.print(out, c)
+	if c.jsonOut != "" {
+		return appendJSON(c.jsonOut, r.record(c))
+	}
 	return nil
 }
 
@@ -392,7 +406,7 @@ func fanout(ctx context.Context, c config, stalled int) (report, error) {
 
 // chatter has c.n clients each send c.rate messages a second.
 func chatter(ctx context.Context, c config) (report, error) {
-	d := &dialer{sources: c.sources}
+	d := &dialer{sources: c.sources, nats: c.proto == "nats"}
 	cs, err := connectAll(ctx, d, c.addr, c.n)
 	if err != nil {
 		return report{}, err
@@ -425,7 +439,7 @@ func chatter(ctx context.Context, c config) (report, error) {
 				case <-ctx.Done():
 					return
 				}
-				cl.conn.Write(payload(i*perClient+k, c.size))
+				cl.send(payload(i*perClient+k, c.size))
 				t.Reset(interval)
 			}
 		}()
@@ -466,7 +480,7 @@ func delivered(recs []*receiver) int64 {
 
 // idle connects c.n silent clients and holds them for c.duration.
 func idle(ctx context.Context, c config) (report, error) {
-	d := &dialer{sources: c.sources}
+	d := &dialer{sources: c.sources, nats: c.proto == "nats"}
 	before := readProc(c.serverPID)
 	cs, err := connectAll(ctx, d, c.addr, c.n)
 	if err != nil {
@@ -477,8 +491,19 @@ func idle(ctx context.Context, c config) (report, error) {
 			cl.conn.Close()
 		}
 	}()
-	// Drain announcements so the server's queues don't fill up.
+	// Drain announcements so the server's queues don't fill up (and
+	// answer NATS's pings, so that nats-server keeps the clients).
 	for _, cl := range cs {
+		if cl.nats {
+			go func() {
+				for {
+					if _, err := cl.next(); err != nil {
+						return
+					}
+				}
+			}()
+			continue
+		}
 		go io.Copy(io.Discard, cl.r)
 	}
 	select {
@@ -553,14 +578,16 @@ type report struct {
 	attackers    int             // connections attacking (tls-idle: held open by the server)
 }
 
-func (r report) print(out io.Writer, c config) {
-	slices.Sort(r.latencies)
-	pct := func(p float64) time.Duration {
-		if len(r.latencies) == 0 {
-			return 0
-		}
-		return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+// pct is the p-quantile of the latencies, which must be sorted.
+func (r report) pct(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
 	}
+	return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+}
+
+func (r report) print(out io.Writer, c config) {
+	pct := r.pct
 	fmt.Fprintf(out, "scenario=%s proto=%s label=%q n=%d", c.scenario, c.proto, c.label, c.n)
 	switch c.scenario {
 	case "idle":
