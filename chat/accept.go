@@ -193,7 +193,7 @@ func (s *Server) start(conn net.Conn, ip string) {
 	s.readers.Add(1)
 	s.mu.Unlock()
 
-	s.log.Info("New client connected: " + ss.addr)
+	s.log.Info("New client connected: " + ss.addr())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

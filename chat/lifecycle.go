@@ -140,5 +140,5 @@ func (s *Server) depart(ss *session, why leaving) bool {
 
 // logDeparture logs that ss left, and why.
 func (s *Server) logDeparture(ss *session, why leaving) {
-	s.log.Info("Client disconnected: "+ss.addr, "reason", why.label)
+	s.log.Info("Client disconnected: "+ss.addr(), "reason", why.label)
 }

@@ -22,7 +22,8 @@ import (
 // client out of the chat and lets the flusher finish.
 func (ss *session) readLoop() {
 	srv := ss.srv
-	in := &lineDeadline{conn: ss.conn, timeout: srv.opts.LineTimeout}
+	in := &ss.in
+	in.ss = ss
 	lr := line.NewReader(in, srv.opts.MaxLineBytes)
 	in.lr = lr
 	for {
@@ -87,7 +88,7 @@ func (ss *session) carryOut(text string) (quit bool) {
 	}
 	ss.inflight.Wait()
 	if quit = srv.dispatch(ss, cmd, err); quit {
-		srv.log.Info("Client quit: " + ss.addr)
+		srv.log.Info("Client quit: " + ss.addr())
 		srv.logDeparture(ss, quitWith(cmd.Text))
 		ss.finish(nil)
 	}
@@ -108,7 +109,7 @@ func parse(ss *session, line string) (protocol.Command, error) {
 func (ss *session) reject(err error) {
 	srv := ss.srv
 	code := rejectCode(err)
-	srv.log.Warn("Rejected line from client "+ss.addr, "err", err)
+	srv.log.Warn("Rejected line from client "+ss.addr(), "err", err)
 	srv.metrics.rejected.WithLabelValues(code).Inc()
 	msg := err.Error()
 	if errors.Is(err, line.ErrTooLong) {
@@ -131,16 +132,19 @@ func (ss *session) lost(err error) leaving {
 		// The server closed the connection and logged why.
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
-		return ss.closedFor
+		if ss.closedFor == nil {
+			return leftShutdown
+		}
+		return *ss.closedFor
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		srv.log.Warn(fmt.Sprintf("Disconnecting client %s: line not finished within %v", ss.addr, srv.opts.LineTimeout))
+		srv.log.Warn(fmt.Sprintf("Disconnecting client %s: line not finished within %v", ss.addr(), srv.opts.LineTimeout))
 		ss.inflight.Wait()
 		srv.mu.Lock()
 		srv.fail(ss, protocol.CodeLineTimeout, "line not finished within %v; disconnecting", srv.opts.LineTimeout)
 		srv.mu.Unlock()
 		return leftLineTimeout
 	default:
-		srv.log.Info("Reading from client failed: "+ss.addr, "err", err)
+		srv.log.Info("Reading from client failed: "+ss.addr(), "err", err)
 		return leftClosed
 	}
 }
@@ -163,26 +167,27 @@ func (ss *session) leave(why leaving) {
 // reader asks for more bytes in the middle of a line, the wait is bounded
 // by the line's deadline, so a line must be complete within LineTimeout of
 // its first byte (a slowloris client trickling bytes is cut off), while a
-// client may stay idle between lines as long as it likes.
+// client may stay idle between lines as long as it likes. It is part of the
+// session (session.in), so it holds only what the session does not.
 type lineDeadline struct {
-	conn    net.Conn
+	ss      *session
 	lr      *line.Reader
-	timeout time.Duration
-	started time.Time // when the line in progress began; zero between lines
+	pending bool // a line is in progress, and its deadline set
 }
 
 func (d *lineDeadline) Read(p []byte) (int, error) {
+	conn := d.ss.conn
 	switch {
 	case d.lr.Pending():
-		if d.started.IsZero() {
-			d.started = time.Now()
-			d.conn.SetReadDeadline(d.started.Add(d.timeout))
+		if !d.pending {
+			d.pending = true
+			conn.SetReadDeadline(time.Now().Add(d.ss.srv.opts.LineTimeout))
 		}
-	case !d.started.IsZero():
-		d.started = time.Time{}
-		d.conn.SetReadDeadline(time.Time{})
+	case d.pending:
+		d.pending = false
+		conn.SetReadDeadline(time.Time{})
 	}
-	return d.conn.Read(p)
+	return conn.Read(p)
 }
 
 // rejectCode returns the error code for a line the line reader rejected.

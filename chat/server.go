@@ -280,7 +280,7 @@ func (s *Server) shutdown() {
 
 	for _, ss := range sessions {
 		select {
-		case <-ss.done:
+		case <-ss.closed():
 		case <-deadline.C:
 			s.log.Warn("Shutdown timeout; closing remaining connections")
 			for _, ss := range sessions {
