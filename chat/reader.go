@@ -17,41 +17,73 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// readLoop reads and carries out the client's lines until the connection
-// ends, the client quits, or the server gives up on it, then takes the
-// client out of the chat and lets the flusher finish.
-func (ss *session) readLoop() {
-	srv := ss.srv
-	in := &ss.in
-	in.ss = ss
-	lr := line.NewReader(in, srv.opts.MaxLineBytes)
-	in.lr = lr
+// read is a session's reader goroutine: it reads and carries out the
+// client's lines until the connection ends, the client quits, or the
+// server gives up on it, then takes the client out of the chat, lets the
+// flusher finish, and counts itself done (srv.readers, srv.wg).
+//
+// Each time it has carried out what the client sent and is about to wait
+// for more, it hands the reading over to a new goroutine and ends. A
+// goroutine's stack grows with the deepest call it has made, and carrying
+// out a single line (a chat line, /help, /json) grows it from 2 KiB to 4
+// or 8 KiB; the runtime never shrinks the stack of a goroutine blocked in
+// Read back to 2 KiB, since the calls it is blocked in, with the margin
+// the runtime keeps, use more than a quarter of 4 KiB (its condition for
+// halving a stack). So a client that has spoken once would keep that
+// stack for as long as it stays idle. The new goroutine starts with 2 KiB, and
+// the old stack is freed. The reader's state is in the session (ss.in), so
+// the goroutines take over from each other in order, and they count as one
+// reader.
+func (ss *session) read() {
+	if ss.readLoop() {
+		go ss.read()
+		return
+	}
+	ss.srv.readers.Done()
+	ss.srv.wg.Done()
+}
+
+// readLoop reads and carries out the client's lines. It reports true once
+// it has carried out every line read so far and would have to wait for the
+// client (see read), and false once reading is over.
+func (ss *session) readLoop() (handOver bool) {
+	lr := ss.in.lr
 	for {
 		text, err := lr.Next()
 		ss.lastHeard.Store(time.Now().UnixNano())
-		if err == nil && len(bytes.TrimSpace(text)) == 0 {
-			continue
+		if ss.take(text, err) {
+			return false
 		}
-		if err == nil || line.IsRejected(err) {
-			switch ss.admit() {
-			case refused:
-				continue
-			case kicked:
-				ss.leave(leftFlooding)
-				return
-			}
+		if !lr.Pending() {
+			return true
 		}
-		switch {
-		case err == nil:
-			if ss.carryOut(string(text)) {
-				return
-			}
-		case line.IsRejected(err):
-			ss.reject(err)
-		default:
-			ss.leave(ss.lost(err))
-			return
+	}
+}
+
+// take carries out what the line reader returned, a line or err, and
+// reports whether reading is over.
+func (ss *session) take(text []byte, err error) (over bool) {
+	if err == nil && len(bytes.TrimSpace(text)) == 0 {
+		return false
+	}
+	if err == nil || line.IsRejected(err) {
+		switch ss.admit() {
+		case refused:
+			return false
+		case kicked:
+			ss.leave(leftFlooding)
+			return true
 		}
+	}
+	switch {
+	case err == nil:
+		return ss.carryOut(string(text))
+	case line.IsRejected(err):
+		ss.reject(err)
+		return false
+	default:
+		ss.leave(ss.lost(err))
+		return true
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/natter-chat/natter/chat/line"
 )
 
 // session is the server side of one client connection. Its reader goroutine
@@ -79,7 +81,8 @@ type session struct {
 	limiter  *rate.Limiter
 	refusals int // lines refused in a row
 
-	// in bounds how long a line may take to arrive; the reader's.
+	// in reads the client's lines, bounding how long one may take to
+	// arrive; the reader's, whichever goroutine it is on (see read).
 	in lineDeadline
 
 	// deadline is the connection's write deadline, owned by the flusher.
@@ -145,6 +148,8 @@ func newSession(srv *Server, conn net.Conn, ip string) *session {
 		ip:   ip,
 		out:  queue{limit: srv.opts.OutboundQueue, maxBytes: srv.opts.OutboundBytes},
 	}
+	ss.in = lineDeadline{ss: ss}
+	ss.in.lr = line.NewReader(&ss.in, srv.opts.MaxLineBytes)
 	if srv.opts.MessageRate != rate.Inf {
 		ss.limiter = rate.NewLimiter(srv.opts.MessageRate, srv.opts.MessageBurst)
 	}
