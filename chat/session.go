@@ -21,7 +21,7 @@ import (
 // no flusher.
 //
 // There is one for every connected client, so its fields are ordered to
-// pack (the flags share a word) and what an idle client need not hold is
+// pack (the flags sit together) and what an idle client need not hold is
 // left out: the remote address is asked of the connection when logged, and
 // the channel that tells of the connection's closing is made only for
 // whoever waits for it (closed).
