@@ -193,13 +193,9 @@ func (s *Server) start(conn net.Conn, ip string) {
 	s.readers.Add(1)
 	s.mu.Unlock()
 
-	s.log.Info("New client connected: " + ss.addr)
+	s.log.Info("New client connected: " + ss.addr())
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer s.readers.Done()
-		ss.readLoop()
-	}()
+	go ss.read()
 }
 
 // addressOf returns what names addr's host for the per-address limits: an

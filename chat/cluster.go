@@ -359,7 +359,7 @@ func (s *Server) claimLost(folded string) {
 	case s.holder(guest) != nil: // taken here meanwhile, with its claim
 		guest = s.localGuest()
 	}
-	s.log.Warn("Nickname " + ss.nick + " was taken by a client of another node; renaming " + ss.addr + " to " + guest)
+	s.log.Warn("Nickname " + ss.nick + " was taken by a client of another node; renaming " + ss.addr() + " to " + guest)
 	s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeNickLost,
 		Text: "your nickname " + ss.nick + " was taken by a client of another node while this node could not renew it; you are now " + guest})
 	// The old name's claim is already gone from this node: rename gives

@@ -112,7 +112,8 @@ func (s *Server) dispatch(ss *session, c protocol.Command, err error) (quit bool
 	case protocol.CmdFormat:
 		ss.setFormat(c.Format)
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeFormat, Format: c.Format})
-		s.sendTo(ss, s.welcome(ss))
+		welcome := s.welcome(ss)
+		s.sendTo(ss, &welcome)
 	case protocol.CmdQuit:
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeBye, Text: "bye"})
 		s.depart(ss, quitWith(c.Text))

@@ -45,9 +45,9 @@ func (ss *session) register(c protocol.Command) {
 	}
 	err := ss.registerAccount(c)
 	if err != nil {
-		srv.log.Info("Registration refused for "+ss.addr, "err", err)
+		srv.log.Info("Registration refused for "+ss.addr(), "err", err)
 	} else {
-		srv.log.Info("Registered account " + c.Nick + " from " + ss.addr)
+		srv.log.Info("Registered account " + c.Nick + " from " + ss.addr())
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -87,7 +87,7 @@ func (ss *session) registerAccount(c protocol.Command) error {
 		return accounts.ErrExists
 	}
 	if wait := srv.passwordAttempt(ss.ip, ""); wait > 0 {
-		srv.log.Warn("Registrations throttled from " + ss.addr)
+		srv.log.Warn("Registrations throttled from " + ss.addr())
 		return throttled(wait)
 	}
 	return srv.hashing(func() error { return srv.opts.Accounts.Register(c.Nick, c.Password) })
@@ -214,7 +214,7 @@ func (s *Server) failClaim(ss *session, err error) {
 func (ss *session) login(c protocol.Command) {
 	srv := ss.srv
 	if wait := srv.passwordAttempt(ss.ip, c.Nick); wait > 0 {
-		srv.log.Warn("Login attempts throttled for " + c.Nick + " from " + ss.addr)
+		srv.log.Warn("Login attempts throttled for " + c.Nick + " from " + ss.addr())
 		srv.locked(func() {
 			srv.fail(ss, protocol.CodeThrottled, "too many login attempts; try again in %v", wait.Round(time.Second))
 		})
@@ -224,7 +224,7 @@ func (ss *session) login(c protocol.Command) {
 	switch {
 	case errors.Is(err, accounts.ErrUnknown), errors.Is(err, accounts.ErrWrong):
 		// The same answer either way, so names can't be probed.
-		srv.log.Warn("Failed login for " + c.Nick + " from " + ss.addr)
+		srv.log.Warn("Failed login for " + c.Nick + " from " + ss.addr())
 		srv.locked(func() { srv.fail(ss, protocol.CodeBadLogin, "wrong name or password") })
 		return
 	case errors.Is(err, errHashersBusy):
@@ -235,7 +235,7 @@ func (ss *session) login(c protocol.Command) {
 		srv.locked(func() { srv.fail(ss, protocol.CodeAccount, "can't log in right now") })
 		return
 	}
-	srv.log.Info("Logged in " + c.Nick + " from " + ss.addr)
+	srv.log.Info("Logged in " + c.Nick + " from " + ss.addr())
 	ahead := srv.claimAhead(ss, c.Nick)
 	srv.locked(func() {
 		switch shown, taken, err := srv.claimFor(ss, c.Nick, ahead); {
@@ -360,12 +360,12 @@ func (s *Server) startLoginClock(ss *session) {
 		late := ss.account == "" && !s.closing
 		if late {
 			s.fail(ss, protocol.CodeLoginRequired, "not logged in within %v; disconnecting", s.opts.LoginTimeout)
-			ss.closeFor(leftLoginTimeout)
+			ss.closeFor(&leftLoginTimeout)
 			ss.finish(nil) // flush the error, then close
 		}
 		s.mu.Unlock()
 		if late {
-			s.log.Warn(fmt.Sprintf("Disconnecting client %s: not logged in within %v", ss.addr, s.opts.LoginTimeout))
+			s.log.Warn(fmt.Sprintf("Disconnecting client %s: not logged in within %v", ss.addr(), s.opts.LoginTimeout))
 		}
 	})
 }

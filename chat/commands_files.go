@@ -43,7 +43,7 @@ func (s *Server) upload(ss *session, c protocol.Command) {
 		s.failUpload(ss, err)
 		return
 	}
-	s.log.Info("Upload slot given", "client", ss.addr, "name", offer.Name, "size", offer.Size)
+	s.log.Info("Upload slot given", "client", ss.addr(), "name", offer.Name, "size", offer.Size)
 	s.sendTo(ss, &protocol.Event{Type: protocol.TypeUpload, Time: now(),
 		File: &protocol.FileInfo{Name: offer.Name, Size: offer.Size, SHA256: offer.SHA256},
 		URL:  slot.URL, Expires: protocol.Stamp(slot.Expires)})

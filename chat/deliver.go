@@ -23,13 +23,18 @@ type delivery struct {
 
 // newDelivery returns the delivery of ev.
 func newDelivery(ev *protocol.Event) delivery {
-	d := delivery{ev: ev}
+	return delivery{ev: ev, seq: fetchable(ev)}
+}
+
+// fetchable returns ev.Seq if ev is a numbered room message, which a
+// client that loses it can fetch again, else 0. Other events with a number
+// (a resumed event's is the last message replayed) are not messages to
+// fetch again.
+func fetchable(ev *protocol.Event) uint64 {
 	if ev.Type == protocol.TypeMessage || ev.Type == protocol.TypeAction || ev.Type == protocol.TypeFile && ev.Room != "" {
-		// Other events with a number (a resumed event's is the last
-		// message replayed) are not messages to fetch again.
-		d.seq = ev.Seq
+		return ev.Seq
 	}
-	return d
+	return 0
 }
 
 // bytesFor returns the encoding of the event for ss. Server.mu must be
@@ -37,21 +42,52 @@ func newDelivery(ev *protocol.Event) delivery {
 func (d *delivery) bytesFor(ss *session) []byte {
 	if ss.jsonOut.Load() {
 		if d.json == nil {
-			d.json = d.ev.AppendJSON(nil)
+			d.json = appendJSON(*d.ev)
 		}
 		return d.json
 	}
+	i, v := textView(d.ev, ss)
+	if d.text[i] == nil {
+		d.text[i] = ss.srv.renderText(d.ev, v)
+	}
+	return d.text[i]
+}
+
+// textView returns which of an event's two text renderings ss takes (0 if
+// the event is in ss's current room or in no room, 1 if in another) and
+// the view it is rendered for. s.mu must be held.
+func textView(ev *protocol.Event, ss *session) (int, protocol.View) {
 	i, current := 0, ""
 	if ss.current != nil {
 		current = ss.current.name
 	}
-	if d.ev.Room != "" && !strings.EqualFold(d.ev.Room, current) {
+	if ev.Room != "" && !strings.EqualFold(ev.Room, current) {
 		i = 1
 	}
-	if d.text[i] == nil {
-		d.text[i] = d.ev.AppendText(nil, protocol.View{Me: ss.nick, Current: current})
+	return i, protocol.View{Me: ss.nick, Current: current}
+}
+
+// appendJSON returns ev encoded as JSON. It takes ev by value because the
+// encoder keeps hold of what it encodes: that moves this copy to the heap,
+// and only when a JSON client needs it, so an event sent to text clients
+// alone (every arrival's welcome) can stay on its sender's stack.
+func appendJSON(ev protocol.Event) []byte { return ev.AppendJSON(nil) }
+
+// maxScratch is the largest rendering buffer the server keeps between
+// events: room for any ordinary event, not for a rare long one.
+const maxScratch = 16 << 10
+
+// renderText returns ev rendered for v in a slice of its own, as long as
+// the text. It renders into s.scratch first and copies the result, so
+// that one allocation of the right size is made instead of the several,
+// and the garbage, of a slice grown from nothing. s.mu must be held.
+func (s *Server) renderText(ev *protocol.Event, v protocol.View) []byte {
+	s.scratch = ev.AppendText(s.scratch[:0], v)
+	b := append([]byte(nil), s.scratch...)
+	if cap(s.scratch) > maxScratch {
+		s.scratch = nil
 	}
-	return d.text[i]
+	return b
 }
 
 // itemFor returns the queue item carrying the event to ss. Server.mu must
@@ -62,9 +98,19 @@ func (d *delivery) itemFor(ss *session) item {
 }
 
 // sendTo queues ev for ss alone. s.mu must be held.
+//
+// It encodes ev itself rather than through a delivery, which has nothing
+// to share with one receiver: the compiler can then see that ev is not
+// kept, so the caller's event can stay on its stack.
 func (s *Server) sendTo(ss *session, ev *protocol.Event) {
-	d := newDelivery(ev)
-	ss.enqueue(d.itemFor(ss))
+	var b []byte
+	if ss.jsonOut.Load() {
+		b = appendJSON(*ev)
+	} else {
+		_, v := textView(ev, ss)
+		b = s.renderText(ev, v)
+	}
+	ss.enqueue(item{b: b, room: ev.Room, seq: fetchable(ev)})
 	s.metrics.deliveries.Inc()
 }
 

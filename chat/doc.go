@@ -26,7 +26,8 @@
 //     connection has a bounded outbound queue, drained by a flusher
 //     goroutine that writes as much of it at once as one write takes (64
 //     KiB) and runs only while there is something to write, so an idle
-//     connection costs one goroutine (its reader) and a small buffer.
+//     connection costs one goroutine (its reader, on a fresh 2 KiB stack)
+//     and a small buffer.
 //   - The broadcaster never blocks on a receiver. When a receiver's queue is
 //     full ([Options.OutboundQueue] messages or [Options.OutboundBytes]
 //     bytes), its oldest queued messages are dropped and it is told which
@@ -78,7 +79,10 @@
 //     control, and carries out each line. It is the only goroutine that
 //     runs a client's commands, so a client's commands run one at a time,
 //     in order. Slow work for a command (bcrypt, reading the accounts)
-//     runs here, without the server's lock.
+//     runs here, without the server's lock. Each time it has carried out
+//     everything read and would wait for the client, it hands over to a
+//     new goroutine on a fresh stack and ends (read, in reader.go): the
+//     readers of a session run one after another, never two at once.
 //   - A flusher per session, only while the session has something to write
 //     (whoever queues the first message starts it). It owns every write to
 //     the connection, and closes it once the session is finished. To cut

@@ -48,7 +48,7 @@ func (ss *session) admit() admission {
 	ss.inflight.Wait() // the refusal comes after the lines before it
 	kick := ss.refusals >= srv.opts.FloodRefusals
 	if kick {
-		srv.log.Warn("Disconnecting flooding client " + ss.addr)
+		srv.log.Warn("Disconnecting flooding client " + ss.addr())
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()

@@ -139,34 +139,39 @@ func (ss *session) flush() {
 			continue // finished: close once a take comes back empty
 		}
 		ss.conn.Close()
-		close(ss.done)
+		ss.mu.Lock()
+		ss.closedConn = true
+		if ss.done != nil {
+			close(ss.done)
+		}
+		ss.mu.Unlock()
 		return // flushing stays set: nothing more is written
 	}
 }
 
 // writeFailed logs why a write failed and keeps the reason to announce.
 func (ss *session) writeFailed(err error, finished bool) {
-	var why leaving
+	var why *leaving
 	switch {
 	case finished:
 		// The client is leaving anyway; a failed goodbye is normal.
-		ss.srv.log.Debug("Final write to client failed: "+ss.addr, "err", err)
+		ss.srv.log.Debug("Final write to client failed: "+ss.addr(), "err", err)
 		return
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		ss.srv.log.Warn("Disconnecting slow client " + ss.addr + ": write deadline exceeded")
-		why = leftSlow
+		ss.srv.log.Warn("Disconnecting slow client " + ss.addr() + ": write deadline exceeded")
+		why = &leftSlow
 	case errors.Is(err, net.ErrClosed):
 		return // closed by the server, which said why
 	default:
-		ss.srv.log.Info("Write to client failed; disconnecting "+ss.addr, "err", err)
-		why = leftWriteFailed
+		ss.srv.log.Info("Write to client failed; disconnecting "+ss.addr(), "err", err)
+		why = &leftWriteFailed
 	}
 	ss.closeFor(why)
 }
 
 // closeFor records why the server is closing the connection, for the
 // reader to announce once its read fails.
-func (ss *session) closeFor(why leaving) {
+func (ss *session) closeFor(why *leaving) {
 	ss.mu.Lock()
 	ss.closedFor = why
 	ss.mu.Unlock()

@@ -52,7 +52,7 @@ func newFlushingSession(t *testing.T, opts Options, bufSize int) (*session, *rec
 		client.Close() // a write still blocked fails
 		ss.finish(nil)
 		select {
-		case <-ss.done:
+		case <-ss.closed():
 		case <-time.After(10 * time.Second):
 			t.Error("the flusher did not close the connection")
 		}
@@ -160,7 +160,7 @@ func TestFlusherKeepsAReaderThatKeepsReading(t *testing.T) {
 	why := ss.closedFor
 	ss.mu.Unlock()
 	select {
-	case <-ss.done:
+	case <-ss.closed():
 		t.Fatalf("the flusher closed the connection (for %v)", why)
 	default:
 	}
@@ -175,13 +175,13 @@ func TestFlusherCutsOffAReaderThatStops(t *testing.T) {
 	ss.queueAll(msgs...)
 	readAll(t, client, all[:2*maxWriteBytes], 4096, 0) // two writes' worth, then nothing
 	select {
-	case <-ss.done:
+	case <-ss.closed():
 	case <-time.After(10 * timeout):
 		t.Fatalf("still connected %v after the reader stopped; WriteTimeout is %v", 10*timeout, timeout)
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if ss.closedFor != leftSlow {
+	if ss.closedFor != &leftSlow {
 		t.Fatalf("closed for %v; want leftSlow", ss.closedFor)
 	}
 }

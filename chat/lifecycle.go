@@ -70,7 +70,8 @@ func (s *Server) arrive(ss *session) {
 	s.nicks[protocol.Fold(ss.nick)] = ss
 	if s.opts.RequireAuth {
 		// Outside every room until logged in.
-		s.sendTo(ss, s.welcome(ss))
+		welcome := s.welcome(ss)
+		s.sendTo(ss, &welcome)
 		s.sendTo(ss, &protocol.Event{Type: protocol.TypeNotice, Code: protocol.CodeLoginRequired,
 			Text: fmt.Sprintf("this server requires an account: /login NAME PASSWORD or /register NAME PASSWORD, within %v", s.opts.LoginTimeout)})
 		s.startLoginClock(ss)
@@ -82,34 +83,46 @@ func (s *Server) arrive(ss *session) {
 	s.announceArrival(ss, s.lobby)
 	ss.rooms = []*room{s.lobby}
 	ss.current = s.lobby
-	s.sendTo(ss, s.welcome(ss))
+	welcome := s.welcome(ss)
+	s.sendTo(ss, &welcome)
 	s.replayLatest(ss, s.lobby, s.opts.HistoryOnJoin)
 }
 
 // welcome returns the welcome event for ss: who and where it is, the
-// commands and the limits. s.mu must be held.
-func (s *Server) welcome(ss *session) *protocol.Event {
+// commands and the limits. It returns it by value, so that it can stay on
+// the caller's stack (see appendJSON): every arrival has one. s.mu must be
+// held.
+func (s *Server) welcome(ss *session) protocol.Event {
 	room := ""
 	if ss.current != nil {
 		room = ss.current.name
 	}
-	o := s.opts
-	return &protocol.Event{
-		Type:     protocol.TypeWelcome,
-		Time:     now(),
-		Nick:     ss.nick,
-		Room:     room,
-		Commands: protocol.CommandNames(),
-		Limits: &protocol.Limits{
-			LineBytes:      o.MaxLineBytes,
-			NickLength:     o.MaxNickLength,
-			RoomNameLength: o.MaxRoomNameLength,
-			TopicBytes:     o.MaxTopicBytes,
-			RoomsPerClient: o.MaxRoomsPerClient,
-			RoomMembers:    o.MaxRoomMembers,
-			Rooms:          o.MaxRooms,
-		},
-		HistoryID: history.ID(o.History),
+	return protocol.Event{
+		Type:      protocol.TypeWelcome,
+		Time:      now(),
+		Nick:      ss.nick,
+		Room:      room,
+		Commands:  commandNames,
+		Limits:    s.limits,
+		HistoryID: history.ID(s.opts.History),
+	}
+}
+
+// commandNames is every welcome's list of commands, shared: a welcome is
+// encoded, never changed.
+var commandNames = protocol.CommandNames()
+
+// welcomeLimits returns the limits every welcome announces, shared as
+// s.limits for the same reason.
+func welcomeLimits(o Options) *protocol.Limits {
+	return &protocol.Limits{
+		LineBytes:      o.MaxLineBytes,
+		NickLength:     o.MaxNickLength,
+		RoomNameLength: o.MaxRoomNameLength,
+		TopicBytes:     o.MaxTopicBytes,
+		RoomsPerClient: o.MaxRoomsPerClient,
+		RoomMembers:    o.MaxRoomMembers,
+		Rooms:          o.MaxRooms,
 	}
 }
 
@@ -140,5 +153,5 @@ func (s *Server) depart(ss *session, why leaving) bool {
 
 // logDeparture logs that ss left, and why.
 func (s *Server) logDeparture(ss *session, why leaving) {
-	s.log.Info("Client disconnected: "+ss.addr, "reason", why.label)
+	s.log.Info("Client disconnected: "+ss.addr(), "reason", why.label)
 }

@@ -41,8 +41,8 @@ func (s *Server) pingLoop() {
 		// Closed without the lock: closing a TLS connection writes to it.
 		// The reader's read fails, and it takes the client out.
 		for _, ss := range unresponsive {
-			s.log.Warn("Disconnecting unresponsive client " + ss.addr + ": no answer to ping")
-			ss.closeFor(leftPingTimeout)
+			s.log.Warn("Disconnecting unresponsive client " + ss.addr() + ": no answer to ping")
+			ss.closeFor(&leftPingTimeout)
 			ss.conn.Close()
 		}
 	}

@@ -1,5 +1,7 @@
 package chat
 
+import "sync"
+
 // item is one queued message: its encoding, shared with other receivers,
 // and, for a numbered room message, its room and number, so that a client
 // who loses it can be told exactly what to fetch from history.
@@ -9,14 +11,19 @@ type item struct {
 	seq  uint64
 }
 
-// minQueue is the smallest array a queue holds once it has held any.
+// minQueue is the smallest array a queue holds while it holds any.
 const minQueue = 8
+
+// smallQueues holds the minQueue-item arrays of queues that have emptied,
+// so that an idle receiver holds none and one that receives now and then
+// borrows one for a moment instead of allocating it.
+var smallQueues = sync.Pool{New: func() any { return new([minQueue]item) }}
 
 // queue is a bounded FIFO of messages for one receiver, bounded both in
 // messages (limit) and in bytes (maxBytes). Pushing beyond either drops
 // the oldest messages, but never the one pushed. It grows on demand up to
-// its limit, so an idle connection holds no large array. It is not safe
-// for concurrent use.
+// its limit, and lets go of its array once emptied (release), so an idle
+// connection holds none. It is not safe for concurrent use.
 type queue struct {
 	buf      []item
 	head     int
@@ -77,11 +84,30 @@ func (q *queue) pop() item {
 	return m
 }
 
+// grow moves the queued messages to an array twice as large (at least
+// minQueue, at most limit), a shared one if it is minQueue.
 func (q *queue) grow() {
-	size := min(max(2*len(q.buf), minQueue), q.limit)
-	buf := make([]item, size)
+	var buf []item
+	switch size := min(max(2*len(q.buf), minQueue), q.limit); size {
+	case minQueue:
+		buf = smallQueues.Get().(*[minQueue]item)[:]
+	default:
+		buf = make([]item, size)
+	}
 	q.appendTo(buf[:0])
+	q.putArray()
 	q.buf, q.head = buf, 0
+}
+
+// putArray lets go of the array, giving it back to smallQueues, cleared so
+// that it keeps no message alive, if it came from there: every array of
+// minQueue items does, since grow makes no other of that size.
+func (q *queue) putArray() {
+	if len(q.buf) == minQueue {
+		clear(q.buf)
+		smallQueues.Put((*[minQueue]item)(q.buf))
+	}
+	q.buf = nil
 }
 
 // appendTo appends the queued messages, oldest first, to dst.
@@ -105,10 +131,10 @@ func (q *queue) takeTo(b []byte, max int) []byte {
 	return b
 }
 
-// release lets go of an empty queue's array if a burst grew it, so that an
-// idle client holds only a small one.
+// release lets go of an empty queue's array, so that an idle client holds
+// none.
 func (q *queue) release() {
-	if q.n == 0 && len(q.buf) > minQueue {
-		q.buf = nil
+	if q.n == 0 {
+		q.putArray()
 	}
 }

@@ -17,40 +17,73 @@ import (
 	"github.com/natter-chat/natter/chat/protocol"
 )
 
-// readLoop reads and carries out the client's lines until the connection
-// ends, the client quits, or the server gives up on it, then takes the
-// client out of the chat and lets the flusher finish.
-func (ss *session) readLoop() {
-	srv := ss.srv
-	in := &lineDeadline{conn: ss.conn, timeout: srv.opts.LineTimeout}
-	lr := line.NewReader(in, srv.opts.MaxLineBytes)
-	in.lr = lr
+// read is a session's reader goroutine: it reads and carries out the
+// client's lines until the connection ends, the client quits, or the
+// server gives up on it, then takes the client out of the chat, lets the
+// flusher finish, and counts itself done (srv.readers, srv.wg).
+//
+// Each time it has carried out what the client sent and is about to wait
+// for more, it hands the reading over to a new goroutine and ends. A
+// goroutine's stack grows with the deepest call it has made, and carrying
+// out a single line (a chat line, /help, /json) grows it from 2 KiB to 4
+// or 8 KiB; the runtime never shrinks the stack of a goroutine blocked in
+// Read back to 2 KiB, since the calls it is blocked in, with the margin
+// the runtime keeps, use more than a quarter of 4 KiB (its condition for
+// halving a stack). So a client that has spoken once would keep that
+// stack for as long as it stays idle. The new goroutine starts with 2 KiB, and
+// the old stack is freed. The reader's state is in the session (ss.in), so
+// the goroutines take over from each other in order, and they count as one
+// reader.
+func (ss *session) read() {
+	if ss.readLoop() {
+		go ss.read()
+		return
+	}
+	ss.srv.readers.Done()
+	ss.srv.wg.Done()
+}
+
+// readLoop reads and carries out the client's lines. It reports true once
+// it has carried out every line read so far and would have to wait for the
+// client (see read), and false once reading is over.
+func (ss *session) readLoop() (handOver bool) {
+	lr := ss.in.lr
 	for {
 		text, err := lr.Next()
 		ss.lastHeard.Store(time.Now().UnixNano())
-		if err == nil && len(bytes.TrimSpace(text)) == 0 {
-			continue
+		if ss.take(text, err) {
+			return false
 		}
-		if err == nil || line.IsRejected(err) {
-			switch ss.admit() {
-			case refused:
-				continue
-			case kicked:
-				ss.leave(leftFlooding)
-				return
-			}
+		if !lr.Pending() {
+			return true
 		}
-		switch {
-		case err == nil:
-			if ss.carryOut(string(text)) {
-				return
-			}
-		case line.IsRejected(err):
-			ss.reject(err)
-		default:
-			ss.leave(ss.lost(err))
-			return
+	}
+}
+
+// take carries out what the line reader returned, a line or err, and
+// reports whether reading is over.
+func (ss *session) take(text []byte, err error) (over bool) {
+	if err == nil && len(bytes.TrimSpace(text)) == 0 {
+		return false
+	}
+	if err == nil || line.IsRejected(err) {
+		switch ss.admit() {
+		case refused:
+			return false
+		case kicked:
+			ss.leave(leftFlooding)
+			return true
 		}
+	}
+	switch {
+	case err == nil:
+		return ss.carryOut(string(text))
+	case line.IsRejected(err):
+		ss.reject(err)
+		return false
+	default:
+		ss.leave(ss.lost(err))
+		return true
 	}
 }
 
@@ -87,7 +120,7 @@ func (ss *session) carryOut(text string) (quit bool) {
 	}
 	ss.inflight.Wait()
 	if quit = srv.dispatch(ss, cmd, err); quit {
-		srv.log.Info("Client quit: " + ss.addr)
+		srv.log.Info("Client quit: " + ss.addr())
 		srv.logDeparture(ss, quitWith(cmd.Text))
 		ss.finish(nil)
 	}
@@ -108,7 +141,7 @@ func parse(ss *session, line string) (protocol.Command, error) {
 func (ss *session) reject(err error) {
 	srv := ss.srv
 	code := rejectCode(err)
-	srv.log.Warn("Rejected line from client "+ss.addr, "err", err)
+	srv.log.Warn("Rejected line from client "+ss.addr(), "err", err)
 	srv.metrics.rejected.WithLabelValues(code).Inc()
 	msg := err.Error()
 	if errors.Is(err, line.ErrTooLong) {
@@ -131,16 +164,19 @@ func (ss *session) lost(err error) leaving {
 		// The server closed the connection and logged why.
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
-		return ss.closedFor
+		if ss.closedFor == nil {
+			return leftShutdown
+		}
+		return *ss.closedFor
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		srv.log.Warn(fmt.Sprintf("Disconnecting client %s: line not finished within %v", ss.addr, srv.opts.LineTimeout))
+		srv.log.Warn(fmt.Sprintf("Disconnecting client %s: line not finished within %v", ss.addr(), srv.opts.LineTimeout))
 		ss.inflight.Wait()
 		srv.mu.Lock()
 		srv.fail(ss, protocol.CodeLineTimeout, "line not finished within %v; disconnecting", srv.opts.LineTimeout)
 		srv.mu.Unlock()
 		return leftLineTimeout
 	default:
-		srv.log.Info("Reading from client failed: "+ss.addr, "err", err)
+		srv.log.Info("Reading from client failed: "+ss.addr(), "err", err)
 		return leftClosed
 	}
 }
@@ -163,26 +199,27 @@ func (ss *session) leave(why leaving) {
 // reader asks for more bytes in the middle of a line, the wait is bounded
 // by the line's deadline, so a line must be complete within LineTimeout of
 // its first byte (a slowloris client trickling bytes is cut off), while a
-// client may stay idle between lines as long as it likes.
+// client may stay idle between lines as long as it likes. It is part of the
+// session (session.in), so it holds only what the session does not.
 type lineDeadline struct {
-	conn    net.Conn
+	ss      *session
 	lr      *line.Reader
-	timeout time.Duration
-	started time.Time // when the line in progress began; zero between lines
+	pending bool // a line is in progress, and its deadline set
 }
 
 func (d *lineDeadline) Read(p []byte) (int, error) {
+	conn := d.ss.conn
 	switch {
 	case d.lr.Pending():
-		if d.started.IsZero() {
-			d.started = time.Now()
-			d.conn.SetReadDeadline(d.started.Add(d.timeout))
+		if !d.pending {
+			d.pending = true
+			conn.SetReadDeadline(time.Now().Add(d.ss.srv.opts.LineTimeout))
 		}
-	case !d.started.IsZero():
-		d.started = time.Time{}
-		d.conn.SetReadDeadline(time.Time{})
+	case d.pending:
+		d.pending = false
+		conn.SetReadDeadline(time.Time{})
 	}
-	return d.conn.Read(p)
+	return conn.Read(p)
 }
 
 // rejectCode returns the error code for a line the line reader rejected.

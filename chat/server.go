@@ -20,9 +20,10 @@ import (
 // with [NewServer] and run it with [Server.Serve]. doc.go maps its
 // goroutines, its locks and the path of a message.
 type Server struct {
-	ln   net.Listener
-	opts Options
-	log  *slog.Logger
+	ln     net.Listener
+	opts   Options
+	log    *slog.Logger
+	limits *protocol.Limits // announced in every welcome (welcomeLimits)
 
 	// mu guards all chat state: the sessions, their nicknames and rooms,
 	// and closing. Every command runs under it, and delivering an event
@@ -83,6 +84,9 @@ type Server struct {
 	// message.
 	batching bool
 	toWake   []*session
+	// scratch is where events are rendered as text before being copied
+	// out (renderText); under mu.
+	scratch []byte
 
 	// hashers holds a token for each password hash in progress: at most
 	// Options.PasswordHashers.
@@ -124,6 +128,7 @@ func NewServer(ln net.Listener, opts Options) *Server {
 	s := &Server{
 		ln:              ln,
 		opts:            opts,
+		limits:          welcomeLimits(opts),
 		log:             opts.Logger,
 		sessions:        make(map[*session]struct{}),
 		nicks:           make(map[string]*session),
@@ -280,7 +285,7 @@ func (s *Server) shutdown() {
 
 	for _, ss := range sessions {
 		select {
-		case <-ss.done:
+		case <-ss.closed():
 		case <-deadline.C:
 			s.log.Warn("Shutdown timeout; closing remaining connections")
 			for _, ss := range sessions {

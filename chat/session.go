@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/natter-chat/natter/chat/line"
 )
 
 // session is the server side of one client connection. Its reader goroutine
@@ -17,10 +19,15 @@ import (
 // goroutine, which runs only while there is something to write, owns every
 // write to the connection and closing it; an idle client has a reader and
 // no flusher.
+//
+// There is one for every connected client, so its fields are ordered to
+// pack (the flags sit together) and what an idle client need not hold is
+// left out: the remote address is asked of the connection when logged, and
+// the channel that tells of the connection's closing is made only for
+// whoever waits for it (closed).
 type session struct {
 	srv  *Server
 	conn net.Conn
-	addr string
 	ip   string
 
 	// Chat state, guarded by srv.mu.
@@ -31,9 +38,6 @@ type session struct {
 
 	loginTimer *time.Timer // with RequireAuth, until the client logs in
 
-	pinged bool // a ping has been sent since the client last spoke
-	toWake bool // in srv.toWake
-
 	// lastHeard is when the client last sent a line, in Unix nanoseconds.
 	lastHeard atomic.Int64
 
@@ -42,16 +46,27 @@ type session struct {
 	// (its own notices) can read it without srv.mu.
 	jsonOut atomic.Bool
 
-	mu       sync.Mutex
-	out      queue
-	missed   missed // what was dropped from out since the last write
-	finished bool   // no more messages will be queued; close once flushed
+	pinged bool // a ping has been sent since the client last spoke; srv.mu
+	toWake bool // in srv.toWake; srv.mu
+
+	// Guarded by mu.
+	finished bool // no more messages will be queued; close once flushed
 	// flushing is set while a flusher runs, and for good once one has
 	// closed the connection, so that at most one ever writes.
 	flushing bool
+	// closedConn is set once the flusher has closed the connection.
+	closedConn bool
+
+	mu     sync.Mutex
+	out    queue
+	missed missed // what was dropped from out since the last write
 	// closedFor says why the server closed the connection, for the quit
-	// announcement.
-	closedFor leaving
+	// announcement; nil for a shutdown (leftShutdown), until something
+	// else is recorded.
+	closedFor *leaving
+	// done is closed once the flusher has closed the connection; nil until
+	// someone waits for it (see closed).
+	done chan struct{}
 
 	// inflight counts this client's chat lines accepted but not yet
 	// delivered. Only the reader adds to it, and it waits for it to reach
@@ -66,10 +81,29 @@ type session struct {
 	limiter  *rate.Limiter
 	refusals int // lines refused in a row
 
-	done chan struct{} // closed when the flusher has closed the connection
+	// in reads the client's lines, bounding how long one may take to
+	// arrive; the reader's, whichever goroutine it is on (see read).
+	in lineDeadline
 
 	// deadline is the connection's write deadline, owned by the flusher.
 	deadline time.Time
+}
+
+// addr returns the client's address, for the log.
+func (ss *session) addr() string { return ss.conn.RemoteAddr().String() }
+
+// closed returns a channel that is closed once the flusher has closed the
+// connection.
+func (ss *session) closed() <-chan struct{} {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.done == nil {
+		ss.done = make(chan struct{})
+		if ss.closedConn {
+			close(ss.done)
+		}
+	}
+	return ss.done
 }
 
 // missed accounts for the messages a slow client lost.
@@ -111,14 +145,11 @@ func newSession(srv *Server, conn net.Conn, ip string) *session {
 	ss := &session{
 		srv:  srv,
 		conn: conn,
-		addr: conn.RemoteAddr().String(),
 		ip:   ip,
 		out:  queue{limit: srv.opts.OutboundQueue, maxBytes: srv.opts.OutboundBytes},
-		done: make(chan struct{}),
-		// Until something else is recorded, a connection the server
-		// closes is closed by a shutdown.
-		closedFor: leftShutdown,
 	}
+	ss.in = lineDeadline{ss: ss}
+	ss.in.lr = line.NewReader(&ss.in, srv.opts.MaxLineBytes)
 	if srv.opts.MessageRate != rate.Inf {
 		ss.limiter = rate.NewLimiter(srv.opts.MessageRate, srv.opts.MessageBurst)
 	}

@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -37,12 +38,24 @@ func IsRejected(err error) bool {
 		errors.Is(err, ErrNUL) || errors.Is(err, ErrControl)
 }
 
-// minBuffer is the buffer a Reader starts with and returns to whenever it
-// has nothing buffered, so that a reader waiting on an idle connection
-// holds little memory however long the lines it has read.
+// smallBuffer is the size of the buffer a Reader holds in itself and reads
+// into while no line is pending: a reader waiting on an idle connection
+// holds no other memory, however long the lines it has read, and a line
+// this short (most chat lines) is read without any other buffer.
+const smallBuffer = 64
+
+// minBuffer is the buffer a Reader takes once a pending line outgrows its
+// own small one. Buffers of this size are shared by all Readers through
+// buffers, and given back as soon as no line is pending.
 const minBuffer = 512
 
-// Reader reads lines of at most a fixed number of bytes.
+// buffers holds the minBuffer-sized buffers of Readers with no line
+// pending, so that a connection that sends now and then borrows one for a
+// moment instead of allocating it.
+var buffers = sync.Pool{New: func() any { return new([minBuffer]byte) }}
+
+// Reader reads lines of at most a fixed number of bytes. A Reader must not
+// be copied: while idle it reads into an array of its own.
 type Reader struct {
 	rd         io.Reader
 	buf        []byte // buf[start:end] has been read but not yet returned
@@ -53,11 +66,12 @@ type Reader struct {
 	// skipping is set once a line has been reported too long and the rest
 	// of it, up to its newline, has not yet been read and thrown away.
 	skipping bool
+	small    [smallBuffer]byte // buf while no line is pending
 }
 
 // NewReader returns a Reader of lines of at most max bytes, not counting the
-// line ending. It buffers at most max+2 bytes, and holds a small buffer
-// while no line is pending.
+// line ending. It buffers at most max+2 bytes, and holds no buffer but its
+// own small one while no line is pending.
 func NewReader(r io.Reader, max int) *Reader {
 	return &Reader{rd: r, size: max + 2, max: max}
 }
@@ -142,16 +156,14 @@ func (r *Reader) readSlice() ([]byte, error) {
 
 // fill reads once more into the buffer, making room first: it moves the
 // unread bytes to the front, grows the buffer (up to size) if they fill
-// it, and goes back to a small buffer if there are none.
+// it, and goes back to its own small buffer if there are none.
 func (r *Reader) fill() {
-	n, small := r.end-r.start, min(minBuffer, r.size)
+	n := r.end - r.start
 	switch {
-	case n == 0 && len(r.buf) != small:
-		r.buf = make([]byte, small)
+	case n == 0:
+		r.shrink()
 	case n == len(r.buf):
-		buf := make([]byte, min(max(2*len(r.buf), minBuffer), r.size))
-		copy(buf, r.buf[r.start:r.end])
-		r.buf = buf
+		r.grow()
 	default:
 		copy(r.buf, r.buf[r.start:r.end])
 	}
@@ -168,6 +180,38 @@ func (r *Reader) fill() {
 		}
 	}
 	r.err = io.ErrNoProgress
+}
+
+// shrink makes the Reader's own small buffer its buffer again, giving a
+// shared one back. Nothing may be buffered.
+func (r *Reader) shrink() {
+	r.putBuffer()
+	r.buf = r.small[:min(smallBuffer, r.size)]
+}
+
+// grow moves the buffered bytes, which fill the buffer, to one twice as
+// large (at least minBuffer, at most size), shared if it is minBuffer.
+func (r *Reader) grow() {
+	var buf []byte
+	switch size := min(max(2*len(r.buf), minBuffer), r.size); size {
+	case minBuffer:
+		buf = buffers.Get().(*[minBuffer]byte)[:]
+	default:
+		buf = make([]byte, size)
+	}
+	copy(buf, r.buf[r.start:r.end])
+	r.putBuffer()
+	r.buf = buf
+}
+
+// putBuffer gives the buffer back to buffers if it came from there: every
+// buffer of minBuffer bytes does, since the small one is shorter and grow
+// makes no other of that size.
+func (r *Reader) putBuffer() {
+	if len(r.buf) == minBuffer {
+		buffers.Put((*[minBuffer]byte)(r.buf))
+	}
+	r.buf = nil
 }
 
 // HasControl reports whether b, valid UTF-8, holds a control character

@@ -96,9 +96,9 @@ func TestReadErrorsPassThrough(t *testing.T) {
 	}
 }
 
-// An idle connection's reader waits with a small buffer, however long the
-// lines it may take or has taken, so that thousands of idle clients cost
-// little memory.
+// An idle connection's reader waits with its own small buffer only,
+// however long the lines it may take or has taken, so that thousands of
+// idle clients cost little memory.
 func TestBufferGrowsForALongLineAndShrinksOnceItIsRead(t *testing.T) {
 	long := strings.Repeat("x", 3000)
 	lr := NewReader(strings.NewReader("hi\n"+long+"\nbye\n"), 4096)
@@ -106,6 +106,9 @@ func TestBufferGrowsForALongLineAndShrinksOnceItIsRead(t *testing.T) {
 		t.Helper()
 		if got := cap(lr.buf); got > want {
 			t.Fatalf("%s: buffer of %d bytes; want at most %d", when, got, want)
+		}
+		if want <= smallBuffer && cap(lr.buf) > 0 && &lr.buf[:1][0] != &lr.small[0] {
+			t.Fatalf("%s: a buffer of its own; want the Reader's small one", when)
 		}
 	}
 	wantCap("before reading", 0)
@@ -116,7 +119,7 @@ func TestBufferGrowsForALongLineAndShrinksOnceItIsRead(t *testing.T) {
 		}
 		switch want {
 		case "hi":
-			wantCap("after a short line", minBuffer)
+			wantCap("after a short line", smallBuffer)
 		case long:
 			wantCap("holding the long line", 4098)
 		}
@@ -124,7 +127,7 @@ func TestBufferGrowsForALongLineAndShrinksOnceItIsRead(t *testing.T) {
 	if _, err := lr.Next(); err != io.EOF {
 		t.Fatalf("Next = %v; want EOF", err)
 	}
-	wantCap("at EOF", minBuffer)
+	wantCap("at EOF", smallBuffer)
 }
 
 // Only the end of the input makes an unfinished line a line: after any
