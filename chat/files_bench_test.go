@@ -111,7 +111,7 @@ func fileTransfer(b *testing.B) {
 
 	// The upload, with the probe and the RSS sampler running.
 	fmt.Fprintf(sender, "/upload big.bin %d\n", fileBytes)
-	line := readUntil(b, sr, "curl -T")
+	line := readUntil(b, sr, "curl -g -T")
 	url := regexp.MustCompile(`(http://\S+/u/\S+)$`).FindString(strings.TrimSpace(line))
 	stop := make(chan struct{})
 	var during []time.Duration

@@ -27,9 +27,9 @@
 #   PORT=18181 NATS_PORT=14222         the servers' ports (they must be free)
 #   GO_BENCH=1                         0 skips the Go benchmarks
 #   BENCHTIME=2000x                    -benchtime of the Go benchmarks, but:
-#   BENCH_ONCE='JoinStorm'             benchmarks (a -bench regexp) run once (1x) instead
-#   BENCH_SKIP='FileTransfer'          benchmarks (a -skip regexp) not run at all (it moves
-#                                      1 GiB an iteration; run it on its own with -benchtime 1x)
+#   BENCH_ONCE='JoinStorm|FileTransfer' benchmarks (a -bench regexp) run once (1x) instead
+#                                      (FileTransfer moves 1 GiB an iteration)
+#   BENCH_SKIP=''                      benchmarks (a -skip regexp) not run at all
 #   NATS_SERVER=path                   a nats-server binary to use
 #   BENCH_OUT=${TMPDIR:-/tmp}/natter-bench-table.md
 #
@@ -59,8 +59,8 @@ PORT=${PORT:-18181}
 NATS_PORT=${NATS_PORT:-14222}
 GO_BENCH=${GO_BENCH:-1}
 BENCHTIME=${BENCHTIME:-2000x}
-BENCH_ONCE=${BENCH_ONCE-JoinStorm}
-BENCH_SKIP=${BENCH_SKIP-FileTransfer}
+BENCH_ONCE=${BENCH_ONCE-JoinStorm|FileTransfer}
+BENCH_SKIP=${BENCH_SKIP-}
 BENCH_OUT=${BENCH_OUT:-${TMPDIR:-/tmp}/natter-bench-table.md}
 runs="$bin/runs.jsonl"
 
