@@ -45,8 +45,9 @@ type written struct {
 	batch  []accepted
 	msgs   []history.Message
 	ticket history.Ticket
-	err    error // the Write's, or the Commit's
-	start  time.Time
+	err    error     // the Write's, or the Commit's
+	start  time.Time // of the Write
+	stored time.Time // when the batch was durable (or failed)
 }
 
 // commitLoop numbers and writes accepted messages, and hands them on to be
@@ -187,6 +188,7 @@ func (s *Server) write(store history.Pipeliner, w *written) {
 	w.msgs = msgs
 	w.start = time.Now()
 	w.ticket, w.err = store.Write(msgs)
+	w.stored = time.Now() // unless a sync stage has yet to make it durable
 }
 
 // syncLoop takes the batches commitLoop wrote, in order, waits for each to
@@ -198,6 +200,7 @@ func syncLoop(store history.Pipeliner, written <-chan *written, synced chan<- *w
 		if w.err == nil {
 			w.err = store.Commit(w.ticket)
 		}
+		w.stored = time.Now()
 		synced <- w
 	}
 }
@@ -208,7 +211,7 @@ func syncLoop(store history.Pipeliner, written <-chan *written, synced chan<- *w
 func (s *Server) deliverLoop(pipe <-chan *written, free chan<- *written) {
 	for w := range pipe {
 		err := w.err
-		s.metrics.commitSeconds.Observe(time.Since(w.start).Seconds())
+		s.metrics.commitSeconds.Observe(w.stored.Sub(w.start).Seconds())
 		s.metrics.commitBatch.Observe(float64(len(w.msgs)))
 		s.settle(w.batch, w.msgs, err)
 		clear(w.batch) // let delivered events go

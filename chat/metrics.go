@@ -54,10 +54,10 @@ func newMetrics(s *Server) *metrics {
 		eventsUnpublished: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "natter_events_unpublished_total", Help: "Joins, parts, renames and quits a cluster node could not hand the cluster (full outbox, or storing failed), so delivered to its own clients only."}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "natter_store_commit_seconds", Help: "Time to store one batch of messages (one transaction).",
+			Name: "natter_store_commit_seconds", Help: "Time to store one batch of messages durably, from its write to the end of the sync that covered it.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}),
 		commitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "natter_store_commit_messages", Help: "Messages stored per transaction (group commit).",
+			Name: "natter_store_commit_messages", Help: "Messages stored per batch (group commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
 		deliverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "natter_delivery_latency_seconds", Help: "Time from accepting a message to queueing it for its receivers, storage included.",
