@@ -19,6 +19,8 @@
 #
 # Knobs (environment), with their defaults:
 #   N=1000 N_SMALL=100 MESSAGES=5000   fan-out receivers and messages
+#   MESSAGES_SMALL=4*MESSAGES          messages of the N_SMALL fan-out (the same deliveries
+#                                      as 1->N would be a run too short to be steady)
 #   REPS=3                             rounds
 #   CHATTER_N=200 CHATTER_RATE=5 CHATTER_DURATION=10s
 #   IDLE_N=10000 IDLE_DURATION=3s      idle connections in the table
@@ -45,6 +47,7 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$bin"' EXIT
 N=${N:-1000}
 N_SMALL=${N_SMALL:-100}
 MESSAGES=${MESSAGES:-5000}
+MESSAGES_SMALL=${MESSAGES_SMALL:-$((4 * MESSAGES))}
 REPS=${REPS:-3}
 CHATTER_N=${CHATTER_N:-200}
 CHATTER_RATE=${CHATTER_RATE:-5}
@@ -128,7 +131,7 @@ for rep in $(seq "$REPS"); do
     start "$server"
     lg "$server" "${rec[@]}" -scenario fanout -n "$N" -messages "$MESSAGES" -window 64
     lg "$server" "${rec[@]}" -scenario fanout -n "$N" -messages "$MESSAGES" -window 8
-    lg "$server" "${rec[@]}" -scenario fanout -n "$N_SMALL" -messages "$MESSAGES" -window 8
+    lg "$server" "${rec[@]}" -scenario fanout -n "$N_SMALL" -messages "$MESSAGES_SMALL" -window 8
     stop
     start "$server" # chatter, and idle memory, each from a fresh server
     lg "$server" "${rec[@]}" -scenario chatter -n "$CHATTER_N" -rate "$CHATTER_RATE" -duration "$CHATTER_DURATION"
