@@ -5,11 +5,13 @@ package history
 // off a torn last record.
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -193,10 +195,6 @@ func (s *LogStore) replay(path string, last bool, floors map[*logRoom]uint64) er
 	if n := len(s.segs); n > 0 && s.segs[n-1].num+1 != num {
 		return fmt.Errorf("history: segment %s does not follow %s: %w", path, s.segs[n-1].f.Name(), ErrCorrupt)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("history: %w", err)
-	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
@@ -209,14 +207,27 @@ func (s *LogStore) replay(path string, last bool, floors map[*logRoom]uint64) er
 		Time time.Time `json:"time"`
 	}
 	off := 0
-	for off < len(data) {
-		payload, n, err := readRecord(data[off:])
-		if err != nil {
-			end := len(bytes.TrimRight(data[off:], "\x00")) // what is left but zeros
-			if end == 0 {
-				break // the end of what was written
+	// Read through a buffer that holds the largest record, not the whole
+	// file: a segment is mostly zeros until it fills.
+	br := bufio.NewReaderSize(f, recordHeader+maxRecord)
+	for {
+		b, _ := br.Peek(recordHeader)
+		if len(b) == recordHeader {
+			if n := binary.BigEndian.Uint32(b); n > 0 && n <= maxRecord {
+				b, _ = br.Peek(recordHeader + int(n))
 			}
-			if !last || wholeRecordAfter(data[off+1:]) {
+		}
+		payload, n, err := readRecord(b)
+		if err != nil {
+			if _, zerr := io.Copy(zeros{}, br); zerr == nil {
+				break // the end of what was written: zeros, or the file's end
+			}
+			data, rerr := readFrom(f, int64(off))
+			if rerr != nil {
+				return fmt.Errorf("history: %w", rerr)
+			}
+			end := len(bytes.TrimRight(data, "\x00")) // what is left but zeros
+			if !last || wholeRecordAfter(data[1:]) {
 				return fmt.Errorf("history: %s at %d: %w", path, off, corruptError{err})
 			}
 			if err := zero(f, int64(off), int64(off+end)); err != nil {
@@ -246,10 +257,37 @@ func (s *LogStore) replay(path string, last bool, floors map[*logRoom]uint64) er
 		r.newest = max(r.newest, head.Seq)
 		r.durable = r.newest
 		off += n
+		br.Discard(n)
 	}
 	seg.size = int64(off)
 	seg.synced = seg.size
 	return nil
+}
+
+// zeros is a Writer that takes zeros only: io.Copy to it reports whether
+// what is left to read is all zeros.
+type zeros struct{}
+
+var errNotZero = errors.New("not zeros")
+
+func (zeros) Write(b []byte) (int, error) {
+	if len(bytes.TrimLeft(b, "\x00")) > 0 {
+		return 0, errNotZero
+	}
+	return len(b), nil
+}
+
+// readFrom returns f's bytes from off to its end.
+func readFrom(f *os.File, off int64) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, max(0, fi.Size()-off))
+	if _, err := f.ReadAt(data, off); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return data, nil
 }
 
 // wholeRecordAfter reports whether a whole record starts anywhere in b:
