@@ -27,15 +27,25 @@ func newDelivery(ev *protocol.Event) delivery {
 }
 
 // fetchable returns ev.Seq if ev is a numbered room message, which a
-// client that loses it can fetch again, else 0. Other events with a number
-// (a resumed event's is the last message replayed) are not messages to
-// fetch again.
+// client that loses it can fetch again, else 0. A resumed event that says
+// there is more is not a message, but losing it would stall the replay, as
+// the client asks for the next page when it gets it: it is marked
+// (resumeMark) with the number of the next message to fetch, so that losing
+// it tells the client to resume from there, not counted as a lost message.
+// Other events with a number are not messages to fetch again.
 func fetchable(ev *protocol.Event) uint64 {
-	if ev.Type == protocol.TypeMessage || ev.Type == protocol.TypeAction || ev.Type == protocol.TypeFile && ev.Room != "" {
+	switch {
+	case ev.Type == protocol.TypeMessage || ev.Type == protocol.TypeAction || ev.Type == protocol.TypeFile && ev.Room != "":
 		return ev.Seq
+	case ev.Type == protocol.TypeResumed && ev.More:
+		return (ev.Seq + 1) | resumeMark
 	}
 	return 0
 }
+
+// resumeMark marks a queued item's seq as a resumed event's, see
+// fetchable: message numbers never reach it.
+const resumeMark = 1 << 63
 
 // bytesFor returns the encoding of the event for ss. Server.mu must be
 // held.

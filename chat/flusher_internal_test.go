@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"fmt"
+	"github.com/natter-chat/natter/chat/protocol"
 	"io"
 	"net"
 	"sync"
@@ -183,5 +184,26 @@ func TestFlusherCutsOffAReaderThatStops(t *testing.T) {
 	defer ss.mu.Unlock()
 	if ss.closedFor != &leftSlow {
 		t.Fatalf("closed for %v; want leftSlow", ss.closedFor)
+	}
+}
+
+// A resumed event that says there is more, lost from a full queue, would
+// stall the replay: the client asks for the next page when it gets it. Its
+// loss is told as a room's, from the next message on, and counts as no
+// message.
+func TestALostResumedEventSaysWhereToGoOn(t *testing.T) {
+	q := queue{limit: 2, maxBytes: 1 << 20}
+	var lost missed
+	end := &protocol.Event{Type: protocol.TypeResumed, Room: "lobby", Seq: 140, More: true}
+	q.push(item{b: []byte("resumed\n"), room: "lobby", seq: fetchable(end)}, &lost)
+	q.push(item{b: []byte("a\n")}, &lost)
+	q.push(item{b: []byte("b\n")}, &lost) // the resumed event goes
+	if lost.count != 0 || lost.rooms["lobby"] == nil {
+		t.Fatalf("lost: %d messages, rooms %v; want none, and #lobby's replay", lost.count, lost.rooms)
+	}
+	ss := &session{}
+	got := string(ss.appendMissed(nil, lost))
+	if want := "*** the replay of #lobby was cut short because your connection could not keep up; /resume lobby 140 to go on\n"; got != want {
+		t.Fatalf("notice %q; want %q", got, want)
 	}
 }

@@ -124,6 +124,20 @@ type lostSpan struct {
 }
 
 func (m *missed) add(it item) {
+	if it.seq&resumeMark != 0 {
+		// A replay's next page, not a message: resuming from it
+		// carries the replay on (see fetchable).
+		it.seq &^= resumeMark
+		if r := m.rooms[it.room]; r != nil {
+			r.first, r.last = min(r.first, it.seq), max(r.last, it.seq)
+		} else {
+			if m.rooms == nil {
+				m.rooms = make(map[string]*lostSpan)
+			}
+			m.rooms[it.room] = &lostSpan{first: it.seq, last: it.seq}
+		}
+		return
+	}
 	m.count++
 	if it.seq == 0 {
 		return

@@ -264,9 +264,12 @@ func (e *Event) AppendText(b []byte, v View) []byte {
 	case TypeFormat:
 		sys("switched to the %s format", e.Format)
 	case TypeMissed:
-		if e.Room != "" {
+		switch {
+		case e.Room != "" && e.Count == 0:
+			sys("the replay of #%s was cut short because your connection could not keep up; /resume %s %d to go on", e.Room, e.Room, e.After)
+		case e.Room != "":
 			sys("you missed %d messages of #%s because your connection could not keep up; /resume %s %d to catch up", e.Count, e.Room, e.Room, e.After)
-		} else {
+		default:
 			sys("you missed %d messages because your connection could not keep up", e.Count)
 		}
 	case TypeHistory:
