@@ -58,6 +58,9 @@ type LogStore struct {
 	sync func(*os.File) error
 
 	syncMu sync.Mutex // held by Commit while it syncs: one sync at a time
+	// trimMu makes Trims one at a time, so that their checkpoints reach
+	// history.db in order.
+	trimMu sync.Mutex
 
 	mu      sync.RWMutex // guards what follows; readers hold it for reading
 	rooms   map[string]*logRoom
@@ -117,6 +120,7 @@ type segment struct {
 type pendingWrite struct {
 	ticket Ticket
 	seg    *segment
+	start  int64 // where in seg the write began
 	end    int64 // seg's size after the write
 	marks  []roomMark
 }
@@ -251,9 +255,12 @@ func (s *LogStore) writeLocked(msgs []Message, buf []byte, offs []uint32, marks 
 		}
 	}
 	if _, err := seg.f.WriteAt(buf, seg.size); err != nil {
-		// What did reach the file is past seg.size, and the next write
-		// goes over it; a crash before then leaves a torn record, which
-		// opening cuts off.
+		// Whole records of it may have reached the file, which opening
+		// would take for kept: they go. If they can't, the next write
+		// would follow them.
+		if zerr := zero(seg.f, seg.size, seg.size+int64(len(buf))); zerr != nil {
+			s.broken = fmt.Errorf("the log can't be cut back after a failed write (%w), so it takes no more messages until the server restarts: %w", err, zerr)
+		}
 		return err
 	}
 	base := uint32(seg.size)
@@ -274,24 +281,18 @@ func (s *LogStore) writeLocked(msgs []Message, buf []byte, offs []uint32, marks 
 		s.prepareLocked()
 	}
 	s.next++
-	s.pending = append(s.pending, pendingWrite{ticket: s.next, seg: seg, end: seg.size, marks: marks})
+	s.pending = append(s.pending, pendingWrite{ticket: s.next, seg: seg, start: int64(base), end: seg.size, marks: marks})
 	return nil
 }
 
 // rotateLocked starts a new segment and returns it: the spare, if it is
-// ready. The one before is synced first, so that no segment but the last
-// can end in a torn record; a sync that fails undoes what it held, as
-// Commit's would. The old segment stays open for reading. s.mu must be held
-// for writing.
+// ready. The one before stays open for reading, and for Commit to sync what
+// it has not: only Commit syncs, one sync at a time, as two on one file
+// could each miss the error the other was told. So a crash can tear the end
+// of a segment before the last, and opening cuts what follows (see
+// replay). s.mu must be held for writing.
 func (s *LogStore) rotateLocked() (*segment, error) {
 	last := s.segs[len(s.segs)-1]
-	if last.synced < last.size {
-		if err := s.sync(last.f); err != nil {
-			s.undoLocked(err)
-			return nil, err
-		}
-		last.synced = last.size
-	}
 	var seg *segment
 	if s.preparing {
 		seg = <-s.spare // soon: it was started half a segment ago
@@ -364,7 +365,7 @@ func (s *LogStore) Commit(t Ticket) error {
 		s.undoLocked(err)
 	} else {
 		for _, w := range todo {
-			w.seg.synced = max(w.seg.synced, w.end)
+			w.seg.synced = max(w.seg.synced, min(w.end, w.seg.size))
 		}
 		s.durableLocked(target)
 	}
@@ -424,15 +425,32 @@ func (s *LogStore) undoLocked(err error) {
 		r.entries = r.entries[:keep]
 		r.newest = r.durable
 	}
+	// Every byte from the first undone write on goes, synced or not: in
+	// its segment from where it began, and all of any later segment.
+	from := map[*segment]int64{}
+	if len(s.pending) > 0 {
+		first := s.pending[0]
+		for _, seg := range s.segs {
+			if seg.num > first.seg.num {
+				from[seg] = 0
+			}
+		}
+		from[first.seg] = first.start
+	}
 	for _, seg := range s.segs {
-		if seg.size > seg.synced {
-			if terr := zero(seg.f, seg.synced, seg.size); terr != nil && s.broken == nil {
+		cut, ok := from[seg]
+		if !ok {
+			cut = seg.synced
+		}
+		if seg.size > cut {
+			seg.synced = min(seg.synced, cut)
+			if terr := zero(seg.f, cut, seg.size); terr != nil && s.broken == nil {
 				// Left there, the undone records could be read
 				// back after a restart, numbered as the next ones
 				// will be. Opening again replays them as if kept.
 				s.broken = fmt.Errorf("the log can't be cut back after a failed sync (%w), so it takes no more messages until the server restarts: %w", err, terr)
 			}
-			seg.size = seg.synced
+			seg.size = cut
 		}
 	}
 	s.undone = [2]Ticket{s.done + 1, s.next}
@@ -565,6 +583,8 @@ func (s *LogStore) readLocked(es []logEntry) ([]Message, error) {
 // the retention's MaxAge, oldest first and at most limit of them, then
 // deletes the segments nothing in the index points into any more.
 func (s *LogStore) Trim(now time.Time, limit int) (int, error) {
+	s.trimMu.Lock()
+	defer s.trimMu.Unlock()
 	removed := 0
 	s.mu.Lock()
 	if s.closed {

@@ -91,8 +91,19 @@ func (s *LogStore) open(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	for i, name := range names {
-		if err := s.replay(name, i == len(names)-1, floors); err != nil {
+	torn := false
+	for _, name := range names {
+		if torn {
+			// Written after the torn write, so never synced: Commit
+			// syncs the segments in order, and a sync of the torn one
+			// would have made it whole. No one saw them.
+			if err := s.dropSegment(name); err != nil {
+				return err
+			}
+			continue
+		}
+		var err error
+		if torn, err = s.replay(name, floors); err != nil {
 			return err
 		}
 	}
@@ -183,21 +194,23 @@ func syncDir(dir string) error {
 }
 
 // replay reads the segment at path into the index, leaving out the
-// messages numbered below their room's floor, the checkpoint's oldest kept. A record that is cut
-// short or fails its checksum ends the log: in the last segment it is what
-// a crash left of a write no one saw, and is cut off; in any other it is
-// damage, and opening fails.
-func (s *LogStore) replay(path string, last bool, floors map[*logRoom]uint64) error {
+// messages numbered below their room's floor, the checkpoint's oldest kept.
+// A record that is cut short or fails its checksum ends the log, and replay
+// reports it torn: it is what a crash left of a write no one saw, and is
+// cut off, as is everything written after it (see open). But if a whole
+// record follows it in the segment, it is damage, not a crash's doing, and
+// opening fails.
+func (s *LogStore) replay(path string, floors map[*logRoom]uint64) (torn bool, err error) {
 	var num uint32
 	if _, err := fmt.Sscanf(filepath.Base(path), "%08x.seg", &num); err != nil {
-		return fmt.Errorf("history: %s is not a segment's name", path)
+		return false, fmt.Errorf("history: %s is not a segment's name", path)
 	}
 	if n := len(s.segs); n > 0 && s.segs[n-1].num+1 != num {
-		return fmt.Errorf("history: segment %s does not follow %s: %w", path, s.segs[n-1].f.Name(), ErrCorrupt)
+		return false, fmt.Errorf("history: segment %s does not follow %s: %w", path, s.segs[n-1].f.Name(), ErrCorrupt)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("history: %w", err)
+		return false, fmt.Errorf("history: %w", err)
 	}
 	seg := &segment{num: num, f: f}
 	s.segs = append(s.segs, seg)
@@ -224,24 +237,25 @@ func (s *LogStore) replay(path string, last bool, floors map[*logRoom]uint64) er
 			}
 			data, rerr := readFrom(f, int64(off))
 			if rerr != nil {
-				return fmt.Errorf("history: %w", rerr)
+				return false, fmt.Errorf("history: %w", rerr)
 			}
 			end := len(bytes.TrimRight(data, "\x00")) // what is left but zeros
-			if !last || wholeRecordAfter(data[1:]) {
-				return fmt.Errorf("history: %s at %d: %w", path, off, corruptError{err})
+			if wholeRecordAfter(data[1:]) {
+				return false, fmt.Errorf("history: %s at %d: %w", path, off, corruptError{err})
 			}
 			if err := zero(f, int64(off), int64(off+end)); err != nil {
-				return fmt.Errorf("history: cutting off a torn record: %w", err)
+				return false, fmt.Errorf("history: cutting off a torn record: %w", err)
 			}
 			if err := fdatasync(f); err != nil {
-				return fmt.Errorf("history: cutting off a torn record: %w", err)
+				return false, fmt.Errorf("history: cutting off a torn record: %w", err)
 			}
 			s.repairs = append(s.repairs, fmt.Sprintf("cut off %d bytes of an incomplete record at the end of %s, left by a crash", end, path))
+			torn = true
 			break
 		}
 		head.Room, head.Seq = "", 0
 		if err := json.Unmarshal(payload, &head); err != nil || head.Room == "" || head.Seq == 0 {
-			return fmt.Errorf("history: %s at %d: %w", path, off, corruptError{fmt.Errorf("not a message: %v", err)})
+			return false, fmt.Errorf("history: %s at %d: %w", path, off, corruptError{fmt.Errorf("not a message: %v", err)})
 		}
 		r := s.room(head.Room)
 		switch {
@@ -249,7 +263,7 @@ func (s *LogStore) replay(path string, last bool, floors map[*logRoom]uint64) er
 			// Trimmed before the checkpoint, in a segment that was not
 			// empty enough to go.
 		case len(r.entries) > 0 && head.Seq != r.entries[len(r.entries)-1].seq+1:
-			return fmt.Errorf("history: %s at %d: #%s %d where %d was due: %w", path, off, head.Room, head.Seq, r.entries[len(r.entries)-1].seq+1, ErrCorrupt)
+			return false, fmt.Errorf("history: %s at %d: #%s %d where %d was due: %w", path, off, head.Room, head.Seq, r.entries[len(r.entries)-1].seq+1, ErrCorrupt)
 		default:
 			r.entries = append(r.entries, logEntry{seq: head.Seq, at: head.Time.UnixNano(), seg: num, off: uint32(off), size: uint32(n)})
 			seg.live++
@@ -261,6 +275,34 @@ func (s *LogStore) replay(path string, last bool, floors map[*logRoom]uint64) er
 	}
 	seg.size = int64(off)
 	seg.synced = seg.size
+	return torn, nil
+}
+
+// dropSegment takes the segment at path, written after a torn write, as
+// empty, zeroing whatever records it holds.
+func (s *LogStore) dropSegment(path string) error {
+	var num uint32
+	if _, err := fmt.Sscanf(filepath.Base(path), "%08x.seg", &num); err != nil || s.segs[len(s.segs)-1].num+1 != num {
+		return fmt.Errorf("history: segment %s does not follow %s: %w", path, s.segs[len(s.segs)-1].f.Name(), ErrCorrupt)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	s.segs = append(s.segs, &segment{num: num, f: f})
+	data, err := readFrom(f, 0)
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	if end := len(bytes.TrimRight(data, "\x00")); end > 0 {
+		if err := zero(f, 0, int64(end)); err != nil {
+			return fmt.Errorf("history: cutting off what followed a torn record: %w", err)
+		}
+		if err := fdatasync(f); err != nil {
+			return fmt.Errorf("history: cutting off what followed a torn record: %w", err)
+		}
+		s.repairs = append(s.repairs, fmt.Sprintf("cut off the %d bytes of %s, written after the torn record and never synced", end, path))
+	}
 	return nil
 }
 
@@ -311,6 +353,19 @@ func (s *LogStore) migrate() error {
 	if err != nil {
 		return err
 	}
+	buckets := 0
+	s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if isRoomBucket(name) {
+				buckets++
+			}
+			return nil
+		})
+	})
+	if len(names) > 0 && buckets == 0 {
+		// Not a migration cut short: history.db is not the log's.
+		return fmt.Errorf("history: %s holds a log that %s has no record of (was %s replaced?): put back the %s it belongs to, or move %s away to start a new history", s.dir, FileName, FileName, FileName, s.dir)
+	}
 	for _, name := range names { // left by a migration cut short
 		if err := os.Remove(name); err != nil {
 			return fmt.Errorf("history: %w", err)
@@ -323,7 +378,7 @@ func (s *LogStore) migrate() error {
 		return err
 	}
 	defer func() { seg.f.Close() }()
-	moved, skipped := 0, 0
+	moved, skipped, dropped := 0, 0, 0
 	var buf []byte
 	flush := func() error {
 		if len(buf) == 0 {
@@ -352,27 +407,47 @@ func (s *LogStore) migrate() error {
 			}
 			rooms = append(rooms, bytes.Clone(name))
 			newest, oldest := b.Sequence(), b.Sequence()+1
+			// The log's numbers run on without a gap, and the bucket's
+			// may not: count retention once deleted only the message
+			// max behind each new one, so lowering it left older ones
+			// behind a gap. Only the run after the last gap moves.
+			var run [][]byte
+			var prev uint64
 			err := b.ForEach(func(k, v []byte) error {
 				if v == nil || len(k) != 8 {
 					return nil
 				}
-				if _, err := decode(v); err != nil {
-					skipped++ // BoltStore's Trim skipped these too; no one could read them
-					return nil
+				seq := binary.BigEndian.Uint64(k)
+				if prev != 0 && seq != prev+1 {
+					dropped += len(run)
+					run = run[:0]
 				}
-				oldest = min(oldest, binary.BigEndian.Uint64(k))
-				var err error
+				if len(run) == 0 {
+					oldest = seq
+				}
+				prev = seq
+				if _, err := decode(v); err != nil {
+					// Kept in its place, as what it is, so that the
+					// numbers after it still follow on.
+					skipped++
+					v, _ = json.Marshal(Message{Room: string(name), Seq: seq, Kind: "message", Text: "(a message that could not be read when the history was moved)"})
+				}
+				run = append(run, bytes.Clone(v))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, v := range run {
 				if buf, err = appendRawRecord(buf, v); err != nil {
 					return err
 				}
 				moved++
 				if len(buf) >= 1<<20 {
-					return flush()
+					if err := flush(); err != nil {
+						return err
+					}
 				}
-				return nil
-			})
-			if err != nil {
-				return err
 			}
 			if newest > 0 {
 				marks[strings.ToLower(string(name))] = [2]uint64{newest, oldest}
@@ -405,7 +480,10 @@ func (s *LogStore) migrate() error {
 	if moved > 0 || len(rooms) > 0 {
 		msg := fmt.Sprintf("moved %d messages of %d rooms from %s into the log", moved, len(rooms), FileName)
 		if skipped > 0 {
-			msg += fmt.Sprintf(", leaving out %d records that could not be read", skipped)
+			msg += fmt.Sprintf(", %d of them records that could not be read, kept as such", skipped)
+		}
+		if dropped > 0 {
+			msg += fmt.Sprintf(", and left out %d older messages before a gap in their room's numbers", dropped)
 		}
 		s.repairs = append(s.repairs, msg)
 	}
