@@ -344,3 +344,35 @@ func TestLogRefusesALogItsHistoryDBDoesNotKnow(t *testing.T) {
 		t.Fatal("the segments were deleted")
 	}
 }
+
+// A failed sync undoes the batches written since the last good one even
+// across a rotation: none of them is read back after a restart, and
+// their numbers are given out again.
+func TestLogUndoSpansARotation(t *testing.T) {
+	dir := t.TempDir()
+	s := openLog(t, dir, Retention{})
+	if err := s.Append([]Message{{Room: "x", Kind: "message", Text: "kept"}}); err != nil {
+		t.Fatal(err)
+	}
+	s.segmentBytes = 1 // the next batch goes into a segment of its own
+	t1, _ := s.Write([]Message{{Room: "x", Kind: "message", Text: "undone 1"}})
+	t2, _ := s.Write([]Message{{Room: "x", Kind: "message", Text: "undone 2"}})
+	if len(s.segs) < 3 {
+		t.Fatalf("%d segments; want the writes in segments of their own", len(s.segs))
+	}
+	s.sync = func(*os.File) error { return errors.New("input/output error") }
+	if s.Commit(t1) == nil || s.Commit(t2) == nil {
+		t.Fatal("a Commit succeeded with the sync failing")
+	}
+	s.sync = fdatasync
+	msgs := []Message{{Room: "x", Kind: "message", Text: "next"}}
+	if err := s.Append(msgs); err != nil || msgs[0].Seq != 2 {
+		t.Fatalf("next = %v, #%d; want #2", err, msgs[0].Seq)
+	}
+	s.Close()
+	s = openLog(t, dir, Retention{})
+	defer s.Close()
+	if got := texts(must(s.After("x", 0, 10))); fmt.Sprint(got) != "[1:kept 2:next]" {
+		t.Fatalf("reopened: %v", got)
+	}
+}
