@@ -124,33 +124,29 @@ type lostSpan struct {
 }
 
 func (m *missed) add(it item) {
-	if it.seq&resumeMark != 0 {
-		// A replay's next page, not a message: resuming from it
-		// carries the replay on (see fetchable).
-		it.seq &^= resumeMark
-		if r := m.rooms[it.room]; r != nil {
-			r.first, r.last = min(r.first, it.seq), max(r.last, it.seq)
-		} else {
-			if m.rooms == nil {
-				m.rooms = make(map[string]*lostSpan)
-			}
-			m.rooms[it.room] = &lostSpan{first: it.seq, last: it.seq}
-		}
-		return
+	// A resumed event's mark names a replay's next page, not a message:
+	// it spans what to fetch again, but counts as nothing lost (see
+	// fetchable).
+	message := it.seq&resumeMark == 0
+	seq := it.seq &^ resumeMark
+	if message {
+		m.count++
 	}
-	m.count++
-	if it.seq == 0 {
+	if seq == 0 {
 		return
 	}
 	if m.rooms == nil {
 		m.rooms = make(map[string]*lostSpan)
 	}
-	if r := m.rooms[it.room]; r != nil {
-		r.count++
-		r.first, r.last = min(r.first, it.seq), max(r.last, it.seq)
-	} else {
-		m.rooms[it.room] = &lostSpan{count: 1, first: it.seq, last: it.seq}
+	r := m.rooms[it.room]
+	if r == nil {
+		r = &lostSpan{first: seq, last: seq}
+		m.rooms[it.room] = r
 	}
+	if message {
+		r.count++
+	}
+	r.first, r.last = min(r.first, seq), max(r.last, seq)
 }
 
 // newSession returns the session of conn, admitted from ip (as

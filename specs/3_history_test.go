@@ -260,16 +260,24 @@ var _ = DescribeTableSubtree("Message history", func(tr Transport) {
 		bob.ExpectLines(alice.Says("disk cleaned up")) // and not the refused line
 	})
 
-	It("starts after a crash tore the log's last record: cuts it off, says so, and numbers on without a gap", SpecTimeout(specTimeout), func(ctx SpecContext) {
-		dir := GinkgoT().TempDir()
+	// chatThenStop runs a server on the log in dir, has a client say n
+	// lines there, and stops it and closes the log. It returns the client.
+	chatThenStop := func(dir string, n int) *testClient {
+		GinkgoHelper()
 		nw = tr.New(false)
 		store, err := history.OpenLog(dir, history.Retention{})
 		Expect(err).NotTo(HaveOccurred())
 		first := startServer(nw, chat.Options{History: store})
 		alice := connectAll(first, nw, 1)[0]
-		say(alice, 2)
+		say(alice, n)
 		Expect(first.Stop()).To(Succeed())
 		Expect(store.Close()).To(Succeed())
+		return alice
+	}
+
+	It("starts after a crash tore the log's last record: cuts it off, says so, and numbers on without a gap", SpecTimeout(specTimeout), func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		alice := chatThenStop(dir, 2)
 
 		// What a crash in the middle of writing a third message leaves:
 		// its record's start, never synced, so never delivered.
@@ -284,7 +292,7 @@ var _ = DescribeTableSubtree("Message history", func(tr Transport) {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(f.Close()).To(Succeed())
 
-		store, err = history.OpenLog(dir, history.Retention{})
+		store, err := history.OpenLog(dir, history.Retention{})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(store.Close)
 		Expect(store.Repairs()).To(ConsistOf(ContainSubstring(fmt.Sprintf("cut off %d bytes of an incomplete record at the end of %s", len(torn), segment))))
@@ -301,17 +309,9 @@ var _ = DescribeTableSubtree("Message history", func(tr Transport) {
 
 	It("keeps the history and the numbering across a restart on the same data directory", SpecTimeout(specTimeout), func(ctx SpecContext) {
 		dir := GinkgoT().TempDir()
-		nw = tr.New(false)
+		alice := chatThenStop(dir, 3)
 
 		store, err := history.OpenLog(dir, history.Retention{})
-		Expect(err).NotTo(HaveOccurred())
-		first := startServer(nw, chat.Options{History: store})
-		alice := connectAll(first, nw, 1)[0]
-		say(alice, 3)
-		Expect(first.Stop()).To(Succeed())
-		Expect(store.Close()).To(Succeed())
-
-		store, err = history.OpenLog(dir, history.Retention{})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(store.Close)
 		second := startServer(nw, chat.Options{History: store})

@@ -490,16 +490,12 @@ func (r *logRoom) visible() []logEntry {
 func (s *LogStore) Before(room string, before uint64, n int) ([]Message, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, ErrClosed
+	es, err := s.visibleLocked(room, n)
+	if len(es) == 0 {
+		return nil, err
 	}
-	r := s.rooms[strings.ToLower(room)]
-	if r == nil || n <= 0 {
-		return nil, nil
-	}
-	es := r.visible()
 	end := len(es)
-	if before != 0 && len(es) > 0 {
+	if before != 0 {
 		end = int(min(uint64(len(es)), before-min(before, es[0].seq)))
 	}
 	return s.readLocked(es[max(0, end-n):end])
@@ -509,6 +505,20 @@ func (s *LogStore) Before(room string, before uint64, n int) ([]Message, error) 
 func (s *LogStore) After(room string, after uint64, n int) ([]Message, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	es, err := s.visibleLocked(room, n)
+	if len(es) == 0 {
+		return nil, err
+	}
+	start := 0
+	if after >= es[0].seq {
+		start = int(min(uint64(len(es)), after-es[0].seq+1))
+	}
+	return s.readLocked(es[start:min(len(es), start+n)])
+}
+
+// visibleLocked returns the durable entries of the room named room, none
+// if n asks for none, or ErrClosed. s.mu must be held.
+func (s *LogStore) visibleLocked(room string, n int) ([]logEntry, error) {
 	if s.closed {
 		return nil, ErrClosed
 	}
@@ -516,12 +526,7 @@ func (s *LogStore) After(room string, after uint64, n int) ([]Message, error) {
 	if r == nil || n <= 0 {
 		return nil, nil
 	}
-	es := r.visible()
-	start := 0
-	if len(es) > 0 && after >= es[0].seq {
-		start = int(min(uint64(len(es)), after-es[0].seq+1))
-	}
-	return s.readLocked(es[start:min(len(es), start+n)])
+	return r.visible(), nil
 }
 
 // Bounds implements Store.

@@ -185,10 +185,7 @@ func cutAt(t *testing.T, db, seg []byte, torn bool) {
 			if torn && (len(s.Repairs()) != 1 || !strings.Contains(s.Repairs()[0], "cut off")) {
 				t.Fatalf("Repairs = %q; want the cut said", s.Repairs())
 			}
-			msgs := []Message{{Room: "lobby", Kind: "message", Text: "after"}}
-			if err := s.Append(msgs); err != nil || msgs[0].Seq != 3 {
-				t.Fatalf("next Append = %v, #%d; want #3", err, msgs[0].Seq)
-			}
+			appendNext(t, s, Message{Room: "lobby", Kind: "message", Text: "after"}, 3)
 			s.Close()
 			s = openLog(t, dir, Retention{})
 			if got := texts(must(s.After("lobby", 0, 10))); fmt.Sprint(got) != "[1:line 1 2:line 2 3:after]" || len(s.Repairs()) != 0 {
@@ -223,10 +220,7 @@ func TestLogCutsWhatFollowsATornSegment(t *testing.T) {
 	if len(s.Repairs()) != 2 || !strings.Contains(s.Repairs()[1], segmentPath(filepath.Join(dir, LogDir), 3)) {
 		t.Fatalf("Repairs = %q; want the torn record and the segment after it", s.Repairs())
 	}
-	msgs := []Message{{Room: "lobby", Kind: "message", Text: "next"}}
-	if err := s.Append(msgs); err != nil || msgs[0].Seq != 2 {
-		t.Fatalf("next Append = %v, #%d; want #2", err, msgs[0].Seq)
-	}
+	appendNext(t, s, Message{Room: "lobby", Kind: "message", Text: "next"}, 2)
 }
 
 // Nor is damage followed by a whole record, even in the last segment.
@@ -323,10 +317,7 @@ func TestLogMovesTheRunAfterAGap(t *testing.T) {
 	s.Close()
 	s = openLog(t, dir, Retention{})
 	defer s.Close()
-	msgs := []Message{{Room: "lobby", Kind: "message"}}
-	if err := s.Append(msgs); err != nil || msgs[0].Seq != 7 {
-		t.Fatalf("next = %v, #%d; want #7", err, msgs[0].Seq)
-	}
+	appendNext(t, s, Message{Room: "lobby", Kind: "message"}, 7)
 }
 
 // A log whose history.db has no record of it (replaced, say) is not taken
@@ -365,14 +356,20 @@ func TestLogUndoSpansARotation(t *testing.T) {
 		t.Fatal("a Commit succeeded with the sync failing")
 	}
 	s.sync = fdatasync
-	msgs := []Message{{Room: "x", Kind: "message", Text: "next"}}
-	if err := s.Append(msgs); err != nil || msgs[0].Seq != 2 {
-		t.Fatalf("next = %v, #%d; want #2", err, msgs[0].Seq)
-	}
+	appendNext(t, s, Message{Room: "x", Kind: "message", Text: "next"}, 2)
 	s.Close()
 	s = openLog(t, dir, Retention{})
 	defer s.Close()
 	if got := texts(must(s.After("x", 0, 10))); fmt.Sprint(got) != "[1:kept 2:next]" {
 		t.Fatalf("reopened: %v", got)
+	}
+}
+
+// appendNext appends m to s and fails t unless it is numbered want.
+func appendNext(t *testing.T, s Store, m Message, want uint64) {
+	t.Helper()
+	msgs := []Message{m}
+	if err := s.Append(msgs); err != nil || msgs[0].Seq != want {
+		t.Fatalf("appending %q: %v, #%d; want #%d", m.Text, err, msgs[0].Seq, want)
 	}
 }
